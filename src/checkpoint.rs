@@ -1,0 +1,60 @@
+//! Checkpoints: one self-contained file each (`best.ckpt`, `last.ckpt`), written atomically.
+//!
+//! A checkpoint holds the model, the optimizer state, the step, the best test loss and the
+//! data-order generator: everything a run needs to go on where it stopped.
+
+use std::path::Path;
+
+use anyhow::Context;
+use burn::module::Module;
+use burn::prelude::*;
+use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Record, Recorder};
+use serde::{Deserialize, Serialize};
+
+use crate::data::Batcher;
+use crate::models::Model;
+use crate::rundir::write_atomic;
+
+#[derive(Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub step: usize,
+    pub best_test_loss: Option<f64>,
+    pub batcher: Batcher,
+    #[serde(with = "serde_bytes")]
+    pub model: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    pub optimizer: Vec<u8>,
+}
+
+fn recorder() -> NamedMpkBytesRecorder<FullPrecisionSettings> {
+    NamedMpkBytesRecorder::default()
+}
+
+pub fn encode<B: Backend, R: Record<B>>(record: R) -> anyhow::Result<Vec<u8>> {
+    Ok(recorder().record(record, ())?)
+}
+
+impl Checkpoint {
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        write_atomic(path, &rmp_serde::to_vec_named(self)?)
+    }
+
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        rmp_serde::from_slice(&bytes)
+            .with_context(|| format!("{} is not a valid checkpoint", path.display()))
+    }
+
+    /// `model` with this checkpoint's weights; it must be of the same architecture.
+    pub fn load_model<B: Backend>(
+        &self,
+        model: Model<B>,
+        device: &B::Device,
+    ) -> anyhow::Result<Model<B>> {
+        let record = recorder()
+            .load(self.model.clone(), device)
+            .context("the checkpoint does not match the configured model")?;
+        Ok(model.load_record(record))
+    }
+}

@@ -1,0 +1,180 @@
+//! Layering an experiment from its sources, and pointing at the source of a bad value.
+//!
+//! Lowest to highest: built-in defaults → the experiment file → `MAKEMORE_SECTION__KEY` environment
+//! variables → `--set section.key=value`. Every error names where the offending value came from:
+//! the file and line, the environment variable, or the `--set` argument.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::Value;
+
+use super::Experiment;
+use crate::error::{Error, Result};
+
+const ENV_PREFIX: &str = "MAKEMORE_";
+
+/// A resolved experiment and the file it was read from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub experiment: Experiment,
+    pub file: PathBuf,
+}
+
+/// Reads `file`, applies the environment and `sets` (`section.key=value`), checks everything and
+/// resolves relative data paths against the directory of the file that set them.
+pub fn load(file: &Path, sets: &[String]) -> Result<Loaded> {
+    if !file.is_file() {
+        return Err(Error::input(format!(
+            "{}: no such experiment file",
+            file.display()
+        )));
+    }
+    let stem = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let sets = parse_sets(sets)?;
+    let mut figment = Figment::from(Serialized::defaults(Experiment::defaults(&stem)))
+        .merge(Toml::file_exact(file))
+        .merge(Env::prefixed(ENV_PREFIX).split("__"));
+    for (key, value) in &sets {
+        figment = figment.merge(Serialized::default(key, value));
+    }
+    let sources = Sources {
+        figment: &figment,
+        sets: &sets,
+    };
+
+    let mut experiment: Experiment = figment.extract().map_err(|e| sources.explain(e))?;
+    experiment
+        .validate()
+        .map_err(|(key, why)| Error::input(format!("{}: {key} {why}", sources.locate(key))))?;
+
+    experiment.dataset.path = sources.resolve_path("dataset.path", &experiment.dataset.path)?;
+    if let Some(test_path) = &experiment.dataset.test_path {
+        experiment.dataset.test_path = Some(sources.resolve_path("dataset.test_path", test_path)?);
+    }
+    Ok(Loaded {
+        experiment,
+        file: file.to_path_buf(),
+    })
+}
+
+/// `section.key=value` pairs; the value is read as TOML (`3`, `1e-3`, `[1, 2]`, `true`) and
+/// falls back to a plain string, so `--set model.type=mlp` needs no quotes.
+fn parse_sets(sets: &[String]) -> Result<Vec<(String, Value)>> {
+    sets.iter()
+        .map(|set| {
+            let (key, raw) = set.split_once('=').ok_or_else(|| {
+                Error::input(format!(
+                    "--set {set}: expected KEY=VALUE, e.g. --set schedule.steps=2000"
+                ))
+            })?;
+            let key = key.trim();
+            if key.is_empty() {
+                return Err(Error::input(format!("--set {set}: the key is empty")));
+            }
+            let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+                .ok()
+                .and_then(|mut table| table.remove("v"))
+                .map(|v| Value::serialize(v).expect("TOML values serialise"))
+                .unwrap_or_else(|| Value::from(raw.to_string()));
+            Ok((key.to_string(), value))
+        })
+        .collect()
+}
+
+struct Sources<'a> {
+    figment: &'a Figment,
+    sets: &'a [(String, Value)],
+}
+
+impl Sources<'_> {
+    /// Where the value of `key` (dotted) came from, as a user would go and fix it.
+    fn locate(&self, key: &str) -> String {
+        if self.sets.iter().any(|(set, _)| set == key) {
+            return format!("--set {key}");
+        }
+        match self.figment.find_metadata(key) {
+            Some(meta) => match &meta.source {
+                Some(figment::Source::File(path)) => match key_line(path, key) {
+                    Some(line) => format!("{}:{line}", path.display()),
+                    None => path.display().to_string(),
+                },
+                _ if meta.name.contains("environment") => env_var(key),
+                _ => format!("the built-in default of {key}"),
+            },
+            None => key.to_string(),
+        }
+    }
+
+    fn explain(&self, error: figment::Error) -> Error {
+        let messages: Vec<String> = error
+            .into_iter()
+            .map(|e| {
+                let key = e.path.join(".");
+                let place = match e.metadata.as_ref().and_then(|m| m.source.as_ref()) {
+                    Some(figment::Source::File(file)) => match key_line(file, &key) {
+                        Some(line) => format!("{}:{line}", file.display()),
+                        None => file.display().to_string(),
+                    },
+                    _ => self.locate(&key),
+                };
+                format!("{place}: {key}: {}", e.kind)
+            })
+            .collect();
+        Error::input(messages.join("\n"))
+    }
+
+    /// Relative paths resolve against the directory of the file that set them; paths from the
+    /// environment, `--set` or the defaults resolve against the working directory.
+    fn resolve_path(&self, key: &str, path: &Path) -> Result<PathBuf> {
+        let base = match self
+            .figment
+            .find_metadata(key)
+            .and_then(|m| m.source.as_ref())
+        {
+            Some(figment::Source::File(file)) if !self.sets.iter().any(|(set, _)| set == key) => {
+                file.parent().map(Path::to_path_buf).unwrap_or_default()
+            }
+            _ => PathBuf::new(),
+        };
+        let joined = base.join(path);
+        joined.canonicalize().map_err(|e| {
+            Error::input(format!(
+                "{}: {key}: {}: {e}",
+                self.locate(key),
+                joined.display()
+            ))
+        })
+    }
+}
+
+fn env_var(key: &str) -> String {
+    format!(
+        "environment variable {ENV_PREFIX}{}",
+        key.replace('.', "__").to_uppercase()
+    )
+}
+
+/// The 1-based line of a dotted key in a TOML file, for error messages.
+fn key_line(file: &Path, key: &str) -> Option<usize> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let document = toml_edit::ImDocument::parse(text.as_str()).ok()?;
+    let mut table: &dyn toml_edit::TableLike = document.as_table();
+    let parts: Vec<&str> = key.split('.').collect();
+    let (last, parents) = parts.split_last()?;
+    let mut span = None;
+    for part in parents {
+        let (found, item) = table.get_key_value(part)?;
+        span = found.span();
+        table = item.as_table_like()?;
+    }
+    let span = table
+        .get_key_value(last)
+        .and_then(|(k, _)| k.span())
+        .or(span)?;
+    Some(text[..span.start].matches('\n').count() + 1)
+}

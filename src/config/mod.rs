@@ -1,0 +1,343 @@
+//! The experiment: every setting of one run, with defaults that reproduce makemore.py.
+//!
+//! `load` builds it from the layers (defaults → file → environment → `--set`); `validate` rejects
+//! inconsistent values before any work starts; `to_toml` writes the fully resolved form that a run
+//! directory keeps as `config.toml`.
+
+mod load;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use load::{Loaded, load};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    pub name: String,
+    /// Seeds initialisation, batch order and sampling; the split has its own seed.
+    pub seed: u64,
+    pub dataset: DatasetConfig,
+    pub model: ModelConfig,
+    pub backend: BackendConfig,
+    pub schedule: ScheduleConfig,
+    pub sampling: SamplingConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetConfig {
+    pub path: PathBuf,
+    pub test_size: usize,
+    pub test_fraction: f64,
+    pub val_fraction: f64,
+    pub split_seed: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_path: Option<PathBuf>,
+    pub dedup: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelType {
+    Bigram,
+    Counts,
+    Mlp,
+    Cnn,
+    Rnn,
+    Lstm,
+    Gru,
+    Bow,
+    Transformer,
+}
+
+impl ModelType {
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelType::Bigram => "bigram",
+            ModelType::Counts => "counts",
+            ModelType::Mlp => "mlp",
+            ModelType::Cnn => "cnn",
+            ModelType::Rnn => "rnn",
+            ModelType::Lstm => "lstm",
+            ModelType::Gru => "gru",
+            ModelType::Bow => "bow",
+            ModelType::Transformer => "transformer",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    #[serde(rename = "type")]
+    pub kind: ModelType,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_embd: usize,
+    pub n_embd2: usize,
+    /// Context length of the mlp; 0 means the longest item + 1, as makemore.py does.
+    pub block_size: usize,
+    /// mlp: give positions before the start their own <BLANK> embedding (makemore.py); `false`
+    /// pads them with the start token instead, as the lecture does.
+    pub blank_token: bool,
+    /// counts: add-k smoothing.
+    pub smoothing: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    pub name: String,
+    pub device: usize,
+    /// 0 = all cores.
+    pub threads: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    Adamw,
+    Sgd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    Constant,
+    Step,
+    Cosine,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    pub steps: usize,
+    pub batch_size: usize,
+    pub optimizer: OptimizerKind,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    pub betas: [f64; 2],
+    pub eps: f64,
+    /// sgd only.
+    pub momentum: f64,
+    pub lr_schedule: LrSchedule,
+    pub warmup_steps: usize,
+    /// cosine: the rate it decays to.
+    pub min_lr: f64,
+    /// step: the learning rate is multiplied by `gamma` at each of these steps.
+    pub milestones: Vec<usize>,
+    pub gamma: f64,
+    pub eval_every: usize,
+    pub eval_batches: usize,
+    pub eval_batch_size: usize,
+    pub sample_every: usize,
+    pub early_stop_patience: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplingConfig {
+    pub count: usize,
+    pub temperature: f64,
+    /// 0 = off.
+    pub top_k: usize,
+}
+
+impl Experiment {
+    /// makemore.py's defaults, with a finite number of steps.
+    pub fn defaults(name: &str) -> Self {
+        Experiment {
+            name: name.to_string(),
+            seed: 3407,
+            dataset: DatasetConfig {
+                path: PathBuf::from("names.txt"),
+                test_size: 1000,
+                test_fraction: 0.1,
+                val_fraction: 0.0,
+                split_seed: 42,
+                test_path: None,
+                dedup: false,
+            },
+            model: ModelConfig {
+                kind: ModelType::Transformer,
+                n_layer: 4,
+                n_head: 4,
+                n_embd: 64,
+                n_embd2: 64,
+                block_size: 0,
+                blank_token: true,
+                smoothing: 1.0,
+            },
+            backend: BackendConfig {
+                name: "cpu".into(),
+                device: 0,
+                threads: 0,
+            },
+            schedule: ScheduleConfig {
+                steps: 10_000,
+                batch_size: 32,
+                optimizer: OptimizerKind::Adamw,
+                learning_rate: 5e-4,
+                weight_decay: 0.01,
+                betas: [0.9, 0.99],
+                eps: 1e-8,
+                momentum: 0.0,
+                lr_schedule: LrSchedule::Constant,
+                warmup_steps: 0,
+                min_lr: 0.0,
+                milestones: Vec::new(),
+                gamma: 0.1,
+                eval_every: 500,
+                eval_batches: 10,
+                eval_batch_size: 100,
+                sample_every: 200,
+                early_stop_patience: 0,
+            },
+            sampling: SamplingConfig {
+                count: 10,
+                temperature: 1.0,
+                top_k: 0,
+            },
+        }
+    }
+
+    /// The resolved experiment as TOML; `makemore run` on this text reproduces the run.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("an experiment always serialises to TOML")
+    }
+
+    /// Checks that values agree with each other. Returns the offending key and what is wrong.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let d = &self.dataset;
+        let m = &self.model;
+        let s = &self.schedule;
+        let check =
+            |ok: bool, key: &'static str, why: String| if ok { Ok(()) } else { Err((key, why)) };
+        check(
+            (0.0..1.0).contains(&d.test_fraction),
+            "dataset.test_fraction",
+            format!("must be in [0, 1), got {}", d.test_fraction),
+        )?;
+        check(
+            (0.0..1.0).contains(&d.val_fraction),
+            "dataset.val_fraction",
+            format!("must be in [0, 1), got {}", d.val_fraction),
+        )?;
+        check(
+            d.test_path.is_some() || d.test_fraction + d.val_fraction < 1.0,
+            "dataset.val_fraction",
+            format!(
+                "test_fraction + val_fraction must be below 1 to leave items for training, got {} + {}",
+                d.test_fraction, d.val_fraction
+            ),
+        )?;
+        for (key, value) in [("model.n_embd", m.n_embd), ("model.n_embd2", m.n_embd2)] {
+            check(value > 0, key, "must be at least 1".into())?;
+        }
+        if matches!(m.kind, ModelType::Transformer) {
+            check(m.n_head > 0, "model.n_head", "must be at least 1".into())?;
+            check(
+                m.n_embd.is_multiple_of(m.n_head),
+                "model.n_embd",
+                format!(
+                    "{} is not divisible by model.n_head = {}",
+                    m.n_embd, m.n_head
+                ),
+            )?;
+        }
+        check(
+            m.smoothing >= 0.0,
+            "model.smoothing",
+            format!("must be ≥ 0, got {}", m.smoothing),
+        )?;
+        check(
+            self.backend.name == "cpu",
+            "backend.name",
+            format!(
+                "\"{}\" is not available in this build; the backends built in are: cpu",
+                self.backend.name
+            ),
+        )?;
+        check(
+            s.steps > 0,
+            "schedule.steps",
+            "must be at least 1 (there is no \"forever\")".into(),
+        )?;
+        check(
+            s.batch_size > 0,
+            "schedule.batch_size",
+            "must be at least 1".into(),
+        )?;
+        check(
+            s.learning_rate > 0.0,
+            "schedule.learning_rate",
+            format!("must be > 0, got {}", s.learning_rate),
+        )?;
+        check(
+            s.weight_decay >= 0.0,
+            "schedule.weight_decay",
+            format!("must be ≥ 0, got {}", s.weight_decay),
+        )?;
+        check(
+            s.betas.iter().all(|b| (0.0..1.0).contains(b)),
+            "schedule.betas",
+            format!("both must be in [0, 1), got {:?}", s.betas),
+        )?;
+        check(
+            s.eps > 0.0,
+            "schedule.eps",
+            format!("must be > 0, got {}", s.eps),
+        )?;
+        check(
+            (0.0..1.0).contains(&s.momentum),
+            "schedule.momentum",
+            format!("must be in [0, 1), got {}", s.momentum),
+        )?;
+        check(
+            s.min_lr >= 0.0 && s.min_lr <= s.learning_rate,
+            "schedule.min_lr",
+            format!(
+                "must be in [0, learning_rate = {}], got {}",
+                s.learning_rate, s.min_lr
+            ),
+        )?;
+        check(
+            s.milestones.windows(2).all(|w| w[0] < w[1]),
+            "schedule.milestones",
+            format!("must be strictly increasing, got {:?}", s.milestones),
+        )?;
+        check(
+            s.gamma > 0.0,
+            "schedule.gamma",
+            format!("must be > 0, got {}", s.gamma),
+        )?;
+        check(
+            s.eval_every > 0,
+            "schedule.eval_every",
+            "must be at least 1".into(),
+        )?;
+        check(
+            s.eval_batches > 0,
+            "schedule.eval_batches",
+            "must be at least 1".into(),
+        )?;
+        check(
+            s.eval_batch_size > 0,
+            "schedule.eval_batch_size",
+            "must be at least 1".into(),
+        )?;
+        check(
+            s.sample_every > 0,
+            "schedule.sample_every",
+            "must be at least 1".into(),
+        )?;
+        check(
+            self.sampling.temperature > 0.0,
+            "sampling.temperature",
+            format!("must be > 0, got {}", self.sampling.temperature),
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,275 @@
+//! From a text file of items to encoded train / val / test splits and batches, with makemore's
+//! semantics: items are stripped lines, the vocabulary is their sorted distinct characters plus
+//! token 0 (start and stop), every item is padded to the longest item + 1.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::Path;
+
+use burn::prelude::*;
+use rand::Rng;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::DatasetConfig;
+use crate::error::{Error, Result};
+
+/// Targets at positions past an item's stop token; they count towards no loss.
+pub const IGNORE: i32 = -1;
+
+/// Characters to tokens: token 0 is start/stop, the others follow the sorted characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vocab {
+    chars: Vec<char>,
+    index: HashMap<char, usize>,
+}
+
+impl Vocab {
+    pub fn new(chars: Vec<char>) -> Self {
+        let index = chars.iter().enumerate().map(|(i, &c)| (c, i + 1)).collect();
+        Vocab { chars, index }
+    }
+
+    /// Tokens including start/stop.
+    pub fn size(&self) -> usize {
+        self.chars.len() + 1
+    }
+
+    pub fn chars(&self) -> &[char] {
+        &self.chars
+    }
+
+    pub fn encode(&self, item: &str) -> Option<Vec<usize>> {
+        item.chars().map(|c| self.index.get(&c).copied()).collect()
+    }
+
+    pub fn decode(&self, tokens: &[usize]) -> String {
+        tokens.iter().map(|&t| self.chars[t - 1]).collect()
+    }
+}
+
+/// Items of one split, encoded.
+#[derive(Debug, Clone, Default)]
+pub struct Split {
+    pub items: Vec<String>,
+    pub tokens: Vec<Vec<usize>>,
+}
+
+impl Split {
+    fn new(items: Vec<String>, vocab: &Vocab) -> Self {
+        let tokens = items
+            .iter()
+            .map(|i| vocab.encode(i).expect("vocab covers every item"))
+            .collect();
+        Split { items, tokens }
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub vocab: Vocab,
+    /// Length of every encoded sequence: the longest item + 1 (the start token).
+    pub seq_len: usize,
+    pub train: Split,
+    pub val: Split,
+    pub test: Split,
+    /// sha256 of the data file (and the test file, if any).
+    pub data_hash: String,
+    /// sha256 of the three splits' items in order: equal hashes mean comparable test losses.
+    pub split_hash: String,
+}
+
+impl Dataset {
+    pub fn load(config: &DatasetConfig) -> Result<Self> {
+        let (items, mut hasher) = read_items(&config.path)?;
+        let mut items = if config.dedup { dedup(items) } else { items };
+        let test_items = match &config.test_path {
+            Some(path) => {
+                let (test, test_hasher) = read_items(path)?;
+                hasher.update(test_hasher.finalize());
+                Some(if config.dedup { dedup(test) } else { test })
+            }
+            None => None,
+        };
+        let data_hash = hex::encode(hasher.finalize());
+
+        let chars: BTreeSet<char> = items
+            .iter()
+            .chain(test_items.iter().flatten())
+            .flat_map(|i| i.chars())
+            .collect();
+        let vocab = Vocab::new(chars.into_iter().collect());
+        let longest = items
+            .iter()
+            .chain(test_items.iter().flatten())
+            .map(|i| i.chars().count())
+            .max();
+
+        // The permutation depends only on split_seed, so changing the training seed keeps the split.
+        let mut rng = ChaCha8Rng::seed_from_u64(config.split_seed);
+        items.shuffle(&mut rng);
+        let n = items.len();
+        let fraction = |f: f64| (f * n as f64) as usize;
+        let test = match test_items {
+            Some(test) => test,
+            None => items.split_off(n - config.test_size.min(fraction(config.test_fraction))),
+        };
+        let val = items.split_off(items.len() - fraction(config.val_fraction).min(items.len()));
+        let train = items;
+        if train.is_empty() || test.is_empty() {
+            return Err(Error::input(format!(
+                "{}: the split leaves {} training and {} test items (of {n}, with {} for validation); \
+                 both need at least one: add items or change dataset.test_size / test_fraction / val_fraction",
+                config.path.display(),
+                train.len(),
+                test.len(),
+                val.len()
+            )));
+        }
+
+        let split_hash = {
+            let mut h = Sha256::new();
+            for (name, split) in [("train", &train), ("val", &val), ("test", &test)] {
+                h.update(name);
+                for item in split {
+                    h.update(item.as_bytes());
+                    h.update(b"\n");
+                }
+            }
+            hex::encode(h.finalize())
+        };
+        Ok(Dataset {
+            seq_len: longest.unwrap_or(0) + 1,
+            train: Split::new(train, &vocab),
+            val: Split::new(val, &vocab),
+            test: Split::new(test, &vocab),
+            vocab,
+            data_hash,
+            split_hash,
+        })
+    }
+
+    /// Every item of every split, to mark samples as in-train, in-test or new.
+    pub fn membership(&self) -> Membership<'_> {
+        Membership {
+            train: self.train.items.iter().map(String::as_str).collect(),
+            test: self.test.items.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+pub struct Membership<'a> {
+    train: HashSet<&'a str>,
+    test: HashSet<&'a str>,
+}
+
+impl Membership<'_> {
+    pub fn mark(&self, item: &str) -> &'static str {
+        if self.train.contains(item) {
+            "in-train"
+        } else if self.test.contains(item) {
+            "in-test"
+        } else {
+            "new"
+        }
+    }
+}
+
+/// Stripped, non-blank lines of a UTF-8 file, and a hasher fed with the file's bytes.
+fn read_items(path: &Path) -> Result<(Vec<String>, Sha256)> {
+    if path.is_dir() {
+        return Err(Error::input(format!(
+            "{}: is a directory, not a data file",
+            path.display()
+        )));
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::input(format!("{}: cannot read: {e}", path.display())))?;
+    let mut items = Vec::new();
+    for (number, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        let line = std::str::from_utf8(line).map_err(|e| {
+            Error::input(format!(
+                "{}:{}: not valid UTF-8 (byte {} of the line)",
+                path.display(),
+                number + 1,
+                e.valid_up_to() + 1
+            ))
+        })?;
+        let item = line.trim();
+        if !item.is_empty() {
+            items.push(item.to_string());
+        }
+    }
+    if items.is_empty() {
+        return Err(Error::input(format!(
+            "{}: holds no items (empty or only blank lines)",
+            path.display()
+        )));
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(&bytes);
+    Ok((items, hasher))
+}
+
+fn dedup(items: Vec<String>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    items
+        .into_iter()
+        .filter(|i| seen.insert(i.clone()))
+        .collect()
+}
+
+/// Inputs `[B, T]` (start token, then the item) and targets `[B, T]` (the item, the stop token,
+/// then IGNORE) for the given items, on `device`.
+pub fn batch<B: Backend>(
+    items: &[&[usize]],
+    seq_len: usize,
+    device: &B::Device,
+) -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
+    let mut x = vec![0i32; items.len() * seq_len];
+    let mut y = vec![IGNORE; items.len() * seq_len];
+    for (row, tokens) in items.iter().enumerate() {
+        let (x, y) = (&mut x[row * seq_len..], &mut y[row * seq_len..]);
+        for (t, &token) in tokens.iter().enumerate() {
+            x[t + 1] = token as i32;
+            y[t] = token as i32;
+        }
+        y[tokens.len()] = 0;
+    }
+    let shape = [items.len(), seq_len];
+    (
+        Tensor::from_data(TensorData::new(x, shape), device),
+        Tensor::from_data(TensorData::new(y, shape), device),
+    )
+}
+
+/// Draws training batches uniformly with replacement, as makemore.py's sampler does; the whole
+/// data order is a function of the seed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Batcher {
+    rng: ChaCha8Rng,
+}
+
+impl Batcher {
+    pub fn new(seed: u64) -> Self {
+        Batcher {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+        }
+    }
+
+    pub fn next<'a>(&mut self, split: &'a Split, batch_size: usize) -> Vec<&'a [usize]> {
+        (0..batch_size)
+            .map(|_| split.tokens[self.rng.random_range(0..split.len())].as_slice())
+            .collect()
+    }
+}

@@ -1,0 +1,26 @@
+//! The two kinds of failure a user sees, and the exit code each one gets.
+
+/// Errors are sorted by who has to act: `Input` means the user must fix a file or an option (exit
+/// code 2, nothing was run); `Failed` means a run started and broke (exit code 1).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Input(String),
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
+impl Error {
+    pub fn input(message: impl Into<String>) -> Self {
+        Error::Input(message.into())
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Input(_) => 2,
+            Error::Failed(_) => 1,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

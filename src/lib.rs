@@ -1,0 +1,17 @@
+//! makemore: character-level language models trained from declarative experiment files.
+//!
+//! Data flows one way: `config` (the experiment) → `data` (splits and batches) → `models` →
+//! `train` (the loop, with `optim` and `sample`) → `rundir` and `checkpoint` (what a run leaves).
+//! `run` ties them together for the `makemore run` command.
+
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod models;
+pub mod optim;
+pub mod progress;
+pub mod run;
+pub mod rundir;
+pub mod sample;
+pub mod train;

@@ -1,0 +1,78 @@
+//! Progress for people: a bar on a terminal, plain log lines everywhere else (CI, Slurm, pipes).
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    total: usize,
+    /// Plain mode prints a line every this many steps.
+    every: usize,
+    started: Instant,
+}
+
+impl Progress {
+    pub fn new(total: usize) -> Self {
+        let bar = std::io::stdout().is_terminal().then(|| {
+            let bar = ProgressBar::new(total as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30} step {pos}/{len} | {msg} | eta {eta}")
+                    .expect("a valid template"),
+            );
+            bar
+        });
+        Progress {
+            bar,
+            total,
+            every: (total / 20).max(1),
+            started: Instant::now(),
+        }
+    }
+
+    pub fn step(&self, step: usize, loss: f64, tokens_per_s: f64) {
+        let status = format!("loss {loss:.4} | {tokens_per_s:.0} tok/s");
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(step as u64);
+                bar.set_message(status);
+            }
+            None if step.is_multiple_of(self.every) || step == self.total => {
+                let elapsed = self.started.elapsed().as_secs_f64();
+                let eta = elapsed / step as f64 * (self.total - step) as f64;
+                println!(
+                    "step {step}/{} | {status} | eta {}",
+                    self.total,
+                    format_duration(eta)
+                );
+            }
+            None => {}
+        }
+    }
+
+    pub fn println(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None => println!("{line}"),
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+pub fn format_duration(seconds: f64) -> String {
+    let d = Duration::from_secs_f64(seconds.max(0.0));
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, s / 60 % 60)
+    } else if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}

@@ -1,0 +1,158 @@
+//! The run directory: the one place a run writes, laid out as DESIGN.md fixes it.
+//!
+//! Every file stays readable after a crash or `kill -9` at any moment: whole-file writes go to a
+//! temporary file that is then renamed over the old one, and CSV and log lines are flushed as
+//! they are written.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Running,
+    Done,
+    Failed,
+    Interrupted,
+}
+
+/// `summary.json`: what happened, kept up to date while the run goes on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub status: Status,
+    pub name: String,
+    pub model_type: String,
+    pub params: usize,
+    pub step: usize,
+    pub steps: usize,
+    pub best_test_loss: Option<f64>,
+    pub final_test_loss: Option<f64>,
+    pub final_train_loss: Option<f64>,
+    pub final_val_loss: Option<f64>,
+    pub ms_per_step: Option<f64>,
+    pub tokens_per_s: Option<f64>,
+    pub wall_s: f64,
+    pub backend: String,
+    pub version: String,
+    pub config_hash: String,
+    pub data_hash: String,
+    pub split_hash: String,
+    pub started_at: String,
+    pub updated_at: String,
+    pub error: Option<String>,
+}
+
+pub struct RunDir {
+    path: PathBuf,
+    metrics: csv::Writer<File>,
+    samples: File,
+    log: File,
+}
+
+impl RunDir {
+    /// Creates `<runs>/<name>/<UTC yyyymmdd-hhmmss>-<6 hex>/`. The final component is created
+    /// with `create_dir`, which fails if it exists, so parallel launches never share a directory.
+    pub fn create(runs: &Path, name: &str) -> anyhow::Result<Self> {
+        let parent = runs.join(name);
+        fs::create_dir_all(&parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+        let path = loop {
+            let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
+            let suffix: u32 = rand::rng().random_range(0..1 << 24);
+            let path = parent.join(format!("{stamp}-{suffix:06x}"));
+            match fs::create_dir(&path) {
+                Ok(()) => break path,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot create {}", path.display()));
+                }
+            }
+        };
+        fs::create_dir(path.join("checkpoints"))?;
+        let append = |file: &str| {
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path.join(file))
+        };
+        let mut metrics = csv::Writer::from_writer(append("metrics.csv")?);
+        metrics.write_record(["step", "split", "loss", "lr", "elapsed_s", "tokens_per_s"])?;
+        metrics.flush()?;
+        Ok(RunDir {
+            metrics,
+            samples: append("samples.txt")?,
+            log: append("train.log")?,
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn checkpoint_path(&self, which: &str) -> PathBuf {
+        self.path.join("checkpoints").join(format!("{which}.ckpt"))
+    }
+
+    pub fn write_config(&self, toml: &str) -> anyhow::Result<()> {
+        write_atomic(&self.path.join("config.toml"), toml.as_bytes())
+    }
+
+    pub fn write_summary(&self, summary: &Summary) -> anyhow::Result<()> {
+        let json = serde_json::to_string_pretty(summary)?;
+        write_atomic(&self.path.join("summary.json"), json.as_bytes())
+    }
+
+    pub fn metric(
+        &mut self,
+        step: usize,
+        split: &str,
+        loss: f64,
+        lr: f64,
+        elapsed_s: f64,
+        tokens_per_s: f64,
+    ) -> anyhow::Result<()> {
+        self.metrics
+            .serialize((step, split, loss, lr, elapsed_s, tokens_per_s))?;
+        Ok(self.metrics.flush()?)
+    }
+
+    /// Samples drawn at `step`, each with its mark (in-train / in-test / new).
+    pub fn samples(&mut self, step: usize, samples: &[(String, &str)]) -> anyhow::Result<()> {
+        let mut text = format!("# step {step}\n");
+        for (item, mark) in samples {
+            text.push_str(&format!("{item}\t{mark}\n"));
+        }
+        Ok(self.samples.write_all(text.as_bytes())?)
+    }
+
+    pub fn log(&mut self, line: &str) -> anyhow::Result<()> {
+        Ok(writeln!(self.log, "{line}")?)
+    }
+}
+
+/// Writes `bytes` to a temporary file beside `path`, syncs it and renames it over `path`, so a
+/// reader sees either the old contents or the new, never a mix.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    let mut file = File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+pub fn read_summary(run: &Path) -> anyhow::Result<Summary> {
+    let path = run.join("summary.json");
+    let text =
+        fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a valid summary", path.display()))
+}

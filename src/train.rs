@@ -1,0 +1,324 @@
+//! The training loop, written once against burn's `AutodiffBackend`.
+//!
+//! Step-based, as makemore.py: each step draws a random batch, takes one optimizer step, and
+//! every `eval_every` steps estimates the losses, keeps the best checkpoint by test loss and may
+//! stop early. The run ends with an evaluation over every item of each split.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use burn::module::AutodiffModule;
+use burn::optim::{GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use crate::checkpoint::{self, Checkpoint};
+use crate::config::{Experiment, ModelType, OptimizerKind};
+use crate::data::{self, Batcher, Dataset, Split};
+use crate::models::{Model, nll};
+use crate::optim;
+use crate::progress::Progress;
+use crate::rundir::{RunDir, Summary, write_atomic};
+use crate::sample::{self, SampleOptions};
+
+/// What a training run needs besides the model, and the summary it keeps up to date.
+pub struct Session<'a, D> {
+    pub experiment: &'a Experiment,
+    pub data: &'a Dataset,
+    pub run: &'a mut RunDir,
+    pub summary: Summary,
+    pub progress: Progress,
+    pub device: D,
+    pub started: Instant,
+}
+
+/// Trains `model` (or, for `counts`, takes it as fitted), then evaluates it on every item.
+pub fn train<B: AutodiffBackend>(
+    model: Model<B>,
+    session: &mut Session<B::Device>,
+) -> Result<Model<B>> {
+    let s = &session.experiment.schedule;
+    let model = match (session.experiment.model.kind, s.optimizer) {
+        (ModelType::Counts, _) => {
+            save(
+                &model,
+                Vec::new(),
+                &Batcher::new(session.experiment.seed),
+                "last",
+                session,
+            )?;
+            model
+        }
+        (_, OptimizerKind::Adamw) => optimize(model, optim::adamw(s).init(), session)?,
+        (_, OptimizerKind::Sgd) => optimize(model, optim::sgd(s).init(), session)?,
+    };
+    session.progress.finish();
+    finish(&model, session)?;
+    // The final model may beat every periodic estimate (or there was none): then it is the best.
+    let final_test = session
+        .summary
+        .final_test_loss
+        .expect("the test split is never empty");
+    if session
+        .summary
+        .best_test_loss
+        .is_none_or(|best| final_test < best)
+    {
+        session.summary.best_test_loss = Some(final_test);
+        let last = std::fs::read(session.run.checkpoint_path("last"))?;
+        write_atomic(&session.run.checkpoint_path("best"), &last)?;
+    }
+    Ok(model)
+}
+
+fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
+    mut model: Model<B>,
+    mut optimizer: O,
+    session: &mut Session<B::Device>,
+) -> Result<Model<B>> {
+    let (experiment, data, device) = (session.experiment, session.data, session.device.clone());
+    let s = &experiment.schedule;
+    let tokens_per_step = (s.batch_size * data.seq_len) as f64;
+    let mut batcher = Batcher::new(experiment.seed);
+    let mut stale_evaluations = 0;
+    let mut step_time = Duration::ZERO;
+    for step in 1..=s.steps {
+        let timer = Instant::now();
+        let lr = optim::learning_rate(s, step - 1);
+        let (x, y) = data::batch::<B>(
+            &batcher.next(&data.train, s.batch_size),
+            data.seq_len,
+            &device,
+        );
+        let (sum, count) = nll(model.forward(x), y);
+        let loss = sum / count;
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optimizer.step(lr, model, grads);
+        let loss: f64 = loss.into_scalar().elem();
+        step_time += timer.elapsed();
+
+        let tokens_per_s = tokens_per_step * step as f64 / step_time.as_secs_f64();
+        session.summary.step = step;
+        session.summary.ms_per_step = Some(step_time.as_secs_f64() * 1e3 / step as f64);
+        session.summary.tokens_per_s = Some(tokens_per_s);
+        session.progress.step(step, loss, tokens_per_s);
+        if step % 10 == 0 || step == s.steps {
+            session.run.metric(
+                step,
+                "train",
+                loss,
+                lr,
+                session.started.elapsed().as_secs_f64(),
+                tokens_per_s,
+            )?;
+        }
+        if step % s.sample_every == 0 {
+            record_samples(&model.valid(), step, session)?;
+        }
+        if step % s.eval_every == 0 {
+            let test = estimate(&model.valid(), step, lr, session)?;
+            let best = session.summary.best_test_loss;
+            if best.is_none_or(|best| test < best) {
+                session.summary.best_test_loss = Some(test);
+                stale_evaluations = 0;
+                save(
+                    &model,
+                    checkpoint::encode::<B, _>(optimizer.to_record())?,
+                    &batcher,
+                    "best",
+                    session,
+                )?;
+            } else {
+                stale_evaluations += 1;
+            }
+            session.run.write_summary(&session.summary)?;
+            if s.early_stop_patience > 0 && stale_evaluations >= s.early_stop_patience {
+                say(
+                    session,
+                    &format!(
+                        "step {step}: no test improvement in {stale_evaluations} evaluations, stopping early"
+                    ),
+                )?;
+                break;
+            }
+        }
+    }
+    save(
+        &model,
+        checkpoint::encode::<B, _>(optimizer.to_record())?,
+        &batcher,
+        "last",
+        session,
+    )?;
+    Ok(model)
+}
+
+/// Periodic estimate on `eval_batches` random batches of each split; returns the test loss.
+fn estimate<B: Backend>(
+    model: &Model<B>,
+    step: usize,
+    lr: f64,
+    session: &mut Session<B::Device>,
+) -> Result<f64> {
+    let s = &session.experiment.schedule;
+    let limit = s.eval_batches * s.eval_batch_size;
+    let mut rng = purpose_rng(session.experiment.seed, Purpose::Evaluate, step);
+    let (mut losses, mut test_loss) = (Vec::new(), f64::NAN);
+    for (split_name, split) in splits(session.data) {
+        let mut order: Vec<usize> = (0..split.len()).collect();
+        order.shuffle(&mut rng);
+        order.truncate(limit);
+        if let Some(loss) = evaluate(model, split, &order, session) {
+            let tokens_per_s = session.summary.tokens_per_s.unwrap_or(0.0);
+            session.run.metric(
+                step,
+                split_name,
+                loss,
+                lr,
+                session.started.elapsed().as_secs_f64(),
+                tokens_per_s,
+            )?;
+            losses.push(format!("{split_name} {loss:.4}"));
+            if split_name == "test" {
+                test_loss = loss;
+            }
+        }
+    }
+    say(session, &format!("step {step}: {}", losses.join(" | ")))?;
+    Ok(test_loss)
+}
+
+/// The exact loss over every item of each split, recorded as the final figures.
+fn finish<B: AutodiffBackend>(model: &Model<B>, session: &mut Session<B::Device>) -> Result<()> {
+    let model = model.valid();
+    let step = session.summary.step;
+    let mut finals = Vec::new();
+    for (split_name, split) in splits(session.data) {
+        let all: Vec<usize> = (0..split.len()).collect();
+        let loss = evaluate(&model, split, &all, session);
+        if let Some(loss) = loss {
+            let tokens_per_s = session.summary.tokens_per_s.unwrap_or(0.0);
+            session.run.metric(
+                step,
+                split_name,
+                loss,
+                0.0,
+                session.started.elapsed().as_secs_f64(),
+                tokens_per_s,
+            )?;
+            finals.push(format!("{split_name} {loss:.4}"));
+        }
+        match split_name {
+            "train" => session.summary.final_train_loss = loss,
+            "val" => session.summary.final_val_loss = loss,
+            _ => session.summary.final_test_loss = loss,
+        }
+    }
+    say(
+        session,
+        &format!("final (every item): {}", finals.join(" | ")),
+    )?;
+    Ok(())
+}
+
+fn splits(data: &Dataset) -> [(&'static str, &Split); 3] {
+    [
+        ("train", &data.train),
+        ("val", &data.val),
+        ("test", &data.test),
+    ]
+}
+
+/// Token-weighted mean negative log-likelihood over the items of `split` at `order`.
+fn evaluate<B: Backend>(
+    model: &Model<B>,
+    split: &Split,
+    order: &[usize],
+    session: &Session<B::Device>,
+) -> Option<f64> {
+    if order.is_empty() {
+        return None;
+    }
+    let (mut total, mut count) = (0.0, 0.0);
+    for chunk in order.chunks(session.experiment.schedule.eval_batch_size) {
+        let items: Vec<&[usize]> = chunk.iter().map(|&i| split.tokens[i].as_slice()).collect();
+        let (x, y) = data::batch::<B>(&items, session.data.seq_len, &session.device);
+        let (sum, n) = nll(model.forward(x), y);
+        total += sum.into_scalar().elem::<f64>();
+        count += n.into_scalar().elem::<f64>();
+    }
+    Some(total / count)
+}
+
+fn save<B: AutodiffBackend>(
+    model: &Model<B>,
+    optimizer: Vec<u8>,
+    batcher: &Batcher,
+    which: &str,
+    session: &Session<B::Device>,
+) -> Result<()> {
+    let checkpoint = Checkpoint {
+        step: session.summary.step,
+        best_test_loss: session.summary.best_test_loss,
+        batcher: batcher.clone(),
+        model: checkpoint::encode::<B::InnerBackend, _>(model.valid().into_record())?,
+        optimizer,
+    };
+    checkpoint.save(&session.run.checkpoint_path(which))
+}
+
+/// Draws `sampling.count` items, marks each in-train / in-test / new and appends them to
+/// samples.txt.
+pub fn record_samples<B: Backend>(
+    model: &Model<B>,
+    step: usize,
+    session: &mut Session<B::Device>,
+) -> Result<Vec<(String, &'static str)>> {
+    let (experiment, data) = (session.experiment, session.data);
+    let options = SampleOptions {
+        temperature: experiment.sampling.temperature,
+        top_k: experiment.sampling.top_k,
+    };
+    let mut rng = purpose_rng(experiment.seed, Purpose::Sample, step);
+    let items = sample::generate(
+        model,
+        &data.vocab,
+        data.seq_len,
+        experiment.sampling.count,
+        options,
+        &mut rng,
+        &session.device,
+    );
+    let membership = data.membership();
+    let marked: Vec<(String, &'static str)> = items
+        .into_iter()
+        .map(|item| {
+            let mark = membership.mark(&item);
+            (item, mark)
+        })
+        .collect();
+    session.run.samples(step, &marked)?;
+    Ok(marked)
+}
+
+pub fn say<D>(session: &mut Session<D>, line: &str) -> Result<()> {
+    session.progress.println(line);
+    session.run.log(line)
+}
+
+/// Evaluation and sampling draw from their own streams, so changing how often they happen never
+/// moves the training data order.
+#[derive(Clone, Copy)]
+enum Purpose {
+    Evaluate = 1,
+    Sample = 2,
+}
+
+fn purpose_rng(seed: u64, purpose: Purpose, step: usize) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(((purpose as u64) << 48) | step as u64);
+    rng
+}

@@ -1,0 +1,175 @@
+//! `makemore run` end to end: the run directory, reproducibility, and what bad input leaves.
+
+mod common;
+
+use std::path::Path;
+
+use common::{experiment, makemore, only_run, stderr, stdout};
+
+fn run(dir: &Path, file: &str, args: &[&str]) -> std::process::Output {
+    let runs = dir.join("runs");
+    let mut all = vec!["run", file, "--runs", runs.to_str().unwrap()];
+    all.extend_from_slice(args);
+    makemore(&all, dir, &[])
+}
+
+/// The losses column of metrics.csv, with step and split.
+fn losses(run: &Path) -> Vec<(String, String, String)> {
+    let mut reader = csv::Reader::from_path(run.join("metrics.csv")).unwrap();
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        ["step", "split", "loss", "lr", "elapsed_s", "tokens_per_s"]
+    );
+    reader
+        .records()
+        .map(|r| r.unwrap())
+        .map(|r| (r[0].to_string(), r[1].to_string(), r[2].to_string()))
+        .collect()
+}
+
+#[test]
+fn a_run_leaves_a_complete_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    experiment(dir.path(), "mlp", "");
+    let out = run(dir.path(), "mlp.toml", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let run_dir = only_run(&dir.path().join("runs"), "mlp");
+    let name = run_dir.file_name().unwrap().to_str().unwrap();
+    assert_eq!(name.len(), "20261124-120000-abcdef".len(), "{name}");
+
+    for file in [
+        "config.toml",
+        "summary.json",
+        "metrics.csv",
+        "samples.txt",
+        "train.log",
+        "checkpoints/best.ckpt",
+        "checkpoints/last.ckpt",
+    ] {
+        assert!(run_dir.join(file).is_file(), "{file} missing");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("summary.json")).unwrap())
+            .unwrap();
+    for key in [
+        "status",
+        "model_type",
+        "params",
+        "step",
+        "best_test_loss",
+        "final_test_loss",
+        "final_train_loss",
+        "final_val_loss",
+        "ms_per_step",
+        "tokens_per_s",
+        "wall_s",
+        "backend",
+        "version",
+        "config_hash",
+        "data_hash",
+        "split_hash",
+        "error",
+    ] {
+        assert!(summary.get(key).is_some(), "summary.json lacks {key}");
+    }
+    assert_eq!(summary["status"], "done");
+    assert_eq!(summary["step"], 60);
+    assert!(summary["ms_per_step"].as_f64().unwrap() > 0.0);
+    assert!(summary["final_val_loss"].is_null());
+
+    let rows = losses(&run_dir);
+    assert!(
+        rows.iter()
+            .any(|(step, split, _)| step == "60" && split == "test")
+    );
+    assert_eq!(
+        rows.iter().filter(|(_, split, _)| split == "train").count(),
+        6 + 3 + 1,
+        "every 10 steps, each evaluation, and the final figure"
+    );
+    let samples = std::fs::read_to_string(run_dir.join("samples.txt")).unwrap();
+    assert!(
+        samples.contains("# step 30") && samples.contains("# step 60"),
+        "{samples}"
+    );
+    let printed = stdout(&out);
+    assert!(
+        printed.contains("final loss") && printed.contains("samples:"),
+        "{printed}"
+    );
+    assert!(
+        ["in-train", "in-test", "new"]
+            .iter()
+            .any(|mark| printed.contains(mark)),
+        "{printed}"
+    );
+}
+
+#[test]
+fn same_config_same_seed_same_losses_and_config_toml_reproduces() {
+    let dir = tempfile::tempdir().unwrap();
+    experiment(dir.path(), "mlp", "");
+    for _ in 0..2 {
+        let out = run(dir.path(), "mlp.toml", &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let mut runs: Vec<_> = std::fs::read_dir(dir.path().join("runs/mlp"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    runs.sort();
+    assert_eq!(losses(&runs[0]), losses(&runs[1]));
+
+    // The resolved config.toml of a run reproduces it, from anywhere.
+    let config = runs[0].join("config.toml");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = run(elsewhere.path(), config.to_str().unwrap(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        losses(&runs[0]),
+        losses(&only_run(&elsewhere.path().join("runs"), "mlp"))
+    );
+
+    // A different seed gives different losses.
+    let out = run(
+        dir.path(),
+        "mlp.toml",
+        &["--set", "seed=8", "--set", "name=other"],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert_ne!(
+        losses(&runs[0]),
+        losses(&only_run(&dir.path().join("runs"), "other"))
+    );
+}
+
+#[test]
+fn bad_input_exits_2_and_leaves_no_run_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    experiment(dir.path(), "mlp", "");
+    let cases: &[(&[&str], &str)] = &[
+        (&["--set", "schedule.batch_size=0"], "schedule.batch_size"),
+        (&["--set", "model.type=gru"], "not implemented yet"),
+        (
+            &[
+                "--set",
+                "dataset.path=mlp.toml",
+                "--set",
+                "dataset.test_size=0",
+            ],
+            "0 test items",
+        ),
+        (&["--set", "model.colour=3"], "unknown field"),
+    ];
+    for (args, message) in cases {
+        let out = run(dir.path(), "mlp.toml", args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+        assert!(
+            !dir.path().join("runs").join("mlp").exists(),
+            "{args:?} left a run directory"
+        );
+    }
+    let out = makemore(&["frobnicate"], dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,96 @@
+//! Tiny data sets and experiment files for the tests, written into a temporary directory.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const NAMES: &[&str] = &[
+    "emma",
+    "olivia",
+    "ava",
+    "isabella",
+    "sophia",
+    "charlotte",
+    "mia",
+    "amelia",
+    "harper",
+    "evelyn",
+    "abigail",
+    "emily",
+    "elizabeth",
+    "mila",
+    "ella",
+    "avery",
+    "sofia",
+    "camila",
+    "aria",
+    "scarlett",
+    "liam",
+    "noah",
+    "william",
+    "james",
+    "oliver",
+    "benjamin",
+    "elijah",
+    "lucas",
+    "mason",
+    "logan",
+    "alexander",
+    "ethan",
+    "jacob",
+    "michael",
+    "daniel",
+    "henry",
+    "jackson",
+    "sebastian",
+    "aiden",
+    "matthew",
+];
+
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+pub fn names_file(dir: &Path) -> PathBuf {
+    write(dir, "names.txt", &(NAMES.join("\n") + "\n"))
+}
+
+/// A fast experiment on the tiny names file: `extra` is appended as TOML.
+pub fn experiment(dir: &Path, model: &str, extra: &str) -> PathBuf {
+    names_file(dir);
+    let text = format!(
+        "seed = 7\n\n[dataset]\npath = \"names.txt\"\ntest_size = 4\n\n[model]\ntype = \"{model}\"\nn_embd = 8\nn_embd2 = 16\n\n\
+         [schedule]\nsteps = 60\nbatch_size = 8\nlearning_rate = 1e-2\neval_every = 20\neval_batches = 2\n\
+         eval_batch_size = 4\nsample_every = 30\n\n[sampling]\ncount = 3\n{extra}"
+    );
+    write(dir, &format!("{model}.toml"), &text)
+}
+
+pub fn makemore(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_makemore"))
+        .args(args)
+        .current_dir(cwd)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The single run directory under `runs/<name>/`.
+pub fn only_run(runs: &Path, name: &str) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(runs.join(name))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs.into_iter().next().unwrap()
+}

@@ -1,0 +1,210 @@
+//! Every model: its parameter count, causality, that it learns, that a checkpoint reloads exactly.
+
+mod common;
+
+use burn::module::Module;
+use burn::prelude::*;
+use makemore::config::{Experiment, ModelConfig, ModelType};
+use makemore::data::Dataset;
+use makemore::models::Model;
+
+type B = burn::backend::Flex;
+
+/// A data set with makemore's names.txt shape: 26 letters (vocabulary 27), longest item 15.
+fn names_shaped(dir: &std::path::Path) -> Dataset {
+    let mut text: String = common::NAMES.join("\n");
+    text.push_str("\nabcdefghijklmno\npqrstuvwxyz\n");
+    let path = common::write(dir, "shaped.txt", &text);
+    let data = Dataset::load(&makemore::config::DatasetConfig {
+        path,
+        ..Experiment::defaults("t").dataset
+    })
+    .unwrap();
+    assert_eq!((data.vocab.size(), data.seq_len), (27, 16));
+    data
+}
+
+fn model_config(kind: ModelType) -> ModelConfig {
+    ModelConfig {
+        kind,
+        ..Experiment::defaults("t").model
+    }
+}
+
+fn build(config: &ModelConfig, data: &Dataset) -> Model<B> {
+    Model::new(config, data, 1, &Default::default()).unwrap()
+}
+
+#[test]
+fn parameter_counts_match_the_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = names_shaped(dir.path());
+    // makemore.py's defaults on names.txt.
+    assert_eq!(
+        build(&model_config(ModelType::Mlp), &data).num_params(),
+        69_147
+    );
+    assert_eq!(
+        build(&model_config(ModelType::Bigram), &data).num_params(),
+        27 * 27
+    );
+    assert_eq!(
+        build(&model_config(ModelType::Counts), &data).num_params(),
+        27 * 27
+    );
+    // The second lecture's MLP: 27×10 embeddings, 30→200 tanh, 200→27.
+    let lecture = ModelConfig {
+        block_size: 3,
+        blank_token: false,
+        n_embd: 10,
+        n_embd2: 200,
+        ..model_config(ModelType::Mlp)
+    };
+    assert_eq!(build(&lecture, &data).num_params(), 11_897);
+}
+
+fn tokens(values: &[i32]) -> Tensor<B, 2, Int> {
+    Tensor::from_data(
+        TensorData::new(values.to_vec(), [1, values.len()]),
+        &Default::default(),
+    )
+}
+
+fn logits(model: &Model<B>, values: &[i32]) -> Vec<f32> {
+    model.forward(tokens(values)).into_data().to_vec().unwrap()
+}
+
+fn trainable() -> Vec<ModelConfig> {
+    vec![
+        model_config(ModelType::Bigram),
+        model_config(ModelType::Counts),
+        ModelConfig {
+            n_embd: 8,
+            n_embd2: 16,
+            ..model_config(ModelType::Mlp)
+        },
+        ModelConfig {
+            block_size: 3,
+            blank_token: false,
+            ..model_config(ModelType::Mlp)
+        },
+    ]
+}
+
+#[test]
+fn outputs_at_t_do_not_depend_on_later_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = names_shaped(dir.path());
+    let v = data.vocab.size();
+    for config in trainable() {
+        let model = build(&config, &data);
+        let a = [0, 5, 1, 13, 13, 1, 0, 0];
+        for t in 0..a.len() - 1 {
+            let mut b = a;
+            for (i, token) in b.iter_mut().enumerate().skip(t + 1) {
+                *token = ((i * 7 + 3) % v) as i32;
+            }
+            let (la, lb) = (logits(&model, &a), logits(&model, &b));
+            assert_eq!(
+                la[..(t + 1) * v],
+                lb[..(t + 1) * v],
+                "{:?} at t = {t}",
+                config.kind
+            );
+            // (The bigram starts as an all-zero table, which sees nothing at all.)
+            if config.kind != ModelType::Bigram {
+                assert_ne!(
+                    la[(t + 1) * v..],
+                    lb[(t + 1) * v..],
+                    "{:?}: later outputs must see later inputs",
+                    config.kind
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_reloaded_checkpoint_gives_identical_logits() {
+    let dir = tempfile::tempdir().unwrap();
+    for model in ["bigram", "counts", "mlp"] {
+        let file = common::experiment(dir.path(), model, "");
+        let runs = dir.path().join("runs");
+        let out = common::makemore(
+            &[
+                "run",
+                file.to_str().unwrap(),
+                "--runs",
+                runs.to_str().unwrap(),
+            ],
+            dir.path(),
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+        let run = common::only_run(&runs, model);
+
+        let experiment = makemore::config::load(&run.join("config.toml"), &[])
+            .unwrap()
+            .experiment;
+        let data = Dataset::load(&experiment.dataset).unwrap();
+        let checkpoint =
+            makemore::checkpoint::Checkpoint::read(&run.join("checkpoints/last.ckpt")).unwrap();
+        let fresh = Model::<B>::new(&experiment.model, &data, 99, &Default::default()).unwrap();
+        let loaded = checkpoint
+            .load_model(fresh.clone(), &Default::default())
+            .unwrap();
+        let again = makemore::checkpoint::Checkpoint::read(&run.join("checkpoints/last.ckpt"))
+            .unwrap()
+            .load_model(fresh.clone(), &Default::default())
+            .unwrap();
+        let input = [0, 3, 1, 4, 1, 5];
+        assert_eq!(logits(&loaded, &input), logits(&again, &input), "{model}");
+        if model != "counts" {
+            assert_ne!(
+                logits(&loaded, &input),
+                logits(&fresh, &input),
+                "{model}: the checkpoint holds trained weights"
+            );
+        }
+        assert_eq!(checkpoint.step, if model == "counts" { 0 } else { 60 });
+    }
+}
+
+#[test]
+fn the_loss_falls_well_below_uniform_on_a_tiny_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let uniform = (Dataset::load(&makemore::config::DatasetConfig {
+        path: common::names_file(dir.path()),
+        ..Experiment::defaults("t").dataset
+    })
+    .unwrap()
+    .vocab
+    .size() as f64)
+        .ln();
+    // A table trains fastest with a large step.
+    for (model, learning_rate) in [("bigram", "0.3"), ("counts", "0.01"), ("mlp", "0.01")] {
+        let file = common::experiment(dir.path(), model, "");
+        let runs = dir.path().join("runs");
+        let out = common::makemore(
+            &[
+                "run",
+                file.to_str().unwrap(),
+                "--runs",
+                runs.to_str().unwrap(),
+                "--set",
+                "schedule.steps=300",
+                "--set",
+                &format!("schedule.learning_rate={learning_rate}"),
+            ],
+            dir.path(),
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
+        let summary = makemore::rundir::read_summary(&common::only_run(&runs, model)).unwrap();
+        let train = summary.final_train_loss.unwrap();
+        assert!(
+            train < uniform - 0.8,
+            "{model}: train loss {train} vs uniform {uniform}"
+        );
+    }
+}
