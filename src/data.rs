@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::DatasetConfig;
 use crate::error::{Error, Result};
+use crate::rng::{Stream, rng};
 
 /// Targets at positions past an item's stop token; they count towards no loss.
 pub const IGNORE: i32 = -1;
@@ -263,7 +264,7 @@ pub struct Batcher {
 impl Batcher {
     pub fn new(seed: u64) -> Self {
         Batcher {
-            rng: ChaCha8Rng::seed_from_u64(seed),
+            rng: rng(seed, Stream::Batches, 0),
         }
     }
 

@@ -83,9 +83,21 @@ pub fn run(file: &Path, sets: &[String], runs: &Path) -> Result<PathBuf> {
     );
     train::say(&mut session, &header)?;
 
-    let outcome = train::train(model, &mut session).and_then(|model| {
+    // A panic inside the training stack must still leave a summary that says the run failed.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let model = train::train(model, &mut session)?;
         let step = session.summary.step;
         train::record_samples(&model.valid(), step, &mut session)
+    }))
+    .unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+        Err(anyhow::anyhow!(
+            "internal error: {}",
+            message.unwrap_or_else(|| "a panic".into())
+        ))
     });
     session.summary.wall_s = session.started.elapsed().as_secs_f64();
     session.summary.updated_at = chrono::Utc::now().to_rfc3339();

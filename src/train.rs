@@ -11,9 +11,7 @@ use burn::module::AutodiffModule;
 use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::{Experiment, ModelType, OptimizerKind};
@@ -21,6 +19,7 @@ use crate::data::{self, Batcher, Dataset, Split};
 use crate::models::{Model, nll};
 use crate::optim;
 use crate::progress::Progress;
+use crate::rng::{Stream, rng};
 use crate::rundir::{RunDir, Summary, write_atomic};
 use crate::sample::{self, SampleOptions};
 
@@ -165,7 +164,7 @@ fn estimate<B: Backend>(
 ) -> Result<f64> {
     let s = &session.experiment.schedule;
     let limit = s.eval_batches * s.eval_batch_size;
-    let mut rng = purpose_rng(session.experiment.seed, Purpose::Evaluate, step);
+    let mut rng = rng(session.experiment.seed, Stream::Evaluate, step);
     let (mut losses, mut test_loss) = (Vec::new(), f64::NAN);
     for (split_name, split) in splits(session.data) {
         let mut order: Vec<usize> = (0..split.len()).collect();
@@ -282,7 +281,7 @@ pub fn record_samples<B: Backend>(
         temperature: experiment.sampling.temperature,
         top_k: experiment.sampling.top_k,
     };
-    let mut rng = purpose_rng(experiment.seed, Purpose::Sample, step);
+    let mut rng = rng(experiment.seed, Stream::Sample, step);
     let items = sample::generate(
         model,
         &data.vocab,
@@ -307,18 +306,4 @@ pub fn record_samples<B: Backend>(
 pub fn say<D>(session: &mut Session<D>, line: &str) -> Result<()> {
     session.progress.println(line);
     session.run.log(line)
-}
-
-/// Evaluation and sampling draw from their own streams, so changing how often they happen never
-/// moves the training data order.
-#[derive(Clone, Copy)]
-enum Purpose {
-    Evaluate = 1,
-    Sample = 2,
-}
-
-fn purpose_rng(seed: u64, purpose: Purpose, step: usize) -> ChaCha8Rng {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    rng.set_stream(((purpose as u64) << 48) | step as u64);
-    rng
 }

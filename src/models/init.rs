@@ -7,9 +7,10 @@
 use burn::module::Param;
 use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Uniform};
+
+use crate::rng::{Stream, rng};
 
 pub struct Init<'a, B: Backend> {
     rng: ChaCha8Rng,
@@ -19,7 +20,7 @@ pub struct Init<'a, B: Backend> {
 impl<'a, B: Backend> Init<'a, B> {
     pub fn new(seed: u64, device: &'a B::Device) -> Self {
         Init {
-            rng: ChaCha8Rng::seed_from_u64(seed),
+            rng: rng(seed, Stream::Init, 0),
             device,
         }
     }
