@@ -194,6 +194,11 @@ fn estimate<B: Backend>(
 fn finish<B: AutodiffBackend>(model: &Model<B>, session: &mut Session<B::Device>) -> Result<()> {
     let model = model.valid();
     let step = session.summary.step;
+    // The rate of the last update; a fitted model (counts, step 0) had none.
+    let lr = match step {
+        0 => 0.0,
+        _ => optim::learning_rate(&session.experiment.schedule, step - 1),
+    };
     let mut finals = Vec::new();
     for (split_name, split) in splits(session.data) {
         let all: Vec<usize> = (0..split.len()).collect();
@@ -204,7 +209,7 @@ fn finish<B: AutodiffBackend>(model: &Model<B>, session: &mut Session<B::Device>
                 step,
                 split_name,
                 loss,
-                0.0,
+                lr,
                 session.started.elapsed().as_secs_f64(),
                 tokens_per_s,
             )?;

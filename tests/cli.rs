@@ -173,3 +173,75 @@ fn bad_input_exits_2_and_leaves_no_run_directory() {
     let out = makemore(&["frobnicate"], dir.path(), &[]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// The `lr` column of metrics.csv at the train rows.
+fn learning_rates(run: &Path) -> Vec<(usize, f64)> {
+    let mut reader = csv::Reader::from_path(run.join("metrics.csv")).unwrap();
+    reader
+        .records()
+        .map(|r| r.unwrap())
+        .filter(|r| &r[1] == "train")
+        .map(|r| (r[0].parse().unwrap(), r[3].parse().unwrap()))
+        .collect()
+}
+
+#[test]
+fn sgd_with_step_milestones_follows_the_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    experiment(dir.path(), "mlp", "");
+    let args = [
+        "--set",
+        "schedule.optimizer=sgd",
+        "--set",
+        "schedule.learning_rate=0.1",
+        "--set",
+        "schedule.lr_schedule=step",
+        "--set",
+        "schedule.milestones=[30, 50]",
+        "--set",
+        "schedule.gamma=0.1",
+    ];
+    let out = run(dir.path(), "mlp.toml", &args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rates = learning_rates(&only_run(&dir.path().join("runs"), "mlp"));
+    // The rate logged at step N is the one its update used (update N - 1, 0-based).
+    for (step, lr) in rates {
+        let want = if step <= 30 {
+            0.1
+        } else if step <= 50 {
+            0.01
+        } else {
+            0.001
+        };
+        assert!(
+            (lr - want).abs() < 1e-9,
+            "step {step}: lr {lr}, want {want}"
+        );
+    }
+}
+
+#[test]
+fn early_stopping_ends_the_run_after_patience_evaluations() {
+    let dir = tempfile::tempdir().unwrap();
+    experiment(dir.path(), "bigram", "");
+    // A rate too small to move the zero-initialised table: the test loss never improves.
+    let args = [
+        "--set",
+        "schedule.learning_rate=1e-30",
+        "--set",
+        "schedule.early_stop_patience=2",
+        "--set",
+        "schedule.eval_every=10",
+    ];
+    let out = run(dir.path(), "bigram.toml", &args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let run_dir = only_run(&dir.path().join("runs"), "bigram");
+    let summary = makemore::rundir::read_summary(&run_dir).unwrap();
+    assert_eq!(summary.step, 30, "best at 10, no better at 20 and 30");
+    assert_eq!(summary.status, makemore::rundir::Status::Done);
+    assert!(
+        std::fs::read_to_string(run_dir.join("train.log"))
+            .unwrap()
+            .contains("stopping early")
+    );
+}
