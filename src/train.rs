@@ -165,67 +165,63 @@ fn estimate<B: Backend>(
     let s = &session.experiment.schedule;
     let limit = s.eval_batches * s.eval_batch_size;
     let mut rng = rng(session.experiment.seed, Stream::Evaluate, step);
-    let (mut losses, mut test_loss) = (Vec::new(), f64::NAN);
-    for (split_name, split) in splits(session.data) {
-        let mut order: Vec<usize> = (0..split.len()).collect();
-        order.shuffle(&mut rng);
-        order.truncate(limit);
-        if let Some(loss) = evaluate(model, split, &order, session) {
-            let tokens_per_s = session.summary.tokens_per_s.unwrap_or(0.0);
-            session.run.metric(
-                step,
-                split_name,
-                loss,
-                lr,
-                session.started.elapsed().as_secs_f64(),
-                tokens_per_s,
-            )?;
-            losses.push(format!("{split_name} {loss:.4}"));
-            if split_name == "test" {
-                test_loss = loss;
-            }
-        }
-    }
-    say(session, &format!("step {step}: {}", losses.join(" | ")))?;
-    Ok(test_loss)
+    let [_, _, test] =
+        evaluate_splits(model, step, lr, &format!("step {step}"), session, |order| {
+            order.shuffle(&mut rng);
+            order.truncate(limit);
+        })?;
+    Ok(test.expect("the test split is never empty"))
 }
 
 /// The exact loss over every item of each split, recorded as the final figures.
 fn finish<B: AutodiffBackend>(model: &Model<B>, session: &mut Session<B::Device>) -> Result<()> {
-    let model = model.valid();
     let step = session.summary.step;
     // The rate of the last update; a fitted model (counts, step 0) had none.
     let lr = match step {
         0 => 0.0,
         _ => optim::learning_rate(&session.experiment.schedule, step - 1),
     };
-    let mut finals = Vec::new();
-    for (split_name, split) in splits(session.data) {
-        let all: Vec<usize> = (0..split.len()).collect();
-        let loss = evaluate(&model, split, &all, session);
-        if let Some(loss) = loss {
+    let [train, val, test] = evaluate_splits(
+        &model.valid(),
+        step,
+        lr,
+        "final (every item)",
+        session,
+        |_| {},
+    )?;
+    session.summary.final_train_loss = train;
+    session.summary.final_val_loss = val;
+    session.summary.final_test_loss = test;
+    Ok(())
+}
+
+/// Evaluates train, val and test on the items `select` keeps of each, records the losses in
+/// metrics.csv and logs them on one line; an empty split gives `None`.
+fn evaluate_splits<B: Backend>(
+    model: &Model<B>,
+    step: usize,
+    lr: f64,
+    label: &str,
+    session: &mut Session<B::Device>,
+    mut select: impl FnMut(&mut Vec<usize>),
+) -> Result<[Option<f64>; 3]> {
+    let mut losses = [None; 3];
+    let mut line = Vec::new();
+    for (i, (split_name, split)) in splits(session.data).into_iter().enumerate() {
+        let mut order: Vec<usize> = (0..split.len()).collect();
+        select(&mut order);
+        losses[i] = evaluate(model, split, &order, session);
+        if let Some(loss) = losses[i] {
+            let elapsed = session.started.elapsed().as_secs_f64();
             let tokens_per_s = session.summary.tokens_per_s.unwrap_or(0.0);
-            session.run.metric(
-                step,
-                split_name,
-                loss,
-                lr,
-                session.started.elapsed().as_secs_f64(),
-                tokens_per_s,
-            )?;
-            finals.push(format!("{split_name} {loss:.4}"));
-        }
-        match split_name {
-            "train" => session.summary.final_train_loss = loss,
-            "val" => session.summary.final_val_loss = loss,
-            _ => session.summary.final_test_loss = loss,
+            session
+                .run
+                .metric(step, split_name, loss, lr, elapsed, tokens_per_s)?;
+            line.push(format!("{split_name} {loss:.4}"));
         }
     }
-    say(
-        session,
-        &format!("final (every item): {}", finals.join(" | ")),
-    )?;
-    Ok(())
+    say(session, &format!("{label}: {}", line.join(" | ")))?;
+    Ok(losses)
 }
 
 fn splits(data: &Dataset) -> [(&'static str, &Split); 3] {
