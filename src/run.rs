@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::backend::{Autodiff, Flex};
-use burn::module::{AutodiffModule, Module};
+use burn::module::AutodiffModule;
 use sha2::{Digest, Sha256};
 
 use crate::config::{self, Experiment};
@@ -27,7 +27,7 @@ pub fn run(file: &Path, sets: &[String], runs: &Path) -> Result<PathBuf> {
     let data = Dataset::load(&experiment.dataset)?;
     use_threads(experiment.backend.threads);
     let device = Default::default();
-    let model = Model::<Cpu>::new(&experiment.model, &data, experiment.seed, &device)?;
+    let model = Model::<Cpu>::new(&experiment.model, &data, experiment.seed, &device);
 
     let mut run = RunDir::create(runs, &experiment.name)?;
     run.write_config(&experiment.to_toml())?;
@@ -36,7 +36,7 @@ pub fn run(file: &Path, sets: &[String], runs: &Path) -> Result<PathBuf> {
         status: Status::Running,
         name: experiment.name.clone(),
         model_type: experiment.model.kind.name().into(),
-        params: model.num_params(),
+        params: model.parameters(),
         step: 0,
         steps: if experiment.model.kind == config::ModelType::Counts {
             0

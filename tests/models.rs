@@ -2,13 +2,24 @@
 
 mod common;
 
-use burn::module::Module;
 use burn::prelude::*;
 use makemore::config::{Experiment, ModelConfig, ModelType};
 use makemore::data::Dataset;
 use makemore::models::Model;
 
 type B = burn::backend::Flex;
+
+const FAMILIES: [&str; 9] = [
+    "bigram",
+    "counts",
+    "mlp",
+    "cnn",
+    "rnn",
+    "gru",
+    "lstm",
+    "bow",
+    "transformer",
+];
 
 /// A data set with makemore's names.txt shape: 26 letters (vocabulary 27), longest item 15.
 fn names_shaped(dir: &std::path::Path) -> Dataset {
@@ -32,7 +43,7 @@ fn model_config(kind: ModelType) -> ModelConfig {
 }
 
 fn build(config: &ModelConfig, data: &Dataset) -> Model<B> {
-    Model::new(config, data, 1, &Default::default()).unwrap()
+    Model::new(config, data, 1, &Default::default())
 }
 
 #[test]
@@ -41,15 +52,15 @@ fn parameter_counts_match_the_references() {
     let data = names_shaped(dir.path());
     // makemore.py's defaults on names.txt.
     assert_eq!(
-        build(&model_config(ModelType::Mlp), &data).num_params(),
+        build(&model_config(ModelType::Mlp), &data).parameters(),
         69_147
     );
     assert_eq!(
-        build(&model_config(ModelType::Bigram), &data).num_params(),
+        build(&model_config(ModelType::Bigram), &data).parameters(),
         27 * 27
     );
     assert_eq!(
-        build(&model_config(ModelType::Counts), &data).num_params(),
+        build(&model_config(ModelType::Counts), &data).parameters(),
         27 * 27
     );
     // The second lecture's MLP: 27×10 embeddings, 30→200 tanh, 200→27.
@@ -60,7 +71,38 @@ fn parameter_counts_match_the_references() {
         n_embd2: 200,
         ..model_config(ModelType::Mlp)
     };
-    assert_eq!(build(&lecture, &data).num_params(), 11_897);
+    assert_eq!(build(&lecture, &data).parameters(), 11_897);
+    // makemore.py's other families at its defaults.
+    assert_eq!(
+        build(&model_config(ModelType::Transformer), &data).parameters(),
+        204_544
+    );
+    assert_eq!(
+        build(&model_config(ModelType::Bow), &data).parameters(),
+        12_827
+    );
+    assert_eq!(
+        build(&model_config(ModelType::Rnn), &data).parameters(),
+        11_803
+    );
+    assert_eq!(
+        build(&model_config(ModelType::Gru), &data).parameters(),
+        28_315
+    );
+    // LSTM: one [x, h] → 4h projection, a learned start for h and c, embeddings, head.
+    let (x, h) = (64, 64);
+    assert_eq!(
+        build(&model_config(ModelType::Lstm), &data).parameters(),
+        (x + h + 1) * 4 * h + 2 * h + 27 * x + (h + 1) * 27
+    );
+    // The lecture's WaveNet: 24-dim embeddings, 128 hidden, three layers (context 8).
+    let wavenet = ModelConfig {
+        n_layer: 3,
+        n_embd: 24,
+        n_embd2: 128,
+        ..model_config(ModelType::Cnn)
+    };
+    assert_eq!(build(&wavenet, &data).parameters(), 76_579);
 }
 
 fn tokens(values: &[i32]) -> Tensor<B, 2, Int> {
@@ -74,20 +116,34 @@ fn logits(model: &Model<B>, values: &[i32]) -> Vec<f32> {
     model.forward(tokens(values)).into_data().to_vec().unwrap()
 }
 
-fn trainable() -> Vec<ModelConfig> {
+/// Every family, small.
+fn every_family() -> Vec<ModelConfig> {
+    let small = |kind| ModelConfig {
+        n_layer: 2,
+        n_head: 2,
+        n_embd: 8,
+        n_embd2: 16,
+        ..model_config(kind)
+    };
     vec![
         model_config(ModelType::Bigram),
         model_config(ModelType::Counts),
-        ModelConfig {
-            n_embd: 8,
-            n_embd2: 16,
-            ..model_config(ModelType::Mlp)
-        },
+        small(ModelType::Mlp),
         ModelConfig {
             block_size: 3,
             blank_token: false,
-            ..model_config(ModelType::Mlp)
+            ..small(ModelType::Mlp)
         },
+        small(ModelType::Cnn),
+        ModelConfig {
+            n_layer: 3,
+            ..small(ModelType::Cnn)
+        },
+        small(ModelType::Rnn),
+        small(ModelType::Gru),
+        small(ModelType::Lstm),
+        small(ModelType::Bow),
+        small(ModelType::Transformer),
     ]
 }
 
@@ -96,7 +152,7 @@ fn outputs_at_t_do_not_depend_on_later_inputs() {
     let dir = tempfile::tempdir().unwrap();
     let data = names_shaped(dir.path());
     let v = data.vocab.size();
-    for config in trainable() {
+    for config in every_family() {
         let model = build(&config, &data);
         let a = [0, 5, 1, 13, 13, 1, 0, 0];
         for t in 0..a.len() - 1 {
@@ -127,7 +183,7 @@ fn outputs_at_t_do_not_depend_on_later_inputs() {
 #[test]
 fn a_reloaded_checkpoint_gives_identical_logits() {
     let dir = tempfile::tempdir().unwrap();
-    for model in ["bigram", "counts", "mlp"] {
+    for model in FAMILIES {
         let file = common::experiment(dir.path(), model, "");
         let runs = dir.path().join("runs");
         let out = common::makemore(
@@ -149,7 +205,7 @@ fn a_reloaded_checkpoint_gives_identical_logits() {
         let data = Dataset::load(&experiment.dataset).unwrap();
         let checkpoint =
             makemore::checkpoint::Checkpoint::read(&run.join("checkpoints/last.ckpt")).unwrap();
-        let fresh = Model::<B>::new(&experiment.model, &data, 99, &Default::default()).unwrap();
+        let fresh = Model::<B>::new(&experiment.model, &data, 99, &Default::default());
         let loaded = checkpoint
             .load_model(fresh.clone(), &Default::default())
             .unwrap();
@@ -182,7 +238,8 @@ fn the_loss_falls_well_below_uniform_on_a_tiny_file() {
     .size() as f64)
         .ln();
     // A table trains fastest with a large step.
-    for (model, learning_rate) in [("bigram", "0.3"), ("counts", "0.01"), ("mlp", "0.01")] {
+    for model in FAMILIES {
+        let learning_rate = if model == "bigram" { "0.3" } else { "0.01" };
         let file = common::experiment(dir.path(), model, "");
         let runs = dir.path().join("runs");
         let out = common::makemore(

@@ -5,6 +5,7 @@ use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 
 use super::init::Init;
+use super::shift_right;
 use crate::config::ModelConfig;
 
 #[derive(Module, Debug)]
@@ -40,22 +41,9 @@ impl<B: Backend> Mlp<B> {
     }
 
     pub fn forward(&self, idx: Tensor<B, 2, Int>) -> Tensor<B, 3> {
-        let [b, t] = idx.dims();
-        let device = idx.device();
         // Context k of position t is the token at t - k, or the pad before the sequence starts.
         let contexts = (0..self.block_size)
-            .map(|k| {
-                let shifted = if k == 0 {
-                    idx.clone()
-                } else {
-                    let pad = Tensor::full([b, k.min(t)], self.pad as i32, &device);
-                    match t.checked_sub(k) {
-                        Some(0) | None => pad,
-                        Some(keep) => Tensor::cat(vec![pad, idx.clone().slice([0..b, 0..keep])], 1),
-                    }
-                };
-                self.wte.forward(shifted)
-            })
+            .map(|k| self.wte.forward(shift_right(idx.clone(), k, self.pad)))
             .collect();
         let x = Tensor::cat(contexts, 2);
         self.head.forward(self.hidden.forward(x).tanh())

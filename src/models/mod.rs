@@ -1,19 +1,26 @@
 //! The model families, one file each, behind one enum the training loop drives.
 
 mod bigram;
+mod bow;
+mod cnn;
 mod init;
 mod mlp;
+mod recurrent;
+mod transformer;
 
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 
 pub use bigram::Bigram;
+pub use bow::Bow;
+pub use cnn::Cnn;
 pub use init::Init;
 pub use mlp::Mlp;
+pub use recurrent::Recurrent;
+pub use transformer::Transformer;
 
 use crate::config::{ModelConfig, ModelType};
 use crate::data::Dataset;
-use crate::error::{Error, Result};
 
 // One model lives per run, so the size gap between variants costs nothing worth boxing for.
 #[allow(clippy::large_enum_variant)]
@@ -21,19 +28,18 @@ use crate::error::{Error, Result};
 pub enum Model<B: Backend> {
     Bigram(Bigram<B>),
     Mlp(Mlp<B>),
+    Cnn(Cnn<B>),
+    Recurrent(Recurrent<B>),
+    Bow(Bow<B>),
+    Transformer(Transformer<B>),
 }
 
 impl<B: Backend> Model<B> {
     /// A freshly initialised model of the configured family (`counts` comes fitted).
-    pub fn new(
-        config: &ModelConfig,
-        data: &Dataset,
-        seed: u64,
-        device: &B::Device,
-    ) -> Result<Self> {
+    pub fn new(config: &ModelConfig, data: &Dataset, seed: u64, device: &B::Device) -> Self {
         let vocab_size = data.vocab.size();
         let mut init = Init::new(seed, device);
-        Ok(match config.kind {
+        match config.kind {
             ModelType::Bigram => Model::Bigram(Bigram::new(vocab_size, &init)),
             ModelType::Counts => Model::Bigram(Bigram::from_counts(
                 &data.train,
@@ -49,13 +55,28 @@ impl<B: Backend> Model<B> {
                 };
                 Model::Mlp(Mlp::new(config, vocab_size, block_size, &mut init))
             }
-            other => {
-                return Err(Error::input(format!(
-                    "model.type = \"{}\" is not implemented yet; available: bigram, counts, mlp",
-                    other.name()
-                )));
+            ModelType::Cnn => Model::Cnn(Cnn::new(config, vocab_size, &mut init)),
+            ModelType::Rnn | ModelType::Gru | ModelType::Lstm => {
+                Model::Recurrent(Recurrent::new(config, vocab_size, &mut init))
             }
-        })
+            ModelType::Bow => Model::Bow(Bow::new(config, vocab_size, data.seq_len, &mut init)),
+            ModelType::Transformer => Model::Transformer(Transformer::new(
+                config,
+                vocab_size,
+                data.seq_len,
+                &mut init,
+            )),
+        }
+    }
+
+    /// Trained parameters, as PyTorch counts them: burn's `num_params` also counts BatchNorm's
+    /// running statistics, which are state, not parameters.
+    pub fn parameters(&self) -> usize {
+        let state = match self {
+            Model::Cnn(m) => m.running_statistics(),
+            _ => 0,
+        };
+        self.num_params() - state
     }
 
     /// `[B, T]` tokens → `[B, T, V]` next-token logits; position t depends on tokens ≤ t only.
@@ -63,6 +84,10 @@ impl<B: Backend> Model<B> {
         match self {
             Model::Bigram(m) => m.forward(idx),
             Model::Mlp(m) => m.forward(idx),
+            Model::Cnn(m) => m.forward(idx),
+            Model::Recurrent(m) => m.forward(idx),
+            Model::Bow(m) => m.forward(idx),
+            Model::Transformer(m) => m.forward(idx),
         }
     }
 }
@@ -80,4 +105,17 @@ pub fn nll<B: Backend>(
     let picked = log_probs.gather(1, targets.clamp_min(0));
     let nll = picked.neg().mask_fill(counted.clone().bool_not(), 0.0);
     (nll.sum(), counted.float().sum())
+}
+
+/// `idx` moved k positions later along time, with `pad` in the k positions it leaves at the start.
+fn shift_right<B: Backend>(idx: Tensor<B, 2, Int>, k: usize, pad: usize) -> Tensor<B, 2, Int> {
+    let [b, t] = idx.dims();
+    if k == 0 {
+        return idx;
+    }
+    let padding = Tensor::full([b, k.min(t)], pad as i32, &idx.device());
+    if k >= t {
+        return padding;
+    }
+    Tensor::cat(vec![padding, idx.slice([0..b, 0..t - k])], 1)
 }

@@ -61,7 +61,7 @@ pub fn names_file(dir: &Path) -> PathBuf {
 pub fn experiment(dir: &Path, model: &str, extra: &str) -> PathBuf {
     names_file(dir);
     let text = format!(
-        "seed = 7\n\n[dataset]\npath = \"names.txt\"\ntest_size = 4\n\n[model]\ntype = \"{model}\"\nn_embd = 8\nn_embd2 = 16\n\n\
+        "seed = 7\n\n[dataset]\npath = \"names.txt\"\ntest_size = 4\n\n[model]\ntype = \"{model}\"\nn_layer = 2\nn_head = 2\nn_embd = 8\nn_embd2 = 16\n\n\
          [schedule]\nsteps = 60\nbatch_size = 8\nlearning_rate = 1e-2\neval_every = 20\neval_batches = 2\n\
          eval_batch_size = 4\nsample_every = 30\n\n[sampling]\ncount = 3\n{extra}"
     );

@@ -1,0 +1,50 @@
+//! makemore.py's bag of words: each position averages the embeddings of itself and every
+//! earlier position (attention with equal weights), then an MLP, both with residuals.
+
+use burn::nn::{Embedding, Linear};
+use burn::prelude::*;
+
+use super::init::Init;
+use crate::config::ModelConfig;
+
+#[derive(Module, Debug)]
+pub struct Bow<B: Backend> {
+    wte: Embedding<B>,
+    wpe: Embedding<B>,
+    c_fc: Linear<B>,
+    c_proj: Linear<B>,
+    lm_head: Linear<B>,
+}
+
+impl<B: Backend> Bow<B> {
+    pub fn new(
+        config: &ModelConfig,
+        vocab_size: usize,
+        block_size: usize,
+        init: &mut Init<B>,
+    ) -> Self {
+        Bow {
+            wte: init.embedding(vocab_size, config.n_embd),
+            wpe: init.embedding(block_size, config.n_embd),
+            c_fc: init.linear(config.n_embd, config.n_embd2, true),
+            c_proj: init.linear(config.n_embd2, config.n_embd, true),
+            lm_head: init.linear(config.n_embd, vocab_size, true),
+        }
+    }
+
+    pub fn forward(&self, idx: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let [_, t] = idx.dims();
+        let device = idx.device();
+        let positions = Tensor::arange(0..t as i64, &device).unsqueeze::<2>();
+        let x = self.wte.forward(idx) + self.wpe.forward(positions);
+        // Row i of the averaging matrix holds 1/(i+1) on columns 0..=i.
+        let weights: Vec<f32> = (0..t)
+            .flat_map(|i| (0..t).map(move |j| if j <= i { 1.0 / (i + 1) as f32 } else { 0.0 }))
+            .collect();
+        let average =
+            Tensor::<B, 2>::from_data(TensorData::new(weights, [t, t]), &device).unsqueeze::<3>();
+        let x = x.clone() + average.matmul(x);
+        let x = x.clone() + self.c_proj.forward(self.c_fc.forward(x).tanh());
+        self.lm_head.forward(x)
+    }
+}

@@ -1,0 +1,109 @@
+//! makemore.py's Transformer, exactly GPT-2's shape: token and position embeddings, `n_layer`
+//! pre-LayerNorm blocks of causal multi-head self-attention and a 4× MLP with the tanh GELU, a
+//! final LayerNorm, and an output head without bias.
+
+use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
+use burn::prelude::*;
+use burn::tensor::activation::{gelu_approximate, softmax};
+
+use super::init::Init;
+use crate::config::ModelConfig;
+
+#[derive(Module, Debug)]
+pub struct Transformer<B: Backend> {
+    wte: Embedding<B>,
+    wpe: Embedding<B>,
+    blocks: Vec<Block<B>>,
+    ln_f: LayerNorm<B>,
+    lm_head: Linear<B>,
+}
+
+#[derive(Module, Debug)]
+struct Block<B: Backend> {
+    ln_1: LayerNorm<B>,
+    attn: CausalSelfAttention<B>,
+    ln_2: LayerNorm<B>,
+    c_fc: Linear<B>,
+    c_proj: Linear<B>,
+}
+
+#[derive(Module, Debug)]
+struct CausalSelfAttention<B: Backend> {
+    /// Queries, keys and values of all heads in one projection.
+    c_attn: Linear<B>,
+    c_proj: Linear<B>,
+    n_head: usize,
+}
+
+impl<B: Backend> Transformer<B> {
+    pub fn new(
+        config: &ModelConfig,
+        vocab_size: usize,
+        block_size: usize,
+        init: &mut Init<B>,
+    ) -> Self {
+        let c = config.n_embd;
+        let layer_norm = |init: &Init<B>| LayerNormConfig::new(c).init(init.device());
+        Transformer {
+            wte: init.embedding(vocab_size, c),
+            wpe: init.embedding(block_size, c),
+            blocks: (0..config.n_layer)
+                .map(|_| Block {
+                    ln_1: layer_norm(init),
+                    attn: CausalSelfAttention {
+                        c_attn: init.linear(c, 3 * c, true),
+                        c_proj: init.linear(c, c, true),
+                        n_head: config.n_head,
+                    },
+                    ln_2: layer_norm(init),
+                    c_fc: init.linear(c, 4 * c, true),
+                    c_proj: init.linear(4 * c, c, true),
+                })
+                .collect(),
+            ln_f: layer_norm(init),
+            lm_head: init.linear(c, vocab_size, false),
+        }
+    }
+
+    pub fn forward(&self, idx: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let [_, t] = idx.dims();
+        let positions = Tensor::arange(0..t as i64, &idx.device()).unsqueeze::<2>();
+        let mut x = self.wte.forward(idx) + self.wpe.forward(positions);
+        for block in &self.blocks {
+            x = block.forward(x);
+        }
+        self.lm_head.forward(self.ln_f.forward(x))
+    }
+}
+
+impl<B: Backend> Block<B> {
+    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let x = x.clone() + self.attn.forward(self.ln_1.forward(x));
+        // gelu_approximate is the tanh GELU of GPT-2 and makemore.py's NewGELU.
+        let mlp = self.c_proj.forward(gelu_approximate(
+            self.c_fc.forward(self.ln_2.forward(x.clone())),
+        ));
+        x + mlp
+    }
+}
+
+impl<B: Backend> CausalSelfAttention<B> {
+    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [b, t, c] = x.dims();
+        let (nh, hs) = (self.n_head, c / self.n_head);
+        let qkv = self.c_attn.forward(x);
+        // [B, T, C] → [B, nh, T, hs]
+        let heads = |i: usize| {
+            qkv.clone()
+                .slice([0..b, 0..t, i * c..(i + 1) * c])
+                .reshape([b, t, nh, hs])
+                .swap_dims(1, 2)
+        };
+        let (q, k, v) = (heads(0), heads(1), heads(2));
+        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((hs as f64).sqrt());
+        let future = Tensor::<B, 2, Bool>::tril_mask([t, t], 0, &scores.device()).unsqueeze::<4>();
+        let attention = softmax(scores.mask_fill(future, f32::NEG_INFINITY), 3);
+        let y = attention.matmul(v).swap_dims(1, 2).reshape([b, t, c]);
+        self.c_proj.forward(y)
+    }
+}
