@@ -149,7 +149,10 @@ fn bad_input_exits_2_and_leaves_no_run_directory() {
     experiment(dir.path(), "mlp", "");
     let cases: &[(&[&str], &str)] = &[
         (&["--set", "schedule.batch_size=0"], "schedule.batch_size"),
-        (&["--set", "model.type=transformer", "--set", "model.n_embd=9"], "not divisible"),
+        (
+            &["--set", "model.type=transformer", "--set", "model.n_embd=9"],
+            "not divisible",
+        ),
         (
             &[
                 "--set",

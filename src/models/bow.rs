@@ -4,6 +4,7 @@
 use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 
+use super::dense;
 use super::init::Init;
 use crate::config::ModelConfig;
 
@@ -44,7 +45,7 @@ impl<B: Backend> Bow<B> {
         let average =
             Tensor::<B, 2>::from_data(TensorData::new(weights, [t, t]), &device).unsqueeze::<3>();
         let x = x.clone() + average.matmul(x);
-        let x = x.clone() + self.c_proj.forward(self.c_fc.forward(x).tanh());
-        self.lm_head.forward(x)
+        let x = x.clone() + dense(&self.c_proj, dense(&self.c_fc, x).tanh());
+        dense(&self.lm_head, x)
     }
 }

@@ -6,6 +6,7 @@ use burn::module::{Param, RunningState};
 use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 
+use super::dense;
 use super::init::Init;
 use super::shift_right;
 use crate::config::ModelConfig;
@@ -84,7 +85,7 @@ impl<B: Backend> Cnn<B> {
         let mut x = self.wte.forward(contexts);
         for layer in &self.layers {
             let [n, l, c] = x.dims();
-            let fused = layer.linear.forward(x.reshape([n, l / 2, 2 * c]));
+            let fused = dense(&layer.linear, x.reshape([n, l / 2, 2 * c]));
             x = layer.norm.forward(fused, real.clone()).tanh();
         }
         let [n, _, h] = x.dims();

@@ -4,6 +4,7 @@
 use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 
+use super::dense;
 use super::init::Init;
 use super::shift_right;
 use crate::config::ModelConfig;
@@ -46,6 +47,6 @@ impl<B: Backend> Mlp<B> {
             .map(|k| self.wte.forward(shift_right(idx.clone(), k, self.pad)))
             .collect();
         let x = Tensor::cat(contexts, 2);
-        self.head.forward(self.hidden.forward(x).tanh())
+        dense(&self.head, dense(&self.hidden, x).tanh())
     }
 }

@@ -119,3 +119,13 @@ fn shift_right<B: Backend>(idx: Tensor<B, 2, Int>, k: usize, pad: usize) -> Tens
     }
     Tensor::cat(vec![padding, idx.slice([0..b, 0..t - k])], 1)
 }
+
+/// `linear` applied along the last dimension of `x` as one matrix product. Burn's `Linear` on a
+/// 3-D input multiplies batch by batch and builds one weight gradient per batch element before
+/// summing them, which was several times slower here.
+fn dense<B: Backend>(linear: &burn::nn::Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [a, b, c] = x.dims();
+    let y = linear.forward(x.reshape([a * b, c]));
+    let [_, d] = y.dims();
+    y.reshape([a, b, d])
+}

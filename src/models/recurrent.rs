@@ -7,6 +7,7 @@ use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 
+use super::dense;
 use super::init::Init;
 use crate::config::{ModelConfig, ModelType};
 
@@ -93,7 +94,7 @@ impl<B: Backend> Recurrent<B> {
             state = self.cell.forward(xt, state);
             hiddens.push(self.cell.hidden(state.clone()));
         }
-        self.lm_head.forward(Tensor::stack(hiddens, 1))
+        dense(&self.lm_head, Tensor::stack(hiddens, 1))
     }
 }
 

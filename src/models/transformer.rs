@@ -6,6 +6,7 @@ use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::{gelu_approximate, softmax};
 
+use super::dense;
 use super::init::Init;
 use crate::config::ModelConfig;
 
@@ -72,7 +73,7 @@ impl<B: Backend> Transformer<B> {
         for block in &self.blocks {
             x = block.forward(x);
         }
-        self.lm_head.forward(self.ln_f.forward(x))
+        dense(&self.lm_head, self.ln_f.forward(x))
     }
 }
 
@@ -80,9 +81,10 @@ impl<B: Backend> Block<B> {
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let x = x.clone() + self.attn.forward(self.ln_1.forward(x));
         // gelu_approximate is the tanh GELU of GPT-2 and makemore.py's NewGELU.
-        let mlp = self.c_proj.forward(gelu_approximate(
-            self.c_fc.forward(self.ln_2.forward(x.clone())),
-        ));
+        let mlp = dense(
+            &self.c_proj,
+            gelu_approximate(dense(&self.c_fc, self.ln_2.forward(x.clone()))),
+        );
         x + mlp
     }
 }
@@ -91,7 +93,7 @@ impl<B: Backend> CausalSelfAttention<B> {
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [b, t, c] = x.dims();
         let (nh, hs) = (self.n_head, c / self.n_head);
-        let qkv = self.c_attn.forward(x);
+        let qkv = dense(&self.c_attn, x);
         // [B, T, C] → [B, nh, T, hs]
         let heads = |i: usize| {
             qkv.clone()
@@ -104,6 +106,6 @@ impl<B: Backend> CausalSelfAttention<B> {
         let future = Tensor::<B, 2, Bool>::tril_mask([t, t], 0, &scores.device()).unsqueeze::<4>();
         let attention = softmax(scores.mask_fill(future, f32::NEG_INFINITY), 3);
         let y = attention.matmul(v).swap_dims(1, 2).reshape([b, t, c]);
-        self.c_proj.forward(y)
+        dense(&self.c_proj, y)
     }
 }
