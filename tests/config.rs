@@ -93,6 +93,10 @@ fn inconsistent_values_are_rejected_with_their_source() {
             &["--set", "model.type=lstmm"],
             "unknown variant: found `lstmm`",
         ),
+        (
+            &["--set", "model.type=cnn", "--set", "model.n_layer=0"],
+            "model.n_layer must be in 1..=10",
+        ),
         (&["--set", "steps"], "expected KEY=VALUE"),
     ];
     for (args, message) in cases {

@@ -247,6 +247,16 @@ impl Experiment {
                 ),
             )?;
         }
+        if matches!(m.kind, ModelType::Cnn) {
+            check(
+                (1..=10).contains(&m.n_layer),
+                "model.n_layer",
+                format!(
+                    "must be in 1..=10 for the cnn (its context is 2^n_layer), got {}",
+                    m.n_layer
+                ),
+            )?;
+        }
         check(
             m.smoothing >= 0.0,
             "model.smoothing",
