@@ -17,8 +17,12 @@ use crate::rundir::write_atomic;
 
 #[derive(Serialize, Deserialize)]
 pub struct Checkpoint {
+    /// Optimizer steps taken.
     pub step: usize,
     pub best_test_loss: Option<f64>,
+    /// Evaluations since the best one, for early stopping.
+    pub stale_evaluations: usize,
+    /// The data-order generator, so a resumed run draws the batches an uninterrupted one would.
     pub batcher: Batcher,
     #[serde(with = "serde_bytes")]
     pub model: Vec<u8>,
@@ -32,6 +36,10 @@ fn recorder() -> NamedMpkBytesRecorder<FullPrecisionSettings> {
 
 pub fn encode<B: Backend, R: Record<B>>(record: R) -> anyhow::Result<Vec<u8>> {
     Ok(recorder().record(record, ())?)
+}
+
+pub fn decode<B: Backend, R: Record<B>>(bytes: &[u8], device: &B::Device) -> anyhow::Result<R> {
+    Ok(recorder().load(bytes.to_vec(), device)?)
 }
 
 impl Checkpoint {
@@ -52,8 +60,7 @@ impl Checkpoint {
         model: Model<B>,
         device: &B::Device,
     ) -> anyhow::Result<Model<B>> {
-        let record = recorder()
-            .load(self.model.clone(), device)
+        let record = decode(&self.model, device)
             .context("the checkpoint does not match the configured model")?;
         Ok(model.load_record(record))
     }

@@ -19,13 +19,18 @@ pub struct Cli {
 pub enum Command {
     /// Train the experiment in EXPERIMENT.toml and write a run directory.
     Run {
-        experiment: PathBuf,
+        #[arg(required_unless_present = "resume", conflicts_with = "resume")]
+        experiment: Option<PathBuf>,
         /// Override a setting, e.g. --set schedule.steps=2000 (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
         /// Where run directories go.
         #[arg(long, default_value = "runs")]
         runs: PathBuf,
+        /// Go on with an interrupted run from its last checkpoint (or extend a finished one with
+        /// --set schedule.steps=N).
+        #[arg(long, value_name = "RUN_DIR")]
+        resume: Option<PathBuf>,
     },
     /// Validate FILE.toml and print the fully resolved experiment; runs nothing.
     Check {

@@ -1,13 +1,16 @@
 //! The two kinds of failure a user sees, and the exit code each one gets.
 
 /// Errors are sorted by who has to act: `Input` means the user must fix a file or an option (exit
-/// code 2, nothing was run); `Failed` means a run started and broke (exit code 1).
+/// code 2, nothing was run); `Failed` means a run started and broke (exit code 1);
+/// `Interrupted` means a signal stopped a run that can be resumed (exit code 130, as for SIGINT).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
     Input(String),
     #[error(transparent)]
     Failed(#[from] anyhow::Error),
+    #[error("{0}")]
+    Interrupted(String),
 }
 
 impl Error {
@@ -19,6 +22,7 @@ impl Error {
         match self {
             Error::Input(_) => 2,
             Error::Failed(_) => 1,
+            Error::Interrupted(_) => 130,
         }
     }
 }

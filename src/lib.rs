@@ -15,4 +15,5 @@ pub mod rng;
 pub mod run;
 pub mod rundir;
 pub mod sample;
+pub mod signals;
 pub mod train;

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use makemore::error::Error;
-use makemore::{config, run};
+use makemore::{config, run, signals};
 
 mod cli;
 
@@ -22,7 +22,16 @@ fn main() -> ExitCode {
             experiment,
             sets,
             runs,
-        } => run::run(&experiment, &sets, &runs).map(|_| ()),
+            resume,
+        } => {
+            signals::install();
+            match (experiment, resume) {
+                (_, Some(dir)) => run::resume(&dir, &sets),
+                (Some(experiment), None) => run::run(&experiment, &sets, &runs),
+                (None, None) => unreachable!("clap requires one of them"),
+            }
+            .map(|_| ())
+        }
         Command::Check { file, sets } => {
             config::load(&file, &sets).map(|loaded| print!("{}", loaded.experiment.to_toml()))
         }
@@ -33,6 +42,7 @@ fn main() -> ExitCode {
             match &error {
                 Error::Input(message) => eprintln!("error: {message}"),
                 Error::Failed(cause) => eprintln!("error: {cause:#}"),
+                Error::Interrupted(message) => eprintln!("{message}"),
             }
             ExitCode::from(error.exit_code() as u8)
         }

@@ -1,8 +1,9 @@
-//! `makemore run`: from an experiment file to a finished run directory.
+//! `makemore run`: from an experiment file (or an interrupted run) to a finished run directory.
 //!
 //! Everything that can be wrong with the input (configuration, data, model choice) is checked
 //! before the run directory exists, so a bad experiment leaves nothing behind.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -10,18 +11,19 @@ use burn::backend::{Autodiff, Flex};
 use burn::module::AutodiffModule;
 use sha2::{Digest, Sha256};
 
-use crate::config::{self, Experiment};
+use crate::checkpoint::Checkpoint;
+use crate::config::{self, Experiment, ModelType};
 use crate::data::Dataset;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::models::Model;
 use crate::progress::{Progress, format_duration};
-use crate::rundir::{RunDir, Status, Summary};
-use crate::train::{self, Session};
+use crate::rundir::{self, RunDir, Status, Summary};
+use crate::train::{self, Ended, Session};
 
 /// The CPU backend: burn's pure-Rust `flex`, with automatic differentiation on top.
 pub type Cpu = Autodiff<Flex>;
 
-/// Runs the experiment in `file` and returns its run directory.
+/// Runs the experiment in `file` in a new run directory, which it returns.
 pub fn run(file: &Path, sets: &[String], runs: &Path) -> Result<PathBuf> {
     let experiment = config::load(file, sets)?.experiment;
     let data = Dataset::load(&experiment.dataset)?;
@@ -38,11 +40,7 @@ pub fn run(file: &Path, sets: &[String], runs: &Path) -> Result<PathBuf> {
         model_type: experiment.model.kind.name().into(),
         params: model.parameters(),
         step: 0,
-        steps: if experiment.model.kind == config::ModelType::Counts {
-            0
-        } else {
-            experiment.schedule.steps
-        },
+        steps: planned_steps(&experiment),
         best_test_loss: None,
         final_test_loss: None,
         final_train_loss: None,
@@ -59,15 +57,99 @@ pub fn run(file: &Path, sets: &[String], runs: &Path) -> Result<PathBuf> {
         updated_at: now,
         error: None,
     };
+    execute(&experiment, &data, model, None, &mut run, summary)
+}
+
+/// Goes on with the run in `dir` from its last checkpoint: weights, optimizer, step, best loss
+/// and data order, so that it ends as an uninterrupted run would. Only `schedule.steps` may
+/// change, to train for longer.
+pub fn resume(dir: &Path, sets: &[String]) -> Result<PathBuf> {
+    let config_file = dir.join("config.toml");
+    let mut summary = rundir::read_summary(dir)
+        .map_err(|e| Error::input(format!("{}: not a run directory: {e:#}", dir.display())))?;
+    let stored: Experiment = std::fs::read_to_string(&config_file)
+        .map_err(|e| e.to_string())
+        .and_then(|text| toml::from_str(&text).map_err(|e| e.to_string()))
+        .map_err(|e| Error::input(format!("{}: {e}", config_file.display())))?;
+    let experiment = config::load(&config_file, sets)?.experiment;
+    let changed = changed_keys(&stored, &experiment);
+    if changed.iter().any(|key| key != "schedule.steps") {
+        return Err(Error::input(format!(
+            "{}: resuming may change schedule.steps only; these differ from the run's config.toml: {}",
+            dir.display(),
+            changed.join(", ")
+        )));
+    }
+    if summary.status == Status::Done && experiment.schedule.steps <= summary.step {
+        println!(
+            "{} finished at step {}; nothing to resume (raise schedule.steps to train longer)",
+            dir.display(),
+            summary.step
+        );
+        return Ok(dir.to_path_buf());
+    }
+    let data = Dataset::load(&experiment.dataset)?;
+    if data.split_hash != summary.split_hash {
+        return Err(Error::input(format!(
+            "{}: the data or its split changed since the run started ({}); it cannot be resumed",
+            dir.display(),
+            experiment.dataset.path.display()
+        )));
+    }
+    use_threads(experiment.backend.threads);
+    let device = Default::default();
+    let fresh = Model::<Cpu>::new(&experiment.model, &data, experiment.seed, &device);
+    // Without a checkpoint (killed before the first evaluation) the run starts over in place.
+    let last = dir.join("checkpoints").join("last.ckpt");
+    let checkpoint = if last.exists() {
+        Some(Checkpoint::read(&last).map_err(|e| Error::input(format!("{e:#}")))?)
+    } else {
+        None
+    };
+    let model = match &checkpoint {
+        Some(checkpoint) => checkpoint
+            .load_model(fresh, &device)
+            .map_err(|e| Error::input(format!("{}: {e:#}", last.display())))?,
+        None => fresh,
+    };
+    let step = checkpoint.as_ref().map_or(0, |c| c.step);
+    let mut run = RunDir::reopen(dir, step)?;
+    run.write_config(&experiment.to_toml())?;
+    summary.status = Status::Running;
+    summary.error = None;
+    summary.step = step;
+    summary.steps = planned_steps(&experiment);
+    summary.config_hash = config_hash(&experiment);
+    summary.best_test_loss = checkpoint.as_ref().and_then(|c| c.best_test_loss);
+    run.log(&format!("resuming at step {step}"))?;
+    execute(
+        &experiment,
+        &data,
+        model,
+        checkpoint.as_ref(),
+        &mut run,
+        summary,
+    )
+}
+
+/// Trains, keeps the summary true at every moment, and reports.
+fn execute(
+    experiment: &Experiment,
+    data: &Dataset,
+    model: Model<Cpu>,
+    resume: Option<&Checkpoint>,
+    run: &mut RunDir,
+    summary: Summary,
+) -> Result<PathBuf> {
     run.write_summary(&summary)?;
     let run_path = run.path().to_path_buf();
     let mut session = Session {
         progress: Progress::new(summary.steps),
-        experiment: &experiment,
-        data: &data,
-        run: &mut run,
+        experiment,
+        data,
+        run,
         summary,
-        device,
+        device: Default::default(),
         started: Instant::now(),
     };
     let header = format!(
@@ -83,11 +165,16 @@ pub fn run(file: &Path, sets: &[String], runs: &Path) -> Result<PathBuf> {
     );
     train::say(&mut session, &header)?;
 
+    let wall_before = session.summary.wall_s;
     // A panic inside the training stack must still leave a summary that says the run failed.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let model = train::train(model, &mut session)?;
-        let step = session.summary.step;
-        train::record_samples(&model.valid(), step, &mut session)
+        match train::train(model, resume, &mut session)? {
+            Ended::Finished(model) => {
+                let step = session.summary.step;
+                train::record_samples(&model.valid(), step, &mut session).map(Some)
+            }
+            Ended::Interrupted => Ok(None),
+        }
     }))
     .unwrap_or_else(|panic| {
         let message = panic
@@ -99,14 +186,23 @@ pub fn run(file: &Path, sets: &[String], runs: &Path) -> Result<PathBuf> {
             message.unwrap_or_else(|| "a panic".into())
         ))
     });
-    session.summary.wall_s = session.started.elapsed().as_secs_f64();
+    session.summary.wall_s = wall_before + session.started.elapsed().as_secs_f64();
     session.summary.updated_at = chrono::Utc::now().to_rfc3339();
     match outcome {
-        Ok(samples) => {
+        Ok(Some(samples)) => {
             session.summary.status = Status::Done;
             session.run.write_summary(&session.summary)?;
             report(&session.summary, &samples, &run_path);
             Ok(run_path)
+        }
+        Ok(None) => {
+            session.summary.status = Status::Interrupted;
+            session.run.write_summary(&session.summary)?;
+            Err(Error::Interrupted(format!(
+                "interrupted at step {}; go on with: makemore run --resume {}",
+                session.summary.step,
+                run_path.display()
+            )))
         }
         Err(error) => {
             session.summary.status = Status::Failed;
@@ -117,6 +213,48 @@ pub fn run(file: &Path, sets: &[String], runs: &Path) -> Result<PathBuf> {
                 .into())
         }
     }
+}
+
+fn planned_steps(experiment: &Experiment) -> usize {
+    match experiment.model.kind {
+        ModelType::Counts => 0,
+        _ => experiment.schedule.steps,
+    }
+}
+
+/// The dotted keys whose values differ between two experiments.
+fn changed_keys(a: &Experiment, b: &Experiment) -> Vec<String> {
+    fn flatten(prefix: &str, value: toml::Value, out: &mut BTreeMap<String, toml::Value>) {
+        match value {
+            toml::Value::Table(table) => {
+                for (key, value) in table {
+                    let key = if prefix.is_empty() {
+                        key
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    flatten(&key, value, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_string(), other);
+            }
+        }
+    }
+    let [a, b] = [a, b].map(|e| {
+        let mut flat = BTreeMap::new();
+        flatten(
+            "",
+            toml::Value::try_from(e).expect("an experiment is a TOML table"),
+            &mut flat,
+        );
+        flat
+    });
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .cloned()
+        .collect()
 }
 
 fn report(summary: &Summary, samples: &[(String, &str)], run: &Path) {

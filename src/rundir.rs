@@ -74,15 +74,60 @@ impl RunDir {
             }
         };
         fs::create_dir(path.join("checkpoints"))?;
+        Self::open(path)
+    }
+
+    /// Opens an existing run to go on from `step`: what metrics.csv and samples.txt hold past
+    /// that step came after the checkpoint and will be recomputed, so it is dropped.
+    pub fn reopen(path: &Path, step: usize) -> anyhow::Result<Self> {
+        let keep_through =
+            |file: &str, keep: &dyn Fn(&str, &mut Option<usize>) -> bool| -> anyhow::Result<()> {
+                let file = path.join(file);
+                let Ok(text) = fs::read_to_string(&file) else {
+                    return Ok(());
+                };
+                let mut current = None;
+                let kept: String = text
+                    .lines()
+                    .filter(|line| keep(line, &mut current))
+                    .map(|line| format!("{line}\n"))
+                    .collect();
+                write_atomic(&file, kept.as_bytes())
+            };
+        // metrics.csv: the header, then rows that start with their step.
+        keep_through("metrics.csv", &|line, _| {
+            line.split(',')
+                .next()
+                .and_then(|s| s.parse::<usize>().ok())
+                .is_none_or(|s| s <= step)
+        })?;
+        // samples.txt: blocks that start with "# step N".
+        keep_through("samples.txt", &|line, current| {
+            if let Some(n) = line.strip_prefix("# step ").and_then(|n| n.parse().ok()) {
+                *current = Some(n);
+            }
+            current.is_none_or(|n| n <= step)
+        })?;
+        fs::create_dir_all(path.join("checkpoints"))?;
+        Self::open(path.to_path_buf())
+    }
+
+    fn open(path: PathBuf) -> anyhow::Result<Self> {
         let append = |file: &str| {
             OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path.join(file))
         };
-        let mut metrics = csv::Writer::from_writer(append("metrics.csv")?);
-        metrics.write_record(["step", "split", "loss", "lr", "elapsed_s", "tokens_per_s"])?;
-        metrics.flush()?;
+        let metrics_file = append("metrics.csv")?;
+        let fresh = metrics_file.metadata()?.len() == 0;
+        let mut metrics = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(metrics_file);
+        if fresh {
+            metrics.write_record(["step", "split", "loss", "lr", "elapsed_s", "tokens_per_s"])?;
+            metrics.flush()?;
+        }
         Ok(RunDir {
             metrics,
             samples: append("samples.txt")?,

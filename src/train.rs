@@ -34,27 +34,36 @@ pub struct Session<'a, D> {
     pub started: Instant,
 }
 
+/// How training ended.
+#[allow(clippy::large_enum_variant)] // returned once per run
+pub enum Ended<B: Backend> {
+    /// All steps done (or stopped early), and evaluated on every item.
+    Finished(Model<B>),
+    /// A signal asked to stop; `last.ckpt` holds the state to resume from.
+    Interrupted,
+}
+
 /// Trains `model` (or, for `counts`, takes it as fitted), then evaluates it on every item.
+/// `resume` is the checkpoint the model was loaded from, when the run goes on from one.
 pub fn train<B: AutodiffBackend>(
     model: Model<B>,
+    resume: Option<&Checkpoint>,
     session: &mut Session<B::Device>,
-) -> Result<Model<B>> {
+) -> Result<Ended<B>> {
     let s = &session.experiment.schedule;
-    let model = match (session.experiment.model.kind, s.optimizer) {
+    let ended = match (session.experiment.model.kind, s.optimizer) {
         (ModelType::Counts, _) => {
-            save(
-                &model,
-                Vec::new(),
-                &Batcher::new(session.experiment.seed),
-                "last",
-                session,
-            )?;
-            model
+            let state = State::new(session.experiment.seed);
+            save(&model, Vec::new(), &state, "last", session)?;
+            Ended::Finished(model)
         }
-        (_, OptimizerKind::Adamw) => optimize(model, optim::adamw(s).init(), session)?,
-        (_, OptimizerKind::Sgd) => optimize(model, optim::sgd(s).init(), session)?,
+        (_, OptimizerKind::Adamw) => optimize(model, optim::adamw(s).init(), resume, session)?,
+        (_, OptimizerKind::Sgd) => optimize(model, optim::sgd(s).init(), resume, session)?,
     };
     session.progress.finish();
+    let Ended::Finished(model) = ended else {
+        return Ok(Ended::Interrupted);
+    };
     finish(&model, session)?;
     // The final model may beat every periodic estimate (or there was none): then it is the best.
     let final_test = session
@@ -70,25 +79,51 @@ pub fn train<B: AutodiffBackend>(
         let last = std::fs::read(session.run.checkpoint_path("last"))?;
         write_atomic(&session.run.checkpoint_path("best"), &last)?;
     }
-    Ok(model)
+    Ok(Ended::Finished(model))
+}
+
+/// The loop's state besides the model and the optimizer: what a checkpoint carries.
+struct State {
+    batcher: Batcher,
+    stale_evaluations: usize,
+}
+
+impl State {
+    fn new(seed: u64) -> Self {
+        State {
+            batcher: Batcher::new(seed),
+            stale_evaluations: 0,
+        }
+    }
 }
 
 fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
     mut model: Model<B>,
     mut optimizer: O,
+    resume: Option<&Checkpoint>,
     session: &mut Session<B::Device>,
-) -> Result<Model<B>> {
+) -> Result<Ended<B>> {
     let (experiment, data, device) = (session.experiment, session.data, session.device.clone());
     let s = &experiment.schedule;
     let tokens_per_step = (s.batch_size * data.seq_len) as f64;
-    let mut batcher = Batcher::new(experiment.seed);
-    let mut stale_evaluations = 0;
+    let (first, mut state) = match resume {
+        Some(checkpoint) => {
+            optimizer =
+                optimizer.load_record(checkpoint::decode::<B, _>(&checkpoint.optimizer, &device)?);
+            let state = State {
+                batcher: checkpoint.batcher.clone(),
+                stale_evaluations: checkpoint.stale_evaluations,
+            };
+            (checkpoint.step + 1, state)
+        }
+        None => (1, State::new(experiment.seed)),
+    };
     let mut step_time = Duration::ZERO;
-    for step in 1..=s.steps {
+    for step in first..=s.steps {
         let timer = Instant::now();
         let lr = optim::learning_rate(s, step - 1);
         let (x, y) = data::batch::<B>(
-            &batcher.next(&data.train, s.batch_size),
+            &state.batcher.next(&data.train, s.batch_size),
             data.seq_len,
             &device,
         );
@@ -99,60 +134,74 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
         let loss: f64 = loss.into_scalar().elem();
         step_time += timer.elapsed();
 
-        let tokens_per_s = tokens_per_step * step as f64 / step_time.as_secs_f64();
+        let timed = (step + 1 - first) as f64;
+        let tokens_per_s = tokens_per_step * timed / step_time.as_secs_f64();
         session.summary.step = step;
-        session.summary.ms_per_step = Some(step_time.as_secs_f64() * 1e3 / step as f64);
+        session.summary.ms_per_step = Some(step_time.as_secs_f64() * 1e3 / timed);
         session.summary.tokens_per_s = Some(tokens_per_s);
         session.progress.step(step, loss, tokens_per_s);
         if step % 10 == 0 || step == s.steps {
-            session.run.metric(
-                step,
-                "train",
-                loss,
-                lr,
-                session.started.elapsed().as_secs_f64(),
-                tokens_per_s,
-            )?;
+            let elapsed = session.started.elapsed().as_secs_f64();
+            session
+                .run
+                .metric(step, "train", loss, lr, elapsed, tokens_per_s)?;
         }
         if step % s.sample_every == 0 {
             record_samples(&model.valid(), step, session)?;
         }
         if step % s.eval_every == 0 {
             let test = estimate(&model.valid(), step, lr, session)?;
-            let best = session.summary.best_test_loss;
-            if best.is_none_or(|best| test < best) {
+            let improved = session
+                .summary
+                .best_test_loss
+                .is_none_or(|best| test < best);
+            if improved {
                 session.summary.best_test_loss = Some(test);
-                stale_evaluations = 0;
-                save(
-                    &model,
-                    checkpoint::encode::<B, _>(optimizer.to_record())?,
-                    &batcher,
-                    "best",
-                    session,
-                )?;
+                state.stale_evaluations = 0;
             } else {
-                stale_evaluations += 1;
+                state.stale_evaluations += 1;
             }
+            // Every evaluation leaves a checkpoint to resume from, should the process die.
+            let optimizer_bytes = checkpoint::encode::<B, _>(optimizer.to_record())?;
+            if improved {
+                save(&model, optimizer_bytes.clone(), &state, "best", session)?;
+            }
+            save(&model, optimizer_bytes, &state, "last", session)?;
             session.run.write_summary(&session.summary)?;
-            if s.early_stop_patience > 0 && stale_evaluations >= s.early_stop_patience {
+            if s.early_stop_patience > 0 && state.stale_evaluations >= s.early_stop_patience {
+                let stale = state.stale_evaluations;
                 say(
                     session,
                     &format!(
-                        "step {step}: no test improvement in {stale_evaluations} evaluations, stopping early"
+                        "step {step}: no test improvement in {stale} evaluations, stopping early"
                     ),
                 )?;
                 break;
             }
         }
+        if crate::signals::interrupted() {
+            say(
+                session,
+                &format!("step {step}: interrupted, saving a checkpoint to resume from"),
+            )?;
+            save(
+                &model,
+                checkpoint::encode::<B, _>(optimizer.to_record())?,
+                &state,
+                "last",
+                session,
+            )?;
+            return Ok(Ended::Interrupted);
+        }
     }
     save(
         &model,
         checkpoint::encode::<B, _>(optimizer.to_record())?,
-        &batcher,
+        &state,
         "last",
         session,
     )?;
-    Ok(model)
+    Ok(Ended::Finished(model))
 }
 
 /// Periodic estimate on `eval_batches` random batches of each split; returns the test loss.
@@ -256,14 +305,15 @@ fn evaluate<B: Backend>(
 fn save<B: AutodiffBackend>(
     model: &Model<B>,
     optimizer: Vec<u8>,
-    batcher: &Batcher,
+    state: &State,
     which: &str,
     session: &Session<B::Device>,
 ) -> Result<()> {
     let checkpoint = Checkpoint {
         step: session.summary.step,
         best_test_loss: session.summary.best_test_loss,
-        batcher: batcher.clone(),
+        stale_evaluations: state.stale_evaluations,
+        batcher: state.batcher.clone(),
         model: checkpoint::encode::<B::InnerBackend, _>(model.valid().into_record())?,
         optimizer,
     };
