@@ -11,7 +11,9 @@ use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Record, Recorder};
 use serde::{Deserialize, Serialize};
 
-use crate::data::Batcher;
+use crate::config::Experiment;
+use crate::data::{Batcher, Dataset};
+use crate::error::{Error, Result};
 use crate::models::Model;
 use crate::rundir::write_atomic;
 
@@ -63,5 +65,35 @@ impl Checkpoint {
         let record = decode(&self.model, device)
             .context("the checkpoint does not match the configured model")?;
         Ok(model.load_record(record))
+    }
+}
+
+/// A trained run read back from its directory, to sample from or score with.
+pub struct Trained {
+    pub experiment: Experiment,
+    pub data: Dataset,
+    pub model: Model<burn::backend::Flex>,
+}
+
+impl Trained {
+    /// Reads `dir`'s config.toml, its data and the `which` ("best" or "last") checkpoint.
+    pub fn open(dir: &Path, which: &str) -> Result<Self> {
+        let config_file = dir.join("config.toml");
+        let text = std::fs::read_to_string(&config_file)
+            .map_err(|e| Error::input(format!("{}: not a run directory ({e})", dir.display())))?;
+        let experiment: Experiment = toml::from_str(&text)
+            .map_err(|e| Error::input(format!("{}: {e}", config_file.display())))?;
+        let data = Dataset::load(&experiment.dataset)?;
+        let path = dir.join("checkpoints").join(format!("{which}.ckpt"));
+        let device = Default::default();
+        let fresh = Model::new(&experiment.model, &data, experiment.seed, &device);
+        let model = Checkpoint::read(&path)
+            .and_then(|checkpoint| checkpoint.load_model(fresh, &device))
+            .map_err(|e| Error::input(format!("{e:#}")))?;
+        Ok(Trained {
+            experiment,
+            data,
+            model,
+        })
     }
 }

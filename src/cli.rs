@@ -32,10 +32,66 @@ pub enum Command {
         #[arg(long, value_name = "RUN_DIR")]
         resume: Option<PathBuf>,
     },
+    /// Print samples from a trained run, one per line.
+    Sample {
+        run: PathBuf,
+        /// How many.
+        #[arg(short = 'n', default_value_t = 20)]
+        count: usize,
+        /// Below 1 sharper, above 1 more adventurous.
+        #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+        temperature: f64,
+        /// Draw from the k most likely characters only; 0 = all.
+        #[arg(long, default_value_t = 0)]
+        top_k: usize,
+        /// Draw from the most likely characters that make up this much probability; 1 = all.
+        #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+        top_p: f64,
+        /// Every sample starts with this text.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Random seed (default: the run's).
+        #[arg(long)]
+        seed: Option<u64>,
+        #[arg(long, value_enum, default_value_t = Which::Best)]
+        checkpoint: Which,
+        /// Only items that are not in the data (train, val or test).
+        #[arg(long)]
+        new_only: bool,
+        /// Tag each sample in-train, in-val, in-test or new.
+        #[arg(long)]
+        mark: bool,
+    },
+    /// Print each item's log-probability under a trained run's model: total and per character.
+    Score {
+        run: PathBuf,
+        /// Items to score; read from standard input, one per line, when none are given.
+        items: Vec<String>,
+        #[arg(long, value_enum, default_value_t = Which::Best)]
+        checkpoint: Which,
+    },
     /// Validate FILE.toml and print the fully resolved experiment; runs nothing.
     Check {
         file: PathBuf,
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
     },
+}
+
+/// Which checkpoint of a run.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Which {
+    /// The lowest test loss.
+    Best,
+    /// The latest.
+    Last,
+}
+
+impl Which {
+    pub fn name(self) -> &'static str {
+        match self {
+            Which::Best => "best",
+            Which::Last => "last",
+        }
+    }
 }

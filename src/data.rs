@@ -161,16 +161,19 @@ impl Dataset {
     }
 
     /// Every item of every split, to mark samples as in-train, in-test or new.
-    pub fn membership(&self) -> Membership<'_> {
+    pub fn membership<'a>(&'a self) -> Membership<'a> {
+        let set = |split: &'a Split| split.items.iter().map(String::as_str).collect();
         Membership {
-            train: self.train.items.iter().map(String::as_str).collect(),
-            test: self.test.items.iter().map(String::as_str).collect(),
+            train: set(&self.train),
+            val: set(&self.val),
+            test: set(&self.test),
         }
     }
 }
 
 pub struct Membership<'a> {
     train: HashSet<&'a str>,
+    val: HashSet<&'a str>,
     test: HashSet<&'a str>,
 }
 
@@ -178,6 +181,8 @@ impl Membership<'_> {
     pub fn mark(&self, item: &str) -> &'static str {
         if self.train.contains(item) {
             "in-train"
+        } else if self.val.contains(item) {
+            "in-val"
         } else if self.test.contains(item) {
             "in-test"
         } else {

@@ -15,5 +15,6 @@ pub mod rng;
 pub mod run;
 pub mod rundir;
 pub mod sample;
+pub mod score;
 pub mod signals;
 pub mod train;

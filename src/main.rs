@@ -2,7 +2,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use makemore::error::Error;
-use makemore::{config, run, signals};
+use makemore::sample::{self, SampleOptions, SampleRequest};
+use makemore::{config, run, score, signals};
 
 mod cli;
 
@@ -32,6 +33,40 @@ fn main() -> ExitCode {
             }
             .map(|_| ())
         }
+        Command::Sample {
+            run,
+            count,
+            temperature,
+            top_k,
+            top_p,
+            prefix,
+            seed,
+            checkpoint,
+            new_only,
+            mark,
+        } => {
+            let options = SampleOptions {
+                temperature,
+                top_k,
+                top_p,
+            };
+            let checkpoint = checkpoint.name().to_string();
+            let request = SampleRequest {
+                count,
+                options,
+                prefix,
+                seed,
+                checkpoint,
+                new_only,
+                mark,
+            };
+            sample::sample_command(&run, &request)
+        }
+        Command::Score {
+            run,
+            items,
+            checkpoint,
+        } => score::score_command(&run, checkpoint.name(), items),
         Command::Check { file, sets } => {
             config::load(&file, &sets).map(|loaded| print!("{}", loaded.experiment.to_toml()))
         }

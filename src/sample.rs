@@ -1,11 +1,15 @@
-//! Generating items from a model, one token at a time, as makemore.py does.
+//! Generating items from a model, one token at a time, and the `makemore sample` command.
+
+use std::path::Path;
 
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::checkpoint::Trained;
 use crate::data::Vocab;
+use crate::error::{Error, Result};
 use crate::models::Model;
 
 #[derive(Debug, Clone, Copy)]
@@ -13,23 +17,30 @@ pub struct SampleOptions {
     pub temperature: f64,
     /// Keep only the k most likely tokens; 0 = all.
     pub top_k: usize,
+    /// Keep the most likely tokens whose probabilities add up to at least p; 1 = all.
+    pub top_p: f64,
 }
 
-/// `count` items, each grown from the start token until the model emits the stop token or the
-/// sequence reaches `seq_len`.
+/// `count` items, each grown from the start token and `prefix` until the model emits the stop
+/// token or the sequence reaches `seq_len`.
+#[allow(clippy::too_many_arguments)]
 pub fn generate<B: Backend>(
     model: &Model<B>,
     vocab: &Vocab,
     seq_len: usize,
     count: usize,
+    prefix: &[usize],
     options: SampleOptions,
     rng: &mut ChaCha8Rng,
     device: &B::Device,
 ) -> Vec<String> {
     let v = vocab.size();
-    let mut sequences = vec![vec![0i32]; count];
+    let start: Vec<i32> = std::iter::once(0)
+        .chain(prefix.iter().map(|&t| t as i32))
+        .collect();
+    let mut sequences = vec![start.clone(); count];
     let mut done = vec![false; count];
-    for t in 1..seq_len {
+    for t in start.len()..seq_len {
         if count == 0 || done.iter().all(|&d| d) {
             break;
         }
@@ -45,7 +56,7 @@ pub fn generate<B: Backend>(
             let next = if done[row] {
                 0
             } else {
-                draw(&probs[row * v..(row + 1) * v], options.top_k, rng)
+                draw(&probs[row * v..(row + 1) * v], options, rng)
             };
             done[row] |= next == 0;
             sequence.push(next as i32);
@@ -64,12 +75,23 @@ pub fn generate<B: Backend>(
         .collect()
 }
 
-/// One token from `probs`, restricted to the `top_k` most likely when `top_k` > 0.
-fn draw(probs: &[f32], top_k: usize, rng: &mut ChaCha8Rng) -> usize {
+/// One token from `probs`, restricted to the top-k and then the top-p most likely.
+fn draw(probs: &[f32], options: SampleOptions, rng: &mut ChaCha8Rng) -> usize {
     let mut candidates: Vec<(usize, f32)> = probs.iter().copied().enumerate().collect();
-    if top_k > 0 && top_k < candidates.len() {
-        candidates.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        candidates.truncate(top_k);
+    candidates.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    if options.top_k > 0 {
+        candidates.truncate(options.top_k);
+    }
+    if options.top_p < 1.0 {
+        let mut mass = 0.0;
+        let keep = candidates
+            .iter()
+            .position(|c| {
+                mass += c.1 as f64;
+                mass >= options.top_p
+            })
+            .map_or(candidates.len(), |i| i + 1);
+        candidates.truncate(keep);
     }
     let total: f32 = candidates.iter().map(|c| c.1).sum();
     let mut target = rng.random::<f32>() * total;
@@ -80,4 +102,94 @@ fn draw(probs: &[f32], top_k: usize, rng: &mut ChaCha8Rng) -> usize {
         target -= p;
     }
     candidates.last().map_or(0, |c| c.0)
+}
+
+/// What `makemore sample` was asked for.
+#[derive(Debug, Clone)]
+pub struct SampleRequest {
+    pub count: usize,
+    pub options: SampleOptions,
+    pub prefix: String,
+    pub seed: Option<u64>,
+    pub checkpoint: String,
+    pub new_only: bool,
+    pub mark: bool,
+}
+
+/// Draws and prints samples from the run in `dir`, one per line.
+pub fn sample_command(dir: &Path, request: &SampleRequest) -> Result<()> {
+    let o = request.options;
+    if !(o.temperature > 0.0 && o.temperature.is_finite()) {
+        return Err(Error::input(format!(
+            "--temperature must be > 0, got {}",
+            o.temperature
+        )));
+    }
+    if !(o.top_p > 0.0 && o.top_p <= 1.0) {
+        return Err(Error::input(format!(
+            "--top-p must be in (0, 1], got {}",
+            o.top_p
+        )));
+    }
+    let trained = Trained::open(dir, &request.checkpoint)?;
+    let data = &trained.data;
+    let prefix = data.vocab.encode(&request.prefix).ok_or_else(|| {
+        let unknown: String = request
+            .prefix
+            .chars()
+            .filter(|c| !data.vocab.chars().contains(c))
+            .collect();
+        Error::input(format!(
+            "--prefix {:?}: characters not in the vocabulary: {unknown:?}",
+            request.prefix
+        ))
+    })?;
+    if prefix.len() + 1 >= data.seq_len {
+        return Err(Error::input(format!(
+            "--prefix {:?} is too long: items are at most {} characters",
+            request.prefix,
+            data.seq_len - 1
+        )));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(request.seed.unwrap_or(trained.experiment.seed));
+    let membership = data.membership();
+    let device = Default::default();
+    // --new-only keeps drawing; give up after this many draws rather than loop for ever.
+    let limit = request.count.saturating_mul(100).max(1000);
+    let (mut printed, mut drawn) = (0, 0);
+    while printed < request.count && drawn < limit {
+        let batch = if request.new_only {
+            (request.count - printed).max(16)
+        } else {
+            request.count
+        };
+        let items = generate(
+            &trained.model,
+            &data.vocab,
+            data.seq_len,
+            batch,
+            &prefix,
+            o,
+            &mut rng,
+            &device,
+        );
+        drawn += batch;
+        for item in items {
+            let mark = membership.mark(&item);
+            if printed == request.count || (request.new_only && mark != "new") {
+                continue;
+            }
+            printed += 1;
+            match request.mark {
+                true => println!("{item}\t{mark}"),
+                false => println!("{item}"),
+            }
+        }
+    }
+    if printed < request.count {
+        return Err(Error::input(format!(
+            "only {printed} new items in {drawn} draws; the model mostly repeats its training data (try a higher --temperature)"
+        )));
+    }
+    Ok(())
 }

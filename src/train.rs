@@ -331,6 +331,7 @@ pub fn record_samples<B: Backend>(
     let options = SampleOptions {
         temperature: experiment.sampling.temperature,
         top_k: experiment.sampling.top_k,
+        top_p: 1.0,
     };
     let mut rng = rng(experiment.seed, Stream::Sample, step);
     let items = sample::generate(
@@ -338,6 +339,7 @@ pub fn record_samples<B: Backend>(
         &data.vocab,
         data.seq_len,
         experiment.sampling.count,
+        &[],
         options,
         &mut rng,
         &session.device,

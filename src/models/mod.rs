@@ -92,19 +92,29 @@ impl<B: Backend> Model<B> {
     }
 }
 
-/// Summed negative log-likelihood of the targets, and how many targets count (those not
-/// `data::IGNORE`). Divide one by the other for makemore's mean cross-entropy.
-pub fn nll<B: Backend>(
+/// The negative log-likelihood of each target `[B, T]`, 0 where the target is `data::IGNORE`,
+/// and which targets count (1.0) or not (0.0).
+pub fn token_nll<B: Backend>(
     logits: Tensor<B, 3>,
     targets: Tensor<B, 2, Int>,
-) -> (Tensor<B, 1>, Tensor<B, 1>) {
+) -> (Tensor<B, 2>, Tensor<B, 2>) {
     let [b, t, v] = logits.dims();
     let log_probs = log_softmax(logits.reshape([b * t, v]), 1);
     let targets = targets.reshape([b * t, 1]);
     let counted = targets.clone().greater_equal_elem(0);
     let picked = log_probs.gather(1, targets.clamp_min(0));
     let nll = picked.neg().mask_fill(counted.clone().bool_not(), 0.0);
-    (nll.sum(), counted.float().sum())
+    (nll.reshape([b, t]), counted.float().reshape([b, t]))
+}
+
+/// Summed negative log-likelihood of the targets, and how many targets count. Divide one by the
+/// other for makemore's mean cross-entropy.
+pub fn nll<B: Backend>(
+    logits: Tensor<B, 3>,
+    targets: Tensor<B, 2, Int>,
+) -> (Tensor<B, 1>, Tensor<B, 1>) {
+    let (nll, counted) = token_nll(logits, targets);
+    (nll.sum(), counted.sum())
 }
 
 /// `idx` moved k positions later along time, with `pad` in the k positions it leaves at the start.
