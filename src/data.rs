@@ -56,15 +56,28 @@ impl Vocab {
 pub struct Split {
     pub items: Vec<String>,
     pub tokens: Vec<Vec<usize>>,
+    /// Running count of (context, next token) examples: item i holds len + 1 of them.
+    example_ends: Vec<usize>,
 }
 
 impl Split {
     fn new(items: Vec<String>, vocab: &Vocab) -> Self {
-        let tokens = items
+        let tokens: Vec<Vec<usize>> = items
             .iter()
             .map(|i| vocab.encode(i).expect("vocab covers every item"))
             .collect();
-        Split { items, tokens }
+        let example_ends = tokens
+            .iter()
+            .scan(0, |end, t| {
+                *end += t.len() + 1;
+                Some(*end)
+            })
+            .collect();
+        Split {
+            items,
+            tokens,
+            example_ends,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -242,17 +255,52 @@ pub fn batch<B: Backend>(
     seq_len: usize,
     device: &B::Device,
 ) -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
-    let mut x = vec![0i32; items.len() * seq_len];
-    let mut y = vec![IGNORE; items.len() * seq_len];
-    for (row, tokens) in items.iter().enumerate() {
+    rows(
+        items.iter().map(|&tokens| (tokens, None)),
+        items.len(),
+        seq_len,
+        device,
+    )
+}
+
+/// One (context, next token) example per row: the item up to `position` as input, the token
+/// at `position` (or the stop token) as the only target. Nothing after the target is in the row.
+pub fn example_batch<B: Backend>(
+    examples: &[(&[usize], usize)],
+    seq_len: usize,
+    device: &B::Device,
+) -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
+    rows(
+        examples
+            .iter()
+            .map(|&(tokens, position)| (tokens, Some(position))),
+        examples.len(),
+        seq_len,
+        device,
+    )
+}
+
+fn rows<'a, B: Backend>(
+    rows: impl Iterator<Item = (&'a [usize], Option<usize>)>,
+    count: usize,
+    seq_len: usize,
+    device: &B::Device,
+) -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
+    let mut x = vec![0i32; count * seq_len];
+    let mut y = vec![IGNORE; count * seq_len];
+    for (row, (tokens, only)) in rows.enumerate() {
         let (x, y) = (&mut x[row * seq_len..], &mut y[row * seq_len..]);
-        for (t, &token) in tokens.iter().enumerate() {
+        let end = only.unwrap_or(tokens.len());
+        for (t, &token) in tokens[..end].iter().enumerate() {
             x[t + 1] = token as i32;
-            y[t] = token as i32;
         }
-        y[tokens.len()] = 0;
+        let target = |t: usize| tokens.get(t).map_or(0, |&token| token as i32);
+        match only {
+            Some(position) => y[position] = target(position),
+            None => (0..=tokens.len()).for_each(|t| y[t] = target(t)),
+        }
     }
-    let shape = [items.len(), seq_len];
+    let shape = [count, seq_len];
     (
         Tensor::from_data(TensorData::new(x, shape), device),
         Tensor::from_data(TensorData::new(y, shape), device),
@@ -271,6 +319,28 @@ impl Batcher {
         Batcher {
             rng: rng(seed, Stream::Batches, 0),
         }
+    }
+
+    /// `batch_size` (context, next token) examples, uniformly over every position of every
+    /// item, as the lectures draw them: (item tokens, position of the target).
+    pub fn next_examples<'a>(
+        &mut self,
+        split: &'a Split,
+        batch_size: usize,
+    ) -> Vec<(&'a [usize], usize)> {
+        let total = *split.example_ends.last().expect("a split with items");
+        (0..batch_size)
+            .map(|_| {
+                let example = self.rng.random_range(0..total);
+                let item = split.example_ends.partition_point(|&end| end <= example);
+                let start = if item == 0 {
+                    0
+                } else {
+                    split.example_ends[item - 1]
+                };
+                (split.tokens[item].as_slice(), example - start)
+            })
+            .collect()
     }
 
     pub fn next<'a>(&mut self, split: &'a Split, batch_size: usize) -> Vec<&'a [usize]> {

@@ -122,11 +122,19 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
     for step in first..=s.steps {
         let timer = Instant::now();
         let lr = optim::learning_rate(s, step - 1);
-        let (x, y) = data::batch::<B>(
-            &state.batcher.next(&data.train, s.batch_size),
-            data.seq_len,
-            &device,
-        );
+        let (x, y) = if model.trains_on_examples() {
+            data::example_batch::<B>(
+                &state.batcher.next_examples(&data.train, s.batch_size),
+                data.seq_len,
+                &device,
+            )
+        } else {
+            data::batch::<B>(
+                &state.batcher.next(&data.train, s.batch_size),
+                data.seq_len,
+                &device,
+            )
+        };
         let (sum, count) = nll(model.forward(x), y);
         let loss = sum / count;
         let grads = GradientsParams::from_grads(loss.backward(), &model);

@@ -202,3 +202,43 @@ fn test_path_replaces_the_random_split() {
     assert_eq!(data.train.len(), 50);
     assert_eq!(data.test.items, vec!["zed", "qux"]);
 }
+
+#[test]
+fn example_rows_hold_nothing_past_their_target() {
+    type B = burn::backend::Flex;
+    let (x, y) = makemore::data::example_batch::<B>(
+        &[(&[3, 1, 4], 2), (&[3, 1, 4], 3), (&[5], 0)],
+        5,
+        &Default::default(),
+    );
+    let x: Vec<i32> = x.into_data().convert::<i32>().to_vec().unwrap();
+    let y: Vec<i32> = y.into_data().convert::<i32>().to_vec().unwrap();
+    let i = IGNORE;
+    assert_eq!(
+        x,
+        vec![
+            0, 3, 1, 0, 0, /**/ 0, 3, 1, 4, 0, /**/ 0, 0, 0, 0, 0
+        ]
+    );
+    assert_eq!(
+        y,
+        vec![
+            i, i, 4, i, i, /**/ i, i, i, 0, i, /**/ 5, i, i, i, i
+        ]
+    );
+}
+
+#[test]
+fn examples_cover_every_position_of_every_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::write(dir.path(), "d.txt", &items(30));
+    let data = Dataset::load(&config(path)).unwrap();
+    let mut batcher = makemore::data::Batcher::new(1);
+    let mut seen = std::collections::HashSet::new();
+    for (tokens, position) in batcher.next_examples(&data.train, 20_000) {
+        assert!(position <= tokens.len());
+        seen.insert((tokens.as_ptr(), position));
+    }
+    let total: usize = data.train.tokens.iter().map(|t| t.len() + 1).sum();
+    assert_eq!(seen.len(), total);
+}

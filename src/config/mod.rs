@@ -256,6 +256,12 @@ impl Experiment {
                     m.n_layer
                 ),
             )?;
+            check(
+                self.schedule.batch_size >= 2,
+                "schedule.batch_size",
+                "must be at least 2 for the cnn: its BatchNorm takes statistics over the batch"
+                    .into(),
+            )?;
         }
         check(
             m.smoothing >= 0.0,

@@ -25,8 +25,7 @@ struct Layer<B: Backend> {
 }
 
 /// The lecture's BatchNorm1d: batch statistics (unbiased variance) while training, running
-/// statistics (momentum 0.1) otherwise. Statistics count only real positions: those past an
-/// item's stop token are padding and must not shift them.
+/// statistics (momentum 0.1) otherwise.
 #[derive(Module, Debug)]
 struct BatchNorm<B: Backend> {
     gamma: Param<Tensor<B, 1>>,
@@ -64,6 +63,9 @@ impl<B: Backend> Cnn<B> {
         Cnn { wte, layers, head }
     }
 
+    /// Evaluating, every position of every row. Training, where each row holds one example
+    /// (see `Model::trains_on_examples`), only the row's last real position, where its target
+    /// is: the others get zero logits, and their targets are ignored anyway.
     pub fn forward(&self, idx: Tensor<B, 2, Int>) -> Tensor<B, 3> {
         let [b, t] = idx.dims();
         let device = idx.device();
@@ -74,24 +76,38 @@ impl<B: Backend> Cnn<B> {
             .rev()
             .map(|k| shift_right(idx.clone(), k, 0))
             .collect();
-        let contexts = Tensor::stack::<3>(shifted, 2).reshape([b * t, context]);
-        // Real positions: the start, then every non-zero token (0 elsewhere is padding).
-        let real = idx
-            .not_equal_elem(0)
-            .float()
-            .slice_assign([0..b, 0..1], Tensor::ones([b, 1], &device));
-        let real = real.reshape([b * t, 1, 1]);
+        let contexts = Tensor::stack::<3>(shifted, 2);
+        if !B::ad_enabled(&device) {
+            let logits = self.hierarchy(contexts.reshape([b * t, context]));
+            let [_, v] = logits.dims();
+            return logits.reshape([b, t, v]);
+        }
+        // The last real position: the start, then the non-zero tokens.
+        let last = idx.not_equal_elem(0).int().sum_dim(1).reshape([b, 1, 1]);
+        let examples = contexts
+            .gather(1, last.clone().expand([b, 1, context]))
+            .reshape([b, context]);
+        let logits = self.hierarchy(examples);
+        let [_, v] = logits.dims();
+        let at_last = Tensor::arange(0..t as i64, &device)
+            .reshape([1, t, 1])
+            .equal(last)
+            .float();
+        at_last * logits.reshape([b, 1, v])
+    }
 
+    /// Contexts `[N, context]` → logits `[N, V]`.
+    fn hierarchy(&self, contexts: Tensor<B, 2, Int>) -> Tensor<B, 2> {
         let mut x = self.wte.forward(contexts);
         for layer in &self.layers {
             let [n, l, c] = x.dims();
-            let fused = dense(&layer.linear, x.reshape([n, l / 2, 2 * c]));
-            x = layer.norm.forward(fused, real.clone()).tanh();
+            x = layer
+                .norm
+                .forward(dense(&layer.linear, x.reshape([n, l / 2, 2 * c])))
+                .tanh();
         }
         let [n, _, h] = x.dims();
-        let logits = self.head.forward(x.reshape([n, h]));
-        let [_, v] = logits.dims();
-        logits.reshape([b, t, v])
+        self.head.forward(x.reshape([n, h]))
     }
 }
 
@@ -118,16 +134,17 @@ impl<B: Backend> BatchNorm<B> {
         }
     }
 
-    /// `x` is `[N, L, C]`; `weights` `[N, 1, 1]` is 1 for real rows and 0 for padding.
-    fn forward(&self, x: Tensor<B, 3>, weights: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [_, l, c] = x.dims();
+    /// `x` is `[N, L, C]`: statistics over N and L, per channel.
+    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [n, l, c] = x.dims();
         let (mean, var) = if B::ad_enabled(&x.device()) {
-            let count = weights.clone().sum().mul_scalar(l as f64);
-            let mean = (x.clone() * weights.clone()).sum_dim(0).sum_dim(1)
-                / count.clone().reshape([1, 1, 1]);
-            let centred = x.clone() - mean.clone();
-            let var = (centred.powi_scalar(2) * weights).sum_dim(0).sum_dim(1)
-                / (count - 1.0).reshape([1, 1, 1]);
+            let mean = x.clone().mean_dim(0).mean_dim(1);
+            let count = (n * l) as f64;
+            let var = (x.clone() - mean.clone())
+                .powi_scalar(2)
+                .sum_dim(0)
+                .sum_dim(1)
+                .div_scalar(count - 1.0);
             let update = |state: &RunningState<Tensor<B, 1>>, stat: &Tensor<B, 3>| {
                 let stat = stat.clone().detach().reshape([c]);
                 state.update(

@@ -69,6 +69,13 @@ impl<B: Backend> Model<B> {
         }
     }
 
+    /// Whether training feeds this model one (context, next token) example per row instead of
+    /// whole items. The cnn's BatchNorm takes statistics across the rows of a batch: over whole
+    /// items, a position would see the item's later characters, its own targets, through them.
+    pub fn trains_on_examples(&self) -> bool {
+        matches!(self, Model::Cnn(_))
+    }
+
     /// Trained parameters, as PyTorch counts them: burn's `num_params` also counts BatchNorm's
     /// running statistics, which are state, not parameters.
     pub fn parameters(&self) -> usize {
