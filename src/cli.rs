@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use makemore::report::Format;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -69,6 +70,25 @@ pub enum Command {
         items: Vec<String>,
         #[arg(long, value_enum, default_value_t = Which::Best)]
         checkpoint: Which,
+    },
+    /// Compare the runs below the given directories: one row per configuration, seeds aggregated.
+    Report {
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Aggregate by these configuration keys only (comma-separated dotted keys).
+        #[arg(long, value_delimiter = ',')]
+        by: Vec<String>,
+        /// Keep only runs whose KEY has VALUE (repeatable), e.g. --filter model.type=gru.
+        #[arg(long = "filter", value_name = "KEY=VALUE")]
+        filters: Vec<String>,
+        /// The best N rows of each group.
+        #[arg(long)]
+        top: Option<usize>,
+        /// Also draw the test-loss curves and the best losses into this SVG file.
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
     },
     /// Validate FILE.toml and print the fully resolved experiment; runs nothing.
     Check {

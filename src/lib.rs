@@ -11,6 +11,7 @@ pub mod error;
 pub mod models;
 pub mod optim;
 pub mod progress;
+pub mod report;
 pub mod rng;
 pub mod run;
 pub mod rundir;

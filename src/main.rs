@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use makemore::error::Error;
+use makemore::report::{self, ReportRequest};
 use makemore::sample::{self, SampleOptions, SampleRequest};
 use makemore::{config, run, score, signals};
 
@@ -67,6 +68,35 @@ fn main() -> ExitCode {
             items,
             checkpoint,
         } => score::score_command(&run, checkpoint.name(), items),
+        Command::Report {
+            dirs,
+            format,
+            by,
+            filters,
+            top,
+            plot,
+        } => {
+            let filters = filters
+                .iter()
+                .map(|f| {
+                    f.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .ok_or_else(|| Error::input(format!("--filter {f}: expected KEY=VALUE")))
+                })
+                .collect::<Result<Vec<_>, _>>();
+            filters.and_then(|filters| {
+                report::report_command(
+                    &dirs,
+                    &ReportRequest {
+                        format,
+                        by,
+                        filters,
+                        top,
+                        plot,
+                    },
+                )
+            })
+        }
         Command::Check { file, sets } => {
             config::load(&file, &sets).map(|loaded| print!("{}", loaded.experiment.to_toml()))
         }

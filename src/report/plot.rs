@@ -1,0 +1,155 @@
+//! The report's plot: test-loss curves per configuration (mean over seeds, with the min–max
+//! band), and the best test loss of each configuration.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use plotters::prelude::*;
+
+use super::Report;
+
+type Curves = BTreeMap<PathBuf, Vec<(usize, f64)>>;
+
+/// (step, mean, min, max) of the test loss over a configuration's runs.
+type Band = Vec<(usize, f64, f64, f64)>;
+
+pub fn draw(
+    path: &Path,
+    report: &Report,
+    curves: &Curves,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let root = SVGBackend::new(path, (1200, 500)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(700);
+
+    // Per row: step → (mean, min, max) over its runs.
+    let bands: Vec<(String, Band)> = report
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let mut by_step: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+            for run in &row.runs {
+                for &(step, loss) in curves.get(run).map(Vec::as_slice).unwrap_or_default() {
+                    by_step.entry(step).or_default().push(loss);
+                }
+            }
+            let points = by_step
+                .into_iter()
+                .map(|(step, losses)| {
+                    let mean = losses.iter().sum::<f64>() / losses.len() as f64;
+                    let min = losses.iter().copied().fold(f64::INFINITY, f64::min);
+                    let max = losses.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    (step, mean, min, max)
+                })
+                .collect();
+            (label(report, i), points)
+        })
+        .collect();
+    let all = bands.iter().flat_map(|(_, p)| p.iter());
+    let (max_step, lo, hi) = all.fold(
+        (1, f64::INFINITY, f64::NEG_INFINITY),
+        |(s, lo, hi), &(step, _, min, max)| (s.max(step), lo.min(min), hi.max(max)),
+    );
+    let (lo, hi) = if lo.is_finite() {
+        (lo - 0.02, hi + 0.02)
+    } else {
+        (0.0, 1.0)
+    };
+    let mut chart = ChartBuilder::on(&left)
+        .caption("test loss (nats/char) by step", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0..max_step, lo..hi)?;
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .y_desc("test loss")
+        .draw()?;
+    for (i, (name, points)) in bands.iter().enumerate() {
+        let colour = Palette99::pick(i);
+        let band: Vec<(usize, f64)> = points
+            .iter()
+            .map(|p| (p.0, p.3))
+            .chain(points.iter().rev().map(|p| (p.0, p.2)))
+            .collect();
+        chart.draw_series(std::iter::once(Polygon::new(band, colour.mix(0.15))))?;
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().map(|p| (p.0, p.1)),
+                colour.stroke_width(2),
+            ))?
+            .label(name.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(
+                    vec![(x, y), (x + 16, y)],
+                    Palette99::pick(i).stroke_width(2),
+                )
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+
+    let best: Vec<(usize, f64, f64)> = report
+        .rows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, row)| row.best_test_loss.map(|s| (i, s.mean, s.std)))
+        .collect();
+    let (lo, hi) = best.iter().fold(
+        (f64::INFINITY, f64::NEG_INFINITY),
+        |(lo, hi), &(_, m, s)| (lo.min(m - s), hi.max(m + s)),
+    );
+    let (lo, hi) = if lo.is_finite() {
+        (lo - 0.02, hi + 0.02)
+    } else {
+        (0.0, 1.0)
+    };
+    let mut chart = ChartBuilder::on(&right)
+        .caption(
+            "best test loss per configuration (mean ± std)",
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(-1i32..report.rows.len() as i32, lo..hi)?;
+    chart
+        .configure_mesh()
+        .x_desc("row of the report")
+        .y_desc("test loss")
+        .disable_x_mesh()
+        .draw()?;
+    for &(i, mean, std) in &best {
+        let colour = Palette99::pick(i);
+        chart.draw_series(std::iter::once(Circle::new(
+            (i as i32, mean),
+            5,
+            colour.filled(),
+        )))?;
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(i as i32, mean - std), (i as i32, mean + std)],
+            colour.stroke_width(2),
+        )))?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// "row i: key=value, ..." from the keys the rows differ in.
+fn label(report: &Report, i: usize) -> String {
+    let row = &report.rows[i];
+    let keys: Vec<String> = row
+        .keys
+        .iter()
+        .map(|(k, v)| format!("{}={v}", super::short(k)))
+        .collect();
+    match keys.is_empty() {
+        true => format!("{i}: {}", row.model_type),
+        false => format!("{i}: {}", keys.join(", ")),
+    }
+}
