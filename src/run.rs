@@ -3,7 +3,6 @@
 //! Everything that can be wrong with the input (configuration, data, model choice) is checked
 //! before the run directory exists, so a bad experiment leaves nothing behind.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -224,32 +223,7 @@ fn planned_steps(experiment: &Experiment) -> usize {
 
 /// The dotted keys whose values differ between two experiments.
 fn changed_keys(a: &Experiment, b: &Experiment) -> Vec<String> {
-    fn flatten(prefix: &str, value: toml::Value, out: &mut BTreeMap<String, toml::Value>) {
-        match value {
-            toml::Value::Table(table) => {
-                for (key, value) in table {
-                    let key = if prefix.is_empty() {
-                        key
-                    } else {
-                        format!("{prefix}.{key}")
-                    };
-                    flatten(&key, value, out);
-                }
-            }
-            other => {
-                out.insert(prefix.to_string(), other);
-            }
-        }
-    }
-    let [a, b] = [a, b].map(|e| {
-        let mut flat = BTreeMap::new();
-        flatten(
-            "",
-            toml::Value::try_from(e).expect("an experiment is a TOML table"),
-            &mut flat,
-        );
-        flat
-    });
+    let (a, b) = (a.flatten(), b.flatten());
     let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     keys.into_iter()
         .filter(|k| a.get(*k) != b.get(*k))

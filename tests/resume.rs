@@ -94,21 +94,7 @@ fn resume(dir: &Path, run: &Path, args: &[&str]) {
 }
 
 fn uninterrupted(dir: &Path, model: &str) -> PathBuf {
-    let runs = dir.join("full");
-    let out = makemore(
-        &[
-            "run",
-            &format!("{model}.toml"),
-            "--runs",
-            runs.to_str().unwrap(),
-            "--set",
-            STEPS,
-        ],
-        dir,
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    only_run(&runs, model)
+    only_run_after(dir, model, "full", STEPS)
 }
 
 #[test]

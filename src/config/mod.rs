@@ -203,6 +203,41 @@ impl Experiment {
         }
     }
 
+    /// Every setting by its dotted key (`schedule.steps`), for comparing experiments.
+    pub fn flatten(&self) -> std::collections::BTreeMap<String, toml::Value> {
+        fn walk(
+            prefix: &str,
+            value: toml::Value,
+            out: &mut std::collections::BTreeMap<String, toml::Value>,
+        ) {
+            match value {
+                toml::Value::Table(table) => {
+                    for (key, value) in table {
+                        walk(
+                            &if prefix.is_empty() {
+                                key
+                            } else {
+                                format!("{prefix}.{key}")
+                            },
+                            value,
+                            out,
+                        );
+                    }
+                }
+                other => {
+                    out.insert(prefix.to_string(), other);
+                }
+            }
+        }
+        let mut out = std::collections::BTreeMap::new();
+        walk(
+            "",
+            toml::Value::try_from(self).expect("an experiment is a TOML table"),
+            &mut out,
+        );
+        out
+    }
+
     /// The resolved experiment as TOML; `makemore run` on this text reproduces the run.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("an experiment always serialises to TOML")

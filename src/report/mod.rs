@@ -230,12 +230,15 @@ fn read_run(dir: &Path) -> std::result::Result<Run, String> {
     let text = std::fs::read_to_string(dir.join("config.toml"))
         .map_err(|e| format!("config.toml: {e}"))?;
     let experiment: Experiment = toml::from_str(&text).map_err(|e| format!("config.toml: {e}"))?;
-    let mut config = BTreeMap::new();
-    flatten(
-        "",
-        toml::Value::try_from(&experiment).expect("an experiment is a table"),
-        &mut config,
-    );
+    // Strings as themselves, other values as TOML writes them.
+    let config = experiment
+        .flatten()
+        .into_iter()
+        .map(|(key, value)| match value {
+            toml::Value::String(s) => (key, s),
+            other => (key, other.to_string()),
+        })
+        .collect();
     let curve = read_curve(dir).map_err(|e| format!("metrics.csv: {e}"))?;
     Ok(Run {
         dir: dir.to_path_buf(),
@@ -257,27 +260,6 @@ fn read_curve(dir: &Path) -> std::result::Result<Vec<(usize, f64)>, String> {
         }
     }
     Ok(curve)
-}
-
-fn flatten(prefix: &str, value: toml::Value, out: &mut BTreeMap<String, String>) {
-    match value {
-        toml::Value::Table(table) => {
-            for (key, value) in table {
-                let key = if prefix.is_empty() {
-                    key
-                } else {
-                    format!("{prefix}.{key}")
-                };
-                flatten(&key, value, out);
-            }
-        }
-        toml::Value::String(s) => {
-            out.insert(prefix.to_string(), s);
-        }
-        other => {
-            out.insert(prefix.to_string(), other.to_string());
-        }
-    }
 }
 
 /// Configuration keys whose values differ between runs of one group (between groups, the
