@@ -119,6 +119,7 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
         None => (1, State::new(experiment.seed)),
     };
     let mut step_time = Duration::ZERO;
+    let mut interrupted = false;
     for step in first..=s.steps {
         let timer = Instant::now();
         let lr = optim::learning_rate(s, step - 1);
@@ -192,24 +193,17 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
                 session,
                 &format!("step {step}: interrupted, saving a checkpoint to resume from"),
             )?;
-            save(
-                &model,
-                checkpoint::encode::<B, _>(optimizer.to_record())?,
-                &state,
-                "last",
-                session,
-            )?;
-            return Ok(Ended::Interrupted);
+            interrupted = true;
+            break;
         }
     }
-    save(
-        &model,
-        checkpoint::encode::<B, _>(optimizer.to_record())?,
-        &state,
-        "last",
-        session,
-    )?;
-    Ok(Ended::Finished(model))
+    let optimizer_bytes = checkpoint::encode::<B, _>(optimizer.to_record())?;
+    save(&model, optimizer_bytes, &state, "last", session)?;
+    Ok(if interrupted {
+        Ended::Interrupted
+    } else {
+        Ended::Finished(model)
+    })
 }
 
 /// Periodic estimate on `eval_batches` random batches of each split; returns the test loss.
