@@ -105,7 +105,11 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
 ) -> Result<Ended<B>> {
     let (experiment, data, device) = (session.experiment, session.data, session.device.clone());
     let s = &experiment.schedule;
-    let tokens_per_step = (s.batch_size * data.seq_len) as f64;
+    // Positions the model trains on per step: whole rows, or one example per row.
+    let tokens_per_step = match model.trains_on_examples() {
+        true => s.batch_size,
+        false => s.batch_size * data.seq_len,
+    } as f64;
     let (first, mut state) = match resume {
         Some(checkpoint) => {
             optimizer =
