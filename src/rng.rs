@@ -10,6 +10,7 @@ pub enum Stream {
     Batches = 2,
     Evaluate = 3,
     Sample = 4,
+    Dropout = 5,
 }
 
 /// The generator for `stream` at `step` (0 where there is one stream for the whole run).
@@ -17,4 +18,33 @@ pub fn rng(seed: u64, stream: Stream, step: usize) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(((stream as u64) << 48) | step as u64);
     rng
+}
+
+thread_local! {
+    static DROPOUT: std::cell::RefCell<Option<ChaCha8Rng>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `forward` with dropout masks drawn from `rng`: the training loop gives each step its own
+/// stream, so the masks are a function of the seed and the step (and a resumed run draws the
+/// same ones). Outside of it, `dropout_mask` finds no generator and models drop nothing.
+pub fn with_dropout<T>(rng: ChaCha8Rng, forward: impl FnOnce() -> T) -> T {
+    DROPOUT.with(|cell| *cell.borrow_mut() = Some(rng));
+    let out = forward();
+    DROPOUT.with(|cell| *cell.borrow_mut() = None);
+    out
+}
+
+/// `n` keep-factors for dropout with probability `p`: 0 or 1/(1-p). None outside `with_dropout`.
+pub fn dropout_mask(n: usize, p: f64) -> Option<Vec<f32>> {
+    use rand::Rng;
+    DROPOUT.with(|cell| {
+        let mut rng = cell.borrow_mut();
+        let rng = rng.as_mut()?;
+        let keep = (1.0 / (1.0 - p)) as f32;
+        Some(
+            (0..n)
+                .map(|_| if rng.random::<f64>() < p { 0.0 } else { keep })
+                .collect(),
+        )
+    })
 }

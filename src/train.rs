@@ -19,7 +19,7 @@ use crate::data::{self, Batcher, Dataset, Split};
 use crate::models::{Model, nll};
 use crate::optim;
 use crate::progress::Progress;
-use crate::rng::{Stream, rng};
+use crate::rng::{Stream, rng, with_dropout};
 use crate::rundir::{RunDir, Summary, write_atomic};
 use crate::sample::{self, SampleOptions};
 
@@ -140,7 +140,10 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
                 &device,
             )
         };
-        let (sum, count) = nll(model.forward(x), y);
+        let logits = with_dropout(rng(experiment.seed, Stream::Dropout, step), || {
+            model.forward(x)
+        });
+        let (sum, count) = nll(logits, y);
         let loss = sum / count;
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optimizer.step(lr, model, grads);

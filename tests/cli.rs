@@ -248,3 +248,37 @@ fn early_stopping_ends_the_run_after_patience_evaluations() {
             .contains("stopping early")
     );
 }
+
+#[test]
+fn dropout_is_reproducible_and_changes_training() {
+    let dir = tempfile::tempdir().unwrap();
+    experiment(dir.path(), "transformer", "");
+    for (name, dropout) in [("a", "0.3"), ("b", "0.3"), ("none", "0")] {
+        let out = run(
+            dir.path(),
+            "transformer.toml",
+            &[
+                "--set",
+                &format!("model.dropout={dropout}"),
+                "--set",
+                &format!("name={name}"),
+            ],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let runs = dir.path().join("runs");
+    let [a, b, none] = ["a", "b", "none"].map(|name| losses(&only_run(&runs, name)));
+    assert_eq!(a, b, "same seed, same dropout masks");
+    assert_ne!(a, none);
+    let out = run(
+        dir.path(),
+        "transformer.toml",
+        &["--set", "model.dropout=1"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("model.dropout must be in [0, 1)"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -84,6 +84,9 @@ pub struct ModelConfig {
     pub blank_token: bool,
     /// counts: add-k smoothing.
     pub smoothing: f64,
+    /// transformer: the probability of zeroing an activation while training (0 = off, as
+    /// makemore.py).
+    pub dropout: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -169,6 +172,7 @@ impl Experiment {
                 block_size: 0,
                 blank_token: true,
                 smoothing: 1.0,
+                dropout: 0.0,
             },
             backend: BackendConfig {
                 name: "cpu".into(),
@@ -298,6 +302,11 @@ impl Experiment {
                     .into(),
             )?;
         }
+        check(
+            (0.0..1.0).contains(&m.dropout),
+            "model.dropout",
+            format!("must be in [0, 1), got {}", m.dropout),
+        )?;
         check(
             m.smoothing >= 0.0,
             "model.smoothing",

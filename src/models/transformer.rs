@@ -17,6 +17,7 @@ pub struct Transformer<B: Backend> {
     blocks: Vec<Block<B>>,
     ln_f: LayerNorm<B>,
     lm_head: Linear<B>,
+    dropout: f64,
 }
 
 #[derive(Module, Debug)]
@@ -63,34 +64,38 @@ impl<B: Backend> Transformer<B> {
                 .collect(),
             ln_f: layer_norm(init),
             lm_head: init.linear(c, vocab_size, false),
+            dropout: config.dropout,
         }
     }
 
     pub fn forward(&self, idx: Tensor<B, 2, Int>) -> Tensor<B, 3> {
         let [_, t] = idx.dims();
         let positions = Tensor::arange(0..t as i64, &idx.device()).unsqueeze::<2>();
-        let mut x = self.wte.forward(idx) + self.wpe.forward(positions);
+        let mut x = dropout(
+            self.wte.forward(idx) + self.wpe.forward(positions),
+            self.dropout,
+        );
         for block in &self.blocks {
-            x = block.forward(x);
+            x = block.forward(x, self.dropout);
         }
         dense(&self.lm_head, self.ln_f.forward(x))
     }
 }
 
 impl<B: Backend> Block<B> {
-    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let x = x.clone() + self.attn.forward(self.ln_1.forward(x));
+    fn forward(&self, x: Tensor<B, 3>, p: f64) -> Tensor<B, 3> {
+        let x = x.clone() + dropout(self.attn.forward(self.ln_1.forward(x), p), p);
         // gelu_approximate is the tanh GELU of GPT-2 and makemore.py's NewGELU.
         let mlp = dense(
             &self.c_proj,
             gelu_approximate(dense(&self.c_fc, self.ln_2.forward(x.clone()))),
         );
-        x + mlp
+        x + dropout(mlp, p)
     }
 }
 
 impl<B: Backend> CausalSelfAttention<B> {
-    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    fn forward(&self, x: Tensor<B, 3>, p: f64) -> Tensor<B, 3> {
         let [b, t, c] = x.dims();
         let (nh, hs) = (self.n_head, c / self.n_head);
         let qkv = dense(&self.c_attn, x);
@@ -104,8 +109,24 @@ impl<B: Backend> CausalSelfAttention<B> {
         let (q, k, v) = (heads(0), heads(1), heads(2));
         let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((hs as f64).sqrt());
         let future = Tensor::<B, 2, Bool>::tril_mask([t, t], 0, &scores.device()).unsqueeze::<4>();
-        let attention = softmax(scores.mask_fill(future, f32::NEG_INFINITY), 3);
+        let attention = dropout(softmax(scores.mask_fill(future, f32::NEG_INFINITY), 3), p);
         let y = attention.matmul(v).swap_dims(1, 2).reshape([b, t, c]);
         dense(&self.c_proj, y)
+    }
+}
+
+/// Zeroes each activation with probability `p` and scales the rest by 1/(1-p), while training
+/// only: masks come from the step's generator (`rng::with_dropout`), which evaluation and
+/// sampling do not set.
+fn dropout<B: Backend, const D: usize>(x: Tensor<B, D>, p: f64) -> Tensor<B, D> {
+    if p == 0.0 {
+        return x;
+    }
+    match crate::rng::dropout_mask(x.shape().num_elements(), p) {
+        Some(mask) => {
+            let keep = Tensor::from_data(TensorData::new(mask, x.shape()), &x.device());
+            x * keep
+        }
+        None => x,
     }
 }
