@@ -54,7 +54,7 @@ pub fn train<B: AutodiffBackend>(
     let ended = match (session.experiment.model.kind, s.optimizer) {
         (ModelType::Counts, _) => {
             let state = State::new(session.experiment.seed);
-            save(&model, Vec::new(), &state, "last", session)?;
+            save(&model, Vec::new(), &state, session)?;
             Ended::Finished(model)
         }
         (_, OptimizerKind::Adamw) => optimize(model, optim::adamw(s).init(), resume, session)?,
@@ -76,8 +76,7 @@ pub fn train<B: AutodiffBackend>(
         .is_none_or(|best| final_test < best)
     {
         session.summary.best_test_loss = Some(final_test);
-        let last = std::fs::read(session.run.checkpoint_path("last"))?;
-        write_atomic(&session.run.checkpoint_path("best"), &last)?;
+        promote_last_to_best(session)?;
     }
     Ok(Ended::Finished(model))
 }
@@ -124,6 +123,8 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
     };
     let mut step_time = Duration::ZERO;
     let mut interrupted = false;
+    // The step last.ckpt holds, so the end does not write the same checkpoint again.
+    let mut saved_at = first - 1;
     for step in first..=s.steps {
         let timer = Instant::now();
         let lr = optim::learning_rate(s, step - 1);
@@ -179,10 +180,11 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
             }
             // Every evaluation leaves a checkpoint to resume from, should the process die.
             let optimizer_bytes = checkpoint::encode::<B, _>(optimizer.to_record())?;
+            save(&model, optimizer_bytes, &state, session)?;
+            saved_at = step;
             if improved {
-                save(&model, optimizer_bytes.clone(), &state, "best", session)?;
+                promote_last_to_best(session)?;
             }
-            save(&model, optimizer_bytes, &state, "last", session)?;
             session.run.write_summary(&session.summary)?;
             if s.early_stop_patience > 0 && state.stale_evaluations >= s.early_stop_patience {
                 let stale = state.stale_evaluations;
@@ -204,8 +206,10 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
             break;
         }
     }
-    let optimizer_bytes = checkpoint::encode::<B, _>(optimizer.to_record())?;
-    save(&model, optimizer_bytes, &state, "last", session)?;
+    if saved_at != session.summary.step {
+        let optimizer_bytes = checkpoint::encode::<B, _>(optimizer.to_record())?;
+        save(&model, optimizer_bytes, &state, session)?;
+    }
     Ok(if interrupted {
         Ended::Interrupted
     } else {
@@ -311,11 +315,11 @@ fn evaluate<B: Backend>(
     Some(total / count)
 }
 
+/// Writes last.ckpt: the model, the optimizer's state and the loop's.
 fn save<B: AutodiffBackend>(
     model: &Model<B>,
     optimizer: Vec<u8>,
     state: &State,
-    which: &str,
     session: &Session<B::Device>,
 ) -> Result<()> {
     let checkpoint = Checkpoint {
@@ -326,7 +330,13 @@ fn save<B: AutodiffBackend>(
         model: checkpoint::encode::<B::InnerBackend, _>(model.valid().into_record())?,
         optimizer,
     };
-    checkpoint.save(&session.run.checkpoint_path(which))
+    checkpoint.save(&session.run.checkpoint_path("last"))
+}
+
+/// The model just saved as last.ckpt is the best so far: best.ckpt becomes a copy of it.
+fn promote_last_to_best<D>(session: &Session<D>) -> Result<()> {
+    let last = std::fs::read(session.run.checkpoint_path("last"))?;
+    write_atomic(&session.run.checkpoint_path("best"), &last)
 }
 
 /// Draws `sampling.count` items, marks each in-train / in-test / new and appends them to
