@@ -15,7 +15,7 @@ use crate::config::Experiment;
 use crate::data::{Batcher, Dataset};
 use crate::error::{Error, Result};
 use crate::models::Model;
-use crate::rundir::write_atomic;
+use crate::rundir::{read_config, write_atomic};
 
 #[derive(Serialize, Deserialize)]
 pub struct Checkpoint {
@@ -78,11 +78,8 @@ pub struct Trained {
 impl Trained {
     /// Reads `dir`'s config.toml, its data and the `which` ("best" or "last") checkpoint.
     pub fn open(dir: &Path, which: &str) -> Result<Self> {
-        let config_file = dir.join("config.toml");
-        let text = std::fs::read_to_string(&config_file)
-            .map_err(|e| Error::input(format!("{}: not a run directory ({e})", dir.display())))?;
-        let experiment: Experiment = toml::from_str(&text)
-            .map_err(|e| Error::input(format!("{}: {e}", config_file.display())))?;
+        let experiment = read_config(dir)
+            .map_err(|e| Error::input(format!("{}: not a run directory: {e:#}", dir.display())))?;
         let data = Dataset::load(&experiment.dataset)?;
         let path = dir.join("checkpoints").join(format!("{which}.ckpt"));
         let device = Default::default();

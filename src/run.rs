@@ -66,10 +66,7 @@ pub fn resume(dir: &Path, sets: &[String]) -> Result<PathBuf> {
     let config_file = dir.join("config.toml");
     let mut summary = rundir::read_summary(dir)
         .map_err(|e| Error::input(format!("{}: not a run directory: {e:#}", dir.display())))?;
-    let stored: Experiment = std::fs::read_to_string(&config_file)
-        .map_err(|e| e.to_string())
-        .and_then(|text| toml::from_str(&text).map_err(|e| e.to_string()))
-        .map_err(|e| Error::input(format!("{}: {e}", config_file.display())))?;
+    let stored = rundir::read_config(dir).map_err(|e| Error::input(format!("{e:#}")))?;
     let experiment = config::load(&config_file, sets)?.experiment;
     let changed = changed_keys(&stored, &experiment);
     if changed.iter().any(|key| key != "schedule.steps") {

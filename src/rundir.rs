@@ -12,6 +12,8 @@ use anyhow::Context;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::config::Experiment;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -192,6 +194,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     file.write_all(bytes)?;
     file.sync_all()?;
     fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The resolved experiment a run keeps in config.toml.
+pub fn read_config(run: &Path) -> anyhow::Result<Experiment> {
+    let path = run.join("config.toml");
+    let text =
+        fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("{} is not a valid experiment", path.display()))
 }
 
 pub fn read_summary(run: &Path) -> anyhow::Result<Summary> {

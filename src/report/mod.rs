@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::config::Experiment;
 use crate::error::{Error, Result};
 use crate::rundir::{self, Status, Summary};
 
@@ -227,9 +226,7 @@ fn find_runs(dir: &Path, found: &mut Vec<PathBuf>) {
 
 fn read_run(dir: &Path) -> std::result::Result<Run, String> {
     let summary = rundir::read_summary(dir).map_err(|e| format!("{e:#}"))?;
-    let text = std::fs::read_to_string(dir.join("config.toml"))
-        .map_err(|e| format!("config.toml: {e}"))?;
-    let experiment: Experiment = toml::from_str(&text).map_err(|e| format!("config.toml: {e}"))?;
+    let experiment = rundir::read_config(dir).map_err(|e| format!("{e:#}"))?;
     // Strings as themselves, other values as TOML writes them.
     let config = experiment
         .flatten()
