@@ -4,6 +4,7 @@
 //! `train` (the loop, with `optim` and `sample`) → `rundir` and `checkpoint` (what a run leaves).
 //! `run` ties them together for the `makemore run` command.
 
+pub mod backend;
 pub mod checkpoint;
 pub mod config;
 pub mod data;

@@ -4,7 +4,7 @@ use clap::Parser;
 use makemore::error::Error;
 use makemore::report::{self, ReportRequest};
 use makemore::sample::{self, SampleOptions, SampleRequest};
-use makemore::{config, run, score, signals};
+use makemore::{backend, config, run, score, signals};
 
 mod cli;
 
@@ -97,9 +97,11 @@ fn main() -> ExitCode {
                 )
             })
         }
-        Command::Check { file, sets } => {
-            config::load(&file, &sets).map(|loaded| print!("{}", loaded.experiment.to_toml()))
-        }
+        Command::Check { file, sets } => config::load(&file, &sets).and_then(|loaded| {
+            backend::select(&loaded.experiment.backend)?;
+            print!("{}", loaded.experiment.to_toml());
+            Ok(())
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

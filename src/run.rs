@@ -6,10 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::backend::{Autodiff, Flex};
 use burn::module::AutodiffModule;
+use burn::tensor::backend::AutodiffBackend;
 use sha2::{Digest, Sha256};
 
+use crate::backend::{self, on_backend};
 use crate::checkpoint::Checkpoint;
 use crate::config::{self, Experiment, ModelType};
 use crate::data::Dataset;
@@ -19,49 +20,47 @@ use crate::progress::{Progress, format_duration};
 use crate::rundir::{self, RunDir, Status, Summary};
 use crate::train::{self, Ended, Session};
 
-/// The CPU backend: burn's pure-Rust `flex`, with automatic differentiation on top.
-pub type Cpu = Autodiff<Flex>;
-
 /// Runs the experiment in `file` in a new run directory, which it returns.
 pub fn run(file: &Path, sets: &[String], runs: &Path) -> Result<PathBuf> {
     let experiment = config::load(file, sets)?.experiment;
     let data = Dataset::load(&experiment.dataset)?;
-    use_threads(experiment.backend.threads);
-    let device = Default::default();
-    let model = Model::<Cpu>::new(&experiment.model, &data, experiment.seed, &device);
-
-    let mut run = RunDir::create(runs, &experiment.name)?;
-    run.write_config(&experiment.to_toml())?;
-    let now = chrono::Utc::now().to_rfc3339();
-    let summary = Summary {
-        status: Status::Running,
-        name: experiment.name.clone(),
-        model_type: experiment.model.kind.name().into(),
-        params: model.parameters(),
-        step: 0,
-        steps: planned_steps(&experiment),
-        best_test_loss: None,
-        final_test_loss: None,
-        final_train_loss: None,
-        final_val_loss: None,
-        ms_per_step: None,
-        tokens_per_s: None,
-        wall_s: 0.0,
-        backend: "cpu (burn flex)".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        config_hash: config_hash(&experiment),
-        data_hash: data.data_hash.clone(),
-        split_hash: data.split_hash.clone(),
-        started_at: now.clone(),
-        updated_at: now,
-        error: None,
-    };
-    execute(&experiment, &data, model, None, &mut run, summary)
+    let backend = backend::select(&experiment.backend)?;
+    backend::use_threads(experiment.backend.threads);
+    on_backend!(backend, |B, device| {
+        let model = Model::<B>::new(&experiment.model, &data, experiment.seed, &device);
+        let mut run = RunDir::create(runs, &experiment.name)?;
+        run.write_config(&experiment.to_toml())?;
+        let now = chrono::Utc::now().to_rfc3339();
+        let summary = Summary {
+            status: Status::Running,
+            name: experiment.name.clone(),
+            model_type: experiment.model.kind.name().into(),
+            params: model.parameters(),
+            step: 0,
+            steps: planned_steps(&experiment),
+            best_test_loss: None,
+            final_test_loss: None,
+            final_train_loss: None,
+            final_val_loss: None,
+            ms_per_step: None,
+            tokens_per_s: None,
+            wall_s: 0.0,
+            backend: backend.describe(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            config_hash: config_hash(&experiment),
+            data_hash: data.data_hash.clone(),
+            split_hash: data.split_hash.clone(),
+            started_at: now.clone(),
+            updated_at: now,
+            error: None,
+        };
+        execute(&experiment, &data, model, None, &mut run, summary, device)
+    })
 }
 
 /// Goes on with the run in `dir` from its last checkpoint: weights, optimizer, step, best loss
-/// and data order, so that it ends as an uninterrupted run would. Only `schedule.steps` may
-/// change, to train for longer.
+/// and data order, so that it ends as an uninterrupted run would. Only `schedule.steps` (to train
+/// for longer), the backend and where the data lies may change.
 pub fn resume(dir: &Path, sets: &[String]) -> Result<PathBuf> {
     let config_file = dir.join("config.toml");
     let mut summary = rundir::read_summary(dir)
@@ -69,9 +68,17 @@ pub fn resume(dir: &Path, sets: &[String]) -> Result<PathBuf> {
     let stored = rundir::read_config(dir).map_err(|e| Error::input(format!("{e:#}")))?;
     let experiment = config::load(&config_file, sets)?.experiment;
     let changed = changed_keys(&stored, &experiment);
-    if changed.iter().any(|key| key != "schedule.steps") {
+    // More steps extend training; checkpoints are portable between backends; the data may have
+    // moved (to another machine) as long as its split is the same, which is checked below.
+    let may_change = |key: &str| {
+        key == "schedule.steps"
+            || key.starts_with("backend.")
+            || key == "dataset.path"
+            || key == "dataset.test_path"
+    };
+    if !changed.iter().all(|key| may_change(key)) {
         return Err(Error::input(format!(
-            "{}: resuming may change schedule.steps only; these differ from the run's config.toml: {}",
+            "{}: resuming may change schedule.steps, backend.* and the data's location only; these differ from the run's config.toml: {}",
             dir.display(),
             changed.join(", ")
         )));
@@ -92,9 +99,8 @@ pub fn resume(dir: &Path, sets: &[String]) -> Result<PathBuf> {
             experiment.dataset.path.display()
         )));
     }
-    use_threads(experiment.backend.threads);
-    let device = Default::default();
-    let fresh = Model::<Cpu>::new(&experiment.model, &data, experiment.seed, &device);
+    let backend = backend::select(&experiment.backend)?;
+    backend::use_threads(experiment.backend.threads);
     // Without a checkpoint (killed before the first evaluation) the run starts over in place.
     let last = dir.join("checkpoints").join("last.ckpt");
     let checkpoint = if last.exists() {
@@ -102,40 +108,46 @@ pub fn resume(dir: &Path, sets: &[String]) -> Result<PathBuf> {
     } else {
         None
     };
-    let model = match &checkpoint {
-        Some(checkpoint) => checkpoint
-            .load_model(fresh, &device)
-            .map_err(|e| Error::input(format!("{}: {e:#}", last.display())))?,
-        None => fresh,
-    };
-    let step = checkpoint.as_ref().map_or(0, |c| c.step);
-    let mut run = RunDir::reopen(dir, step)?;
-    run.write_config(&experiment.to_toml())?;
-    summary.status = Status::Running;
-    summary.error = None;
-    summary.step = step;
-    summary.steps = planned_steps(&experiment);
-    summary.config_hash = config_hash(&experiment);
-    summary.best_test_loss = checkpoint.as_ref().and_then(|c| c.best_test_loss);
-    run.log(&format!("resuming at step {step}"))?;
-    execute(
-        &experiment,
-        &data,
-        model,
-        checkpoint.as_ref(),
-        &mut run,
-        summary,
-    )
+    on_backend!(backend, |B, device| {
+        let fresh = Model::<B>::new(&experiment.model, &data, experiment.seed, &device);
+        let model = match &checkpoint {
+            Some(checkpoint) => checkpoint
+                .load_model(fresh, &device)
+                .map_err(|e| Error::input(format!("{}: {e:#}", last.display())))?,
+            None => fresh,
+        };
+        let step = checkpoint.as_ref().map_or(0, |c| c.step);
+        let mut run = RunDir::reopen(dir, step)?;
+        run.write_config(&experiment.to_toml())?;
+        summary.status = Status::Running;
+        summary.error = None;
+        summary.step = step;
+        summary.steps = planned_steps(&experiment);
+        summary.backend = backend.describe();
+        summary.config_hash = config_hash(&experiment);
+        summary.best_test_loss = checkpoint.as_ref().and_then(|c| c.best_test_loss);
+        run.log(&format!("resuming at step {step} on {}", summary.backend))?;
+        execute(
+            &experiment,
+            &data,
+            model,
+            checkpoint.as_ref(),
+            &mut run,
+            summary,
+            device,
+        )
+    })
 }
 
 /// Trains, keeps the summary true at every moment, and reports.
-fn execute(
+fn execute<B: AutodiffBackend>(
     experiment: &Experiment,
     data: &Dataset,
-    model: Model<Cpu>,
+    model: Model<B>,
     resume: Option<&Checkpoint>,
     run: &mut RunDir,
     summary: Summary,
+    device: B::Device,
 ) -> Result<PathBuf> {
     run.write_summary(&summary)?;
     let run_path = run.path().to_path_buf();
@@ -145,7 +157,7 @@ fn execute(
         data,
         run,
         summary,
-        device: Default::default(),
+        device,
         started: Instant::now(),
     };
     let header = format!(
@@ -264,14 +276,4 @@ fn config_hash(experiment: &Experiment) -> String {
     identity.dataset.path = PathBuf::new();
     identity.dataset.test_path = None;
     hex::encode(Sha256::digest(identity.to_toml()))
-}
-
-/// Sizes the thread pool the CPU backend computes on; 0 keeps one thread per core.
-fn use_threads(threads: usize) {
-    if threads > 0 {
-        // Fails only if the pool already exists (a second run in one process): keep that one.
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build_global();
-    }
 }

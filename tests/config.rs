@@ -74,8 +74,8 @@ fn inconsistent_values_are_rejected_with_their_source() {
         ),
         (&["--set", "dataset.path=nowhere.txt"], "dataset.path"),
         (
-            &["--set", "backend.name=cuda"],
-            "not available in this build",
+            &["--set", "backend.name=tpu"],
+            "unknown variant: found `tpu`, expected ``cpu` or `cuda``",
         ),
         (
             &["--set", "schedule.steps=0"],

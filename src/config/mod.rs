@@ -92,10 +92,18 @@ pub struct ModelConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
-    pub name: String,
+    pub name: BackendName,
+    /// Which GPU, for `cuda`.
     pub device: usize,
     /// 0 = all cores.
     pub threads: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendName {
+    Cpu,
+    Cuda,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,7 +183,7 @@ impl Experiment {
                 dropout: 0.0,
             },
             backend: BackendConfig {
-                name: "cpu".into(),
+                name: BackendName::Cpu,
                 device: 0,
                 threads: 0,
             },
@@ -313,12 +321,11 @@ impl Experiment {
             format!("must be ≥ 0, got {}", m.smoothing),
         )?;
         check(
-            self.backend.name == "cpu",
+            cfg!(feature = "cuda") || self.backend.name != BackendName::Cuda,
             "backend.name",
-            format!(
-                "\"{}\" is not available in this build; the backends built in are: cpu",
-                self.backend.name
-            ),
+            "\"cuda\" is not available in this build, which has the CPU backend only; \
+             rebuild with `cargo build --release --features cuda`"
+                .into(),
         )?;
         check(
             s.steps > 0,

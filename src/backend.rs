@@ -1,0 +1,144 @@
+//! The compute backend an experiment asks for: the CPU (burn's pure-Rust `flex`) in every build,
+//! CUDA in builds with the `cuda` feature.
+//!
+//! The training loop is generic over burn's `AutodiffBackend`; `on_backend!` is the one place that
+//! names the concrete types. Checkpoints hold f32 values whatever the backend, so a run trained on
+//! one resumes, samples and scores on the other.
+
+use burn::backend::{Autodiff, Flex};
+
+use crate::config::{BackendConfig, BackendName};
+use crate::error::Result;
+
+pub type Cpu = Autodiff<Flex>;
+#[cfg(feature = "cuda")]
+pub type Gpu = Autodiff<burn::backend::Cuda>;
+
+/// A backend that is built in and usable on this machine.
+#[derive(Debug, Clone, Copy)]
+pub enum Selected {
+    Cpu,
+    #[cfg(feature = "cuda")]
+    Cuda {
+        device: usize,
+    },
+}
+
+impl Selected {
+    /// How summary.json names it.
+    pub fn describe(self) -> String {
+        match self {
+            Selected::Cpu => "cpu (burn flex)".into(),
+            #[cfg(feature = "cuda")]
+            Selected::Cuda { device } => format!("cuda:{device} (burn cuda)"),
+        }
+    }
+}
+
+/// Checks that the backend `config` names can run here, before anything is built on it: burn's
+/// CUDA backend panics deep inside when the driver or a device is missing.
+pub fn select(config: &BackendConfig) -> Result<Selected> {
+    match config.name {
+        BackendName::Cpu => Ok(Selected::Cpu),
+        #[cfg(feature = "cuda")]
+        BackendName::Cuda => {
+            cuda::probe(config.device)?;
+            cuda::keep_compiled_kernels();
+            Ok(Selected::Cuda {
+                device: config.device,
+            })
+        }
+        #[cfg(not(feature = "cuda"))]
+        BackendName::Cuda => unreachable!("config validation rejects cuda in a build without it"),
+    }
+}
+
+/// Evaluates `$body` with `$B` bound to the autodiff backend type of `$selected` and `$device`
+/// to its device.
+macro_rules! on_backend {
+    ($selected:expr, |$B:ident, $device:ident| $body:expr) => {
+        match $selected {
+            $crate::backend::Selected::Cpu => {
+                type $B = $crate::backend::Cpu;
+                let $device = Default::default();
+                $body
+            }
+            #[cfg(feature = "cuda")]
+            $crate::backend::Selected::Cuda { device } => {
+                type $B = $crate::backend::Gpu;
+                let $device = burn::backend::cuda::CudaDevice::new(device);
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_backend;
+
+/// Sizes the thread pool the CPU backend computes on; 0 keeps one thread per core.
+pub fn use_threads(threads: usize) {
+    if threads > 0 {
+        // Fails only if the pool already exists (a second run in one process): keep that one.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global();
+    }
+}
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use crate::error::{Error, Result};
+
+    /// What burn's CUDA backend needs at run time: the driver, the device, and NVRTC with the
+    /// toolkit's headers, since it compiles its kernels when they are first used.
+    pub fn probe(device: usize) -> Result<()> {
+        let unusable = |why: String| {
+            Error::input(format!(
+                "backend.name = \"cuda\", but {why}; or set backend.name = \"cpu\""
+            ))
+        };
+        // SAFETY: only tries to load the library, as every other call into cudarc would.
+        if !unsafe { cudarc::driver::sys::is_culib_present() } {
+            return Err(unusable(
+                "no NVIDIA driver was found (libcuda.so cannot be loaded): install the driver"
+                    .into(),
+            ));
+        }
+        cudarc::driver::result::init()
+            .map_err(|e| unusable(format!("the NVIDIA driver does not start ({e})")))?;
+        let count = cudarc::driver::result::device::get_count()
+            .map_err(|e| unusable(format!("the CUDA devices cannot be counted ({e})")))?
+            as usize;
+        if device >= count {
+            return Err(Error::input(format!(
+                "backend.device = {device}, but this machine has {count} CUDA device(s)"
+            )));
+        }
+        // SAFETY: as above.
+        if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+            return Err(unusable(
+                "CUDA's run-time compiler NVRTC (libnvrtc.so) was not found: install the CUDA \
+                 toolkit, or put its lib64 folder on LD_LIBRARY_PATH"
+                    .into(),
+            ));
+        }
+        let headers = cubecl::cuda::install::cuda_path().map(|path| path.join("include"));
+        if !headers.as_ref().is_some_and(|path| path.is_dir()) {
+            return Err(unusable(
+                "the CUDA toolkit's headers were not found (looked in $CUDA_PATH, \
+                 /usr/local/cuda, /opt/cuda and /usr): install the toolkit or set CUDA_PATH"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// burn compiles each kernel (and tries several for each matrix product) the first time a
+    /// shape is used, which costs minutes per run; keeping the compiled kernels on disk, beside
+    /// the autotune results, pays that once per machine. A `cubecl.toml` that sets a cache wins.
+    pub fn keep_compiled_kernels() {
+        use cubecl::config::{CubeClRuntimeConfig, RuntimeConfig, cache::CacheConfig};
+        let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
+        config.compilation.cache.get_or_insert(CacheConfig::Target);
+        CubeClRuntimeConfig::set(config);
+    }
+}
