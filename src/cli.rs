@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use makemore::report::Format;
+use makemore::sweep::Emit;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,6 +33,46 @@ pub enum Command {
         /// --set schedule.steps=N).
         #[arg(long, value_name = "RUN_DIR")]
         resume: Option<PathBuf>,
+    },
+    /// Run every trial of a grid file; run it again to go on after an interruption.
+    Sweep {
+        grid: PathBuf,
+        /// Override a setting of every trial (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Where the sweep's directory goes.
+        #[arg(long, default_value = "runs")]
+        runs: PathBuf,
+        /// Trials at once; each gets an equal share of the cores.
+        #[arg(short = 'j', long = "jobs", default_value_t = 1)]
+        jobs: usize,
+        /// Run exactly this trial (default: SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX if set).
+        #[arg(long)]
+        index: Option<usize>,
+        /// List the trials and what would be run, resumed, retried or skipped.
+        #[arg(long)]
+        dry_run: bool,
+        /// Stop at the first failed trial (running ones checkpoint and stop).
+        #[arg(long)]
+        fail_fast: bool,
+        /// Write an sbatch script for a Slurm job array, or print one command per trial.
+        #[arg(long, value_enum)]
+        emit: Option<Emit>,
+        /// Slurm: time limit per trial, e.g. 1:00:00.
+        #[arg(long, requires = "emit")]
+        time: Option<String>,
+        /// Slurm: CPUs per trial.
+        #[arg(long, requires = "emit")]
+        cpus_per_task: Option<usize>,
+        /// Slurm: memory per trial, e.g. 4G.
+        #[arg(long, requires = "emit")]
+        mem: Option<String>,
+        /// Slurm: partition.
+        #[arg(long, requires = "emit")]
+        partition: Option<String>,
+        /// Slurm: at most K trials at once (--array=0-N%K).
+        #[arg(long, value_name = "K", requires = "emit")]
+        max_parallel: Option<usize>,
     },
     /// Print samples from a trained run, one per line.
     Sample {

@@ -2,7 +2,7 @@
 //!
 //! Data flows one way: `config` (the experiment) → `data` (splits and batches) → `models` →
 //! `train` (the loop, with `optim` and `sample`) → `rundir` and `checkpoint` (what a run leaves).
-//! `run` ties them together for the `makemore run` command.
+//! `run` ties them together for the `makemore run` command; `sweep` runs a grid of them.
 
 pub mod backend;
 pub mod checkpoint;
@@ -19,4 +19,5 @@ pub mod rundir;
 pub mod sample;
 pub mod score;
 pub mod signals;
+pub mod sweep;
 pub mod train;

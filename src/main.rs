@@ -4,6 +4,7 @@ use clap::Parser;
 use makemore::error::Error;
 use makemore::report::{self, ReportRequest};
 use makemore::sample::{self, SampleOptions, SampleRequest};
+use makemore::sweep::{self, SlurmOptions, SweepRequest};
 use makemore::{backend, config, run, score, signals};
 
 mod cli;
@@ -34,6 +35,37 @@ fn main() -> ExitCode {
             }
             .map(|_| ())
         }
+        Command::Sweep {
+            grid,
+            sets,
+            runs,
+            jobs,
+            index,
+            dry_run,
+            fail_fast,
+            emit,
+            time,
+            cpus_per_task,
+            mem,
+            partition,
+            max_parallel,
+        } => sweep::sweep_command(&SweepRequest {
+            grid,
+            sets,
+            runs,
+            jobs,
+            index,
+            dry_run,
+            fail_fast,
+            emit,
+            slurm: SlurmOptions {
+                time,
+                cpus_per_task,
+                mem,
+                partition,
+                max_parallel,
+            },
+        }),
         Command::Sample {
             run,
             count,

@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
-use sha2::{Digest, Sha256};
 
 use crate::backend::{self, on_backend};
 use crate::checkpoint::Checkpoint;
@@ -23,12 +22,24 @@ use crate::train::{self, Ended, Session};
 /// Runs the experiment in `file` in a new run directory, which it returns.
 pub fn run(file: &Path, sets: &[String], runs: &Path) -> Result<PathBuf> {
     let experiment = config::load(file, sets)?.experiment;
+    start(&experiment, |name| RunDir::create(runs, name))
+}
+
+/// Runs `experiment` in the run directory `dir`, which must not exist yet (a sweep's trial).
+pub fn run_in(experiment: &Experiment, dir: &Path) -> Result<PathBuf> {
+    start(experiment, |_| RunDir::create_at(dir))
+}
+
+fn start(
+    experiment: &Experiment,
+    make_dir: impl FnOnce(&str) -> anyhow::Result<RunDir>,
+) -> Result<PathBuf> {
     let data = Dataset::load(&experiment.dataset)?;
     let backend = backend::select(&experiment.backend)?;
     backend::use_threads(experiment.backend.threads);
     on_backend!(backend, |B, device| {
         let model = Model::<B>::new(&experiment.model, &data, experiment.seed, &device);
-        let mut run = RunDir::create(runs, &experiment.name)?;
+        let mut run = make_dir(&experiment.name)?;
         run.write_config(&experiment.to_toml())?;
         let now = chrono::Utc::now().to_rfc3339();
         let summary = Summary {
@@ -37,7 +48,7 @@ pub fn run(file: &Path, sets: &[String], runs: &Path) -> Result<PathBuf> {
             model_type: experiment.model.kind.name().into(),
             params: model.parameters(),
             step: 0,
-            steps: planned_steps(&experiment),
+            steps: planned_steps(experiment),
             best_test_loss: None,
             final_test_loss: None,
             final_train_loss: None,
@@ -47,14 +58,14 @@ pub fn run(file: &Path, sets: &[String], runs: &Path) -> Result<PathBuf> {
             wall_s: 0.0,
             backend: backend.describe(),
             version: env!("CARGO_PKG_VERSION").into(),
-            config_hash: config_hash(&experiment),
+            config_hash: experiment.identity_hash(),
             data_hash: data.data_hash.clone(),
             split_hash: data.split_hash.clone(),
             started_at: now.clone(),
             updated_at: now,
             error: None,
         };
-        execute(&experiment, &data, model, None, &mut run, summary, device)
+        execute(experiment, &data, model, None, &mut run, summary, device)
     })
 }
 
@@ -124,7 +135,7 @@ pub fn resume(dir: &Path, sets: &[String]) -> Result<PathBuf> {
         summary.step = step;
         summary.steps = planned_steps(&experiment);
         summary.backend = backend.describe();
-        summary.config_hash = config_hash(&experiment);
+        summary.config_hash = experiment.identity_hash();
         summary.best_test_loss = checkpoint.as_ref().and_then(|c| c.best_test_loss);
         run.log(&format!("resuming at step {step} on {}", summary.backend))?;
         execute(
@@ -266,14 +277,4 @@ fn report(summary: &Summary, samples: &[(String, &str)], run: &Path) {
         println!("  {item:<20} {mark}");
     }
     println!("run directory: {}", run.display());
-}
-
-/// A hash of what determines the results: the resolved configuration without its name and data
-/// paths (the data is identified by its own hash).
-fn config_hash(experiment: &Experiment) -> String {
-    let mut identity = experiment.clone();
-    identity.name.clear();
-    identity.dataset.path = PathBuf::new();
-    identity.dataset.test_path = None;
-    hex::encode(Sha256::digest(identity.to_toml()))
 }

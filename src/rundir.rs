@@ -79,6 +79,13 @@ impl RunDir {
         Self::open(path)
     }
 
+    /// Creates the run directory `path` itself; it must not exist.
+    pub fn create_at(path: &Path) -> anyhow::Result<Self> {
+        fs::create_dir(path).with_context(|| format!("cannot create {}", path.display()))?;
+        fs::create_dir(path.join("checkpoints"))?;
+        Self::open(path.to_path_buf())
+    }
+
     /// Opens an existing run to go on from `step`: what metrics.csv and samples.txt hold past
     /// that step came after the checkpoint and will be recomputed, so it is dropped.
     pub fn reopen(path: &Path, step: usize) -> anyhow::Result<Self> {
@@ -186,9 +193,11 @@ impl RunDir {
 /// Writes `bytes` to a temporary file beside `path`, syncs it and renames it over `path`, so a
 /// reader sees either the old contents or the new, never a mix.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    // Named per process: workers of one sweep rewrite its shared files concurrently.
     let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+        "{}.{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or(""),
+        std::process::id()
     ));
     let mut file = File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
     file.write_all(bytes)?;

@@ -1,8 +1,9 @@
 //! Layering an experiment from its sources, and pointing at the source of a bad value.
 //!
-//! Lowest to highest: built-in defaults → the experiment file → `MAKEMORE_SECTION__KEY` environment
-//! variables → `--set section.key=value`. Every error names where the offending value came from:
-//! the file and line, the environment variable, or the `--set` argument.
+//! Lowest to highest: built-in defaults → the experiment file → a sweep's overrides (its `[set]`
+//! and grid point) → `MAKEMORE_SECTION__KEY` environment variables → `--set section.key=value`.
+//! Every error names where the offending value came from: the file and line, the environment
+//! variable, or the `--set` argument.
 
 use std::path::{Path, PathBuf};
 
@@ -22,9 +23,26 @@ pub struct Loaded {
     pub file: PathBuf,
 }
 
+/// One value a sweep sets on top of the experiment file.
+#[derive(Debug, Clone)]
+pub struct Override {
+    /// Dotted, as `model.n_embd`.
+    pub key: String,
+    pub value: Value,
+    /// Where it was written, for error messages: `grid.toml:12`.
+    pub origin: String,
+    /// The directory a relative path in it is relative to.
+    pub dir: PathBuf,
+}
+
 /// Reads `file`, applies the environment and `sets` (`section.key=value`), checks everything and
 /// resolves relative data paths against the directory of the file that set them.
 pub fn load(file: &Path, sets: &[String]) -> Result<Loaded> {
+    load_with(file, &[], sets)
+}
+
+/// `load`, with a sweep's `overrides` between the file and the environment.
+pub fn load_with(file: &Path, overrides: &[Override], sets: &[String]) -> Result<Loaded> {
     if !file.is_file() {
         return Err(Error::input(format!(
             "{}: no such experiment file",
@@ -37,13 +55,17 @@ pub fn load(file: &Path, sets: &[String]) -> Result<Loaded> {
         .unwrap_or_default();
     let sets = parse_sets(sets)?;
     let mut figment = Figment::from(Serialized::defaults(Experiment::defaults(&stem)))
-        .merge(Toml::file_exact(file))
-        .merge(Env::prefixed(ENV_PREFIX).split("__"));
+        .merge(Toml::file_exact(file));
+    for o in overrides {
+        figment = figment.merge(Serialized::default(&o.key, &o.value));
+    }
+    figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
     for (key, value) in &sets {
         figment = figment.merge(Serialized::default(key, value));
     }
     let sources = Sources {
         figment: &figment,
+        overrides,
         sets: &sets,
     };
 
@@ -88,6 +110,7 @@ fn parse_sets(sets: &[String]) -> Result<Vec<(String, Value)>> {
 
 struct Sources<'a> {
     figment: &'a Figment,
+    overrides: &'a [Override],
     sets: &'a [(String, Value)],
 }
 
@@ -97,7 +120,13 @@ impl Sources<'_> {
         if self.sets.iter().any(|(set, _)| set == key) {
             return format!("--set {key}");
         }
-        match self.figment.find_metadata(key) {
+        let meta = self.figment.find_metadata(key);
+        if let Some(o) = self.last_override(key)
+            && !meta.is_some_and(|m| m.name.contains("environment"))
+        {
+            return o.origin.clone();
+        }
+        match meta {
             Some(meta) => match &meta.source {
                 Some(figment::Source::File(path)) => match key_line(path, key) {
                     Some(line) => format!("{}:{line}", path.display()),
@@ -108,6 +137,10 @@ impl Sources<'_> {
             },
             None => key.to_string(),
         }
+    }
+
+    fn last_override(&self, key: &str) -> Option<&Override> {
+        self.overrides.iter().rev().find(|o| o.key == key)
     }
 
     fn explain(&self, error: figment::Error) -> Error {
@@ -131,15 +164,19 @@ impl Sources<'_> {
     /// Relative paths resolve against the directory of the file that set them; paths from the
     /// environment, `--set` or the defaults resolve against the working directory.
     fn resolve_path(&self, key: &str, path: &Path) -> Result<PathBuf> {
-        let base = match self
-            .figment
-            .find_metadata(key)
-            .and_then(|m| m.source.as_ref())
-        {
-            Some(figment::Source::File(file)) if !self.sets.iter().any(|(set, _)| set == key) => {
-                file.parent().map(Path::to_path_buf).unwrap_or_default()
+        let meta = self.figment.find_metadata(key);
+        let from_env = meta.is_some_and(|m| m.name.contains("environment"));
+        let base = if self.sets.iter().any(|(set, _)| set == key) || from_env {
+            PathBuf::new()
+        } else if let Some(o) = self.last_override(key) {
+            o.dir.clone()
+        } else {
+            match meta.and_then(|m| m.source.as_ref()) {
+                Some(figment::Source::File(file)) => {
+                    file.parent().map(Path::to_path_buf).unwrap_or_default()
+                }
+                _ => PathBuf::new(),
             }
-            _ => PathBuf::new(),
         };
         let joined = base.join(path);
         joined.canonicalize().map_err(|e| {
@@ -161,10 +198,15 @@ fn env_var(key: &str) -> String {
 
 /// The 1-based line of a dotted key in a TOML file, for error messages.
 fn key_line(file: &Path, key: &str) -> Option<usize> {
+    let parts: Vec<&str> = key.split('.').collect();
+    line_of(file, &parts)
+}
+
+/// The 1-based line of the key at `parts` (one per table level) in a TOML file.
+pub fn line_of(file: &Path, parts: &[&str]) -> Option<usize> {
     let text = std::fs::read_to_string(file).ok()?;
     let document = toml_edit::ImDocument::parse(text.as_str()).ok()?;
     let mut table: &dyn toml_edit::TableLike = document.as_table();
-    let parts: Vec<&str> = key.split('.').collect();
     let (last, parents) = parts.split_last()?;
     let mut span = None;
     for part in parents {

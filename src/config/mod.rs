@@ -9,8 +9,10 @@ mod load;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
-pub use load::{Loaded, load};
+pub use load::{Loaded, Override, line_of, load, load_with};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -216,38 +218,21 @@ impl Experiment {
     }
 
     /// Every setting by its dotted key (`schedule.steps`), for comparing experiments.
-    pub fn flatten(&self) -> std::collections::BTreeMap<String, toml::Value> {
-        fn walk(
-            prefix: &str,
-            value: toml::Value,
-            out: &mut std::collections::BTreeMap<String, toml::Value>,
-        ) {
-            match value {
-                toml::Value::Table(table) => {
-                    for (key, value) in table {
-                        walk(
-                            &if prefix.is_empty() {
-                                key
-                            } else {
-                                format!("{prefix}.{key}")
-                            },
-                            value,
-                            out,
-                        );
-                    }
-                }
-                other => {
-                    out.insert(prefix.to_string(), other);
-                }
-            }
-        }
-        let mut out = std::collections::BTreeMap::new();
-        walk(
-            "",
-            toml::Value::try_from(self).expect("an experiment is a TOML table"),
-            &mut out,
-        );
-        out
+    pub fn flatten(&self) -> BTreeMap<String, toml::Value> {
+        flatten(toml::Value::try_from(self).expect("an experiment is a TOML table"))
+    }
+
+    /// A hash of what determines the results: the resolved configuration without its name, its
+    /// data paths (the data is identified by its own hash) and the device and thread count
+    /// (which do not change the numbers: checked bit for bit on the CPU for 1 and 2 threads).
+    pub fn identity_hash(&self) -> String {
+        let mut identity = self.clone();
+        identity.name.clear();
+        identity.dataset.path = PathBuf::new();
+        identity.dataset.test_path = None;
+        identity.backend.device = 0;
+        identity.backend.threads = 0;
+        hex::encode(Sha256::digest(identity.to_toml()))
     }
 
     /// The resolved experiment as TOML; `makemore run` on this text reproduces the run.
@@ -407,4 +392,27 @@ impl Experiment {
         )?;
         Ok(())
     }
+}
+
+/// The leaves of a TOML value by dotted key: `{model = {n_embd = 64}}` gives `model.n_embd`.
+pub fn flatten(value: toml::Value) -> BTreeMap<String, toml::Value> {
+    fn walk(prefix: &str, value: toml::Value, out: &mut BTreeMap<String, toml::Value>) {
+        match value {
+            toml::Value::Table(table) => {
+                for (key, value) in table {
+                    let key = match prefix {
+                        "" => key,
+                        _ => format!("{prefix}.{key}"),
+                    };
+                    walk(&key, value, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_string(), other);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk("", value, &mut out);
+    out
 }

@@ -1,0 +1,126 @@
+//! Handing a grid to a scheduler: an sbatch script for a Slurm job array, or one command per
+//! trial for GNU parallel or xargs. Either way each task runs `makemore sweep GRID --index I`.
+
+use std::fs;
+use std::path::Path;
+
+use super::SweepRequest;
+use super::grid::Grid;
+use crate::error::{Error, Result};
+use crate::rundir::write_atomic;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Emit {
+    Slurm,
+    List,
+}
+
+/// Resources for the Slurm script; unset ones are left to the cluster's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct SlurmOptions {
+    pub time: Option<String>,
+    pub cpus_per_task: Option<usize>,
+    pub mem: Option<String>,
+    pub partition: Option<String>,
+    /// At most this many tasks at once (`--array=0-N%K`).
+    pub max_parallel: Option<usize>,
+}
+
+pub fn emit(emit: Emit, grid: &Grid, dir: &Path, request: &SweepRequest) -> Result<()> {
+    let exe = std::env::current_exe()?;
+    let absolute = |path: &Path| {
+        std::path::absolute(path).map_err(|e| Error::input(format!("{}: {e}", path.display())))
+    };
+    let mut command = vec![
+        exe.display().to_string(),
+        "sweep".into(),
+        grid.file.display().to_string(),
+        "--runs".into(),
+        absolute(&request.runs)?.display().to_string(),
+    ];
+    for set in &request.sets {
+        command.extend(["--set".into(), set.clone()]);
+    }
+    let command = command
+        .iter()
+        .map(|a| quote(a))
+        .collect::<Vec<_>>()
+        .join(" ");
+    match emit {
+        Emit::List => {
+            for trial in &grid.trials {
+                println!("{command} --index {}", trial.index);
+            }
+        }
+        Emit::Slurm => {
+            let dir = absolute(dir)?;
+            let out = dir.join("slurm");
+            fs::create_dir_all(&out)?;
+            let script = slurm_script(grid, &out, &command, &request.slurm);
+            let path = dir.join("sweep.sbatch");
+            write_atomic(&path, script.as_bytes())?;
+            println!(
+                "wrote {}; submit it with: sbatch {}",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn slurm_script(grid: &Grid, out: &Path, command: &str, options: &SlurmOptions) -> String {
+    let last = grid.trials.len().saturating_sub(1);
+    let limit = options
+        .max_parallel
+        .map_or(String::new(), |k| format!("%{k}"));
+    let mut lines = vec![
+        "#!/bin/bash".to_string(),
+        format!(
+            "# Written by `makemore sweep --emit slurm`: one array task per trial of {}.",
+            grid.file.display()
+        ),
+        format!("#SBATCH --job-name={}", grid.name),
+        format!("#SBATCH --array=0-{last}{limit}"),
+        format!("#SBATCH --output={}/%A_%a.out", out.display()),
+    ];
+    let optional = [
+        ("time", options.time.clone()),
+        (
+            "cpus-per-task",
+            options.cpus_per_task.map(|c| c.to_string()),
+        ),
+        ("mem", options.mem.clone()),
+        ("partition", options.partition.clone()),
+    ];
+    for (flag, value) in optional {
+        if let Some(value) = value {
+            lines.push(format!("#SBATCH --{flag}={value}"));
+        }
+    }
+    lines.extend([
+        "# SIGTERM two minutes before the time limit (and on pre-emption): the trial writes a"
+            .to_string(),
+        "# checkpoint and stops; the requeued task, or the same script submitted again, resumes it."
+            .to_string(),
+        "#SBATCH --signal=B:TERM@120".to_string(),
+        "#SBATCH --requeue".to_string(),
+        "#SBATCH --open-mode=append".to_string(),
+        String::new(),
+        "# One thread per CPU Slurm gives the task; the trial comes from SLURM_ARRAY_TASK_ID."
+            .to_string(),
+        "export MAKEMORE_BACKEND__THREADS=${SLURM_CPUS_PER_TASK:-1}".to_string(),
+        format!("exec {command}"),
+    ]);
+    lines.join("\n") + "\n"
+}
+
+/// `arg` as one POSIX shell word.
+fn quote(arg: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c);
+    if !arg.is_empty() && arg.chars().all(plain) {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}

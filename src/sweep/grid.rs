@@ -1,0 +1,199 @@
+//! Grid files: a base experiment, values set on every trial, and the points to try.
+//!
+//! The trials are the cartesian product of the `[grid]` lists (keys in sorted order, the last
+//! varying fastest), then the hand-picked `[[trial]]` points. Each is resolved and validated like
+//! an experiment file before anything runs, and named by a hash of what determines its results.
+
+use std::path::{Path, PathBuf};
+
+use figment::value::Value;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::{self, Experiment, Override, line_of};
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GridFile {
+    name: Option<String>,
+    experiment: PathBuf,
+    #[serde(default)]
+    set: toml::Table,
+    #[serde(default)]
+    grid: toml::Table,
+    #[serde(default)]
+    trial: Vec<toml::Table>,
+}
+
+pub struct Grid {
+    pub name: String,
+    pub file: PathBuf,
+    /// The grid as resolved: the base experiment's absolute path, the values as parsed.
+    pub resolved: String,
+    pub trials: Vec<Trial>,
+}
+
+pub struct Trial {
+    pub index: usize,
+    /// Stable: the same resolved configuration and data give the same id, anywhere.
+    pub id: String,
+    /// The values this trial sets beyond `[set]`, as `key=value`.
+    pub point: Vec<String>,
+    pub experiment: Experiment,
+}
+
+/// Reads and expands the grid in `file`; `sets` apply to every trial, above everything else.
+pub fn load(file: &Path, sets: &[String]) -> Result<Grid> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        Error::input(format!(
+            "{}: cannot read the grid file: {e}",
+            file.display()
+        ))
+    })?;
+    let mut parsed: GridFile =
+        toml::from_str(&text).map_err(|e| Error::input(format!("{}: {e}", file.display())))?;
+    let file = file
+        .canonicalize()
+        .map_err(|e| Error::input(format!("{}: {e}", file.display())))?;
+    let dir = file.parent().expect("a file has a directory").to_path_buf();
+    let name = parsed.name.clone().unwrap_or_else(|| stem(&file));
+    parsed.experiment = dir.join(&parsed.experiment);
+    if !parsed.experiment.is_file() {
+        return Err(Error::input(format!(
+            "{}:{}: experiment: {}: no such experiment file",
+            file.display(),
+            line_of(&file, &["experiment"]).unwrap_or(1),
+            parsed.experiment.display()
+        )));
+    }
+
+    let place = |table: &str, key: &str| {
+        let line = line_of(&file, &[table, key]).or_else(|| {
+            line_of(
+                &file,
+                &[&[table][..], &key.split('.').collect::<Vec<_>>()].concat(),
+            )
+        });
+        match line {
+            Some(line) => format!("{}:{line}", file.display()),
+            None => file.display().to_string(),
+        }
+    };
+    let to_override = |key: &str, value: toml::Value, origin: String| Override {
+        key: key.to_string(),
+        value: Value::serialize(value).expect("TOML values serialise"),
+        origin,
+        dir: dir.clone(),
+    };
+    let mut common = vec![to_override(
+        "name",
+        name.clone().into(),
+        file.display().to_string(),
+    )];
+    for (key, value) in config::flatten(parsed.set.clone().into()) {
+        common.push(to_override(&key, value, place("set", &key)));
+    }
+
+    let mut points: Vec<Vec<(String, toml::Value, String)>> = vec![Vec::new()];
+    for (key, values) in config::flatten(parsed.grid.clone().into()) {
+        let origin = place("grid", &key);
+        let values = match values {
+            toml::Value::Array(values) if !values.is_empty() => values,
+            _ => {
+                return Err(Error::input(format!(
+                    "{origin}: grid key {key}: must be a non-empty list of values, as [1, 2]"
+                )));
+            }
+        };
+        let mut product = Vec::with_capacity(points.len() * values.len());
+        for point in &points {
+            for value in &values {
+                let mut point = point.clone();
+                point.push((key.clone(), value.clone(), origin.clone()));
+                product.push(point);
+            }
+        }
+        points = product;
+    }
+    for (n, extra) in parsed.trial.iter().enumerate() {
+        let origin = format!("{}: [[trial]] number {}", file.display(), n + 1);
+        points.push(
+            config::flatten(extra.clone().into())
+                .into_iter()
+                .map(|(key, value)| (key, value, origin.clone()))
+                .collect(),
+        );
+    }
+
+    let base = parsed.experiment.clone();
+    let mut data_hashes: Vec<(config::DatasetConfig, String)> = Vec::new();
+    let mut trials: Vec<Trial> = Vec::new();
+    for point in points {
+        let shown: Vec<String> = point.iter().map(|(k, v, _)| format!("{k}={v}")).collect();
+        let mut overrides = common.clone();
+        overrides.extend(
+            point
+                .into_iter()
+                .map(|(k, v, origin)| to_override(&k, v, origin)),
+        );
+        let experiment = config::load_with(&base, &overrides, sets)
+            .map_err(|e| in_trial(e, trials.len(), &shown))?
+            .experiment;
+        let data_hash = match data_hashes.iter().find(|(d, _)| *d == experiment.dataset) {
+            Some((_, hash)) => hash.clone(),
+            None => {
+                let hash = Dataset::load(&experiment.dataset)
+                    .map_err(|e| in_trial(e, trials.len(), &shown))?
+                    .data_hash;
+                data_hashes.push((experiment.dataset.clone(), hash.clone()));
+                hash
+            }
+        };
+        let id = hex::encode(Sha256::digest(format!(
+            "{}\n{data_hash}",
+            experiment.identity_hash()
+        )))[..12]
+            .to_string();
+        // A [[trial]] may repeat a grid point: it is the same trial.
+        if trials.iter().any(|t| t.id == id) {
+            continue;
+        }
+        trials.push(Trial {
+            index: trials.len(),
+            id,
+            point: shown,
+            experiment,
+        });
+    }
+    Ok(Grid {
+        name,
+        resolved: toml::to_string(&parsed).expect("a grid serialises to TOML"),
+        file,
+        trials,
+    })
+}
+
+fn in_trial(error: Error, index: usize, point: &[String]) -> Error {
+    match error {
+        Error::Input(message) => {
+            Error::input(format!("trial {index} ({}): {message}", point.join(" ")))
+        }
+        other => other,
+    }
+}
+
+fn stem(file: &Path) -> String {
+    file.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "sweep".into())
+}
+
+/// The grid keys' values by trial, for `--dry-run` and the manifest.
+pub fn describe(trial: &Trial) -> String {
+    match trial.point.is_empty() {
+        true => "(base)".into(),
+        false => trial.point.join(" "),
+    }
+}

@@ -1,0 +1,347 @@
+//! Sweeps: grid expansion and trial ids, idempotent re-runs (skip, resume, retry), concurrent
+//! workers, scheduler indices, emitted scripts and bad grid files.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{experiment, makemore, stderr, stdout, write};
+
+/// A grid of 4 tiny mlp trials (2 widths × 2 seeds) over `mlp.toml`.
+fn grid(dir: &Path, extra: &str) -> PathBuf {
+    experiment(dir, "mlp", "\n[backend]\nthreads = 1\n");
+    write(
+        dir,
+        "grid.toml",
+        &format!(
+            "name = \"g\"\nexperiment = \"mlp.toml\"\n\n[set]\n\"schedule.steps\" = 40\n\n\
+             [grid]\n\"model.n_embd\" = [4, 8]\nseed = [1, 2]\n{extra}"
+        ),
+    )
+}
+
+fn sweep(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut all = vec!["sweep", "grid.toml"];
+    all.extend_from_slice(args);
+    makemore(&all, dir, env)
+}
+
+/// (index, id, status) of each trial, from the manifest.
+fn manifest(dir: &Path) -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(dir.join("runs/g/trials.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].into(), f[1].into(), f[2].into())
+        })
+        .collect()
+}
+
+/// (index, id) from `--dry-run`.
+fn dry_run_ids(dir: &Path, args: &[&str]) -> Vec<(String, String)> {
+    let mut all = vec!["--dry-run"];
+    all.extend_from_slice(args);
+    let out = sweep(dir, &all, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[0].into(), f[1].into())
+        })
+        .collect()
+}
+
+fn losses(run: &Path) -> String {
+    let text = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    text.lines()
+        .map(|l| l.split(',').take(4).collect::<Vec<_>>().join(","))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_grid_expands_to_stable_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    grid(
+        dir.path(),
+        "\n[[trial]]\n\"model.n_embd\" = 16\nseed = 1\n\n[[trial]]\n\"model.n_embd\" = 4\nseed = 1\n",
+    );
+    let ids = dry_run_ids(dir.path(), &[]);
+    // 2 × 2 from the grid, one new [[trial]]; the other repeats trial 0.
+    assert_eq!(ids.len(), 5, "{ids:?}");
+    let distinct: std::collections::BTreeSet<_> = ids.iter().map(|(_, id)| id).collect();
+    assert_eq!(distinct.len(), 5);
+    assert_eq!(ids, dry_run_ids(dir.path(), &[]), "same grid, same ids");
+    // The id does not depend on where the data lies or on the thread count...
+    std::fs::create_dir(dir.path().join("elsewhere")).unwrap();
+    std::fs::copy(
+        dir.path().join("names.txt"),
+        dir.path().join("elsewhere/names.txt"),
+    )
+    .unwrap();
+    let moved = dry_run_ids(
+        dir.path(),
+        &[
+            "--set",
+            "dataset.path=elsewhere/names.txt",
+            "--set",
+            "backend.threads=2",
+        ],
+    );
+    assert_eq!(ids, moved);
+    // ... but a changed value is a new trial.
+    let changed = dry_run_ids(dir.path(), &["--set", "schedule.steps=41"]);
+    assert!(ids.iter().zip(&changed).all(|(a, b)| a.1 != b.1));
+}
+
+#[test]
+fn a_second_sweep_skips_finished_trials_and_retries_failed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    grid(dir.path(), "");
+    let out = sweep(dir.path(), &["-j", "2"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let trials = manifest(dir.path());
+    assert_eq!(trials.len(), 4);
+    assert!(trials.iter().all(|t| t.2 == "done"), "{trials:?}");
+    let run = |id: &str| dir.path().join("runs/g").join(id);
+    let before: Vec<String> = trials.iter().map(|t| losses(&run(&t.1))).collect();
+
+    // Trial 1 "failed" before its first checkpoint (as a crash that left its summary saying so).
+    std::fs::remove_dir_all(run(&trials[1].1).join("checkpoints")).unwrap();
+    let summary = run(&trials[1].1).join("summary.json");
+    let text = std::fs::read_to_string(&summary).unwrap();
+    std::fs::write(&summary, text.replace("\"done\"", "\"failed\"")).unwrap();
+    let out = sweep(dir.path(), &[], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("3 done before, 1 to go"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(manifest(dir.path()).iter().all(|t| t.2 == "done"));
+    let after: Vec<String> = trials.iter().map(|t| losses(&run(&t.1))).collect();
+    assert_eq!(before, after);
+
+    let out = sweep(dir.path(), &[], &[]);
+    assert!(
+        stdout(&out).contains("4 done before, 0 to go"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn an_interrupted_trial_resumes_to_the_same_losses() {
+    let dir = tempfile::tempdir().unwrap();
+    grid(dir.path(), "");
+    let long = [
+        "--set",
+        "schedule.steps=3000",
+        "--set",
+        "schedule.eval_every=20",
+    ];
+    let reference = tempfile::tempdir().unwrap();
+    grid(reference.path(), "");
+    let mut args = vec!["--index", "0"];
+    args.extend_from_slice(&long);
+    let out = sweep(reference.path(), &args, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // The same trial through a whole sweep, killed outright once it has a checkpoint.
+    let mut all = vec!["sweep", "grid.toml", "-j", "1"];
+    all.extend_from_slice(&long);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_makemore"))
+        .args(&all)
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let id = loop {
+        assert!(started.elapsed() < Duration::from_secs(60), "no checkpoint");
+        let found = std::fs::read_dir(dir.path().join("runs/g"))
+            .ok()
+            .and_then(|d| {
+                d.flatten()
+                    .map(|e| e.path())
+                    .find(|p| p.join("checkpoints/last.ckpt").exists())
+            });
+        if let Some(run) = found {
+            break run.file_name().unwrap().to_string_lossy().into_owned();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Command::new("kill")
+        .args(["-9", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    // The trial process dies with its sweep (it is asked to checkpoint and stop).
+    let claim = dir.path().join("runs/g/claims").join(&id);
+    let started = Instant::now();
+    while claim.exists() && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let summary = makemore::rundir::read_summary(&dir.path().join("runs/g").join(&id)).unwrap();
+    assert_ne!(summary.status, makemore::rundir::Status::Done);
+
+    let mut args = vec!["--index", "0"];
+    args.extend_from_slice(&long);
+    let out = sweep(dir.path(), &args, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("going on"), "{}", stdout(&out));
+    assert_eq!(
+        losses(&dir.path().join("runs/g").join(&id)),
+        losses(&reference.path().join("runs/g").join(&id))
+    );
+}
+
+#[test]
+fn concurrent_sweeps_run_each_trial_once() {
+    let dir = tempfile::tempdir().unwrap();
+    grid(dir.path(), "");
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_makemore"))
+                .args(["sweep", "grid.toml"])
+                .current_dir(dir.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for worker in workers {
+        let out = worker.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let trials = manifest(dir.path());
+    assert!(trials.iter().all(|t| t.2 == "done"), "{trials:?}");
+    for (_, id, _) in trials {
+        let log =
+            std::fs::read_to_string(dir.path().join(format!("runs/g/logs/{id}.log"))).unwrap();
+        assert_eq!(log.matches(": starting").count(), 1, "{log}");
+        assert!(!log.contains("going on"), "{log}");
+        let train_log =
+            std::fs::read_to_string(dir.path().join(format!("runs/g/{id}/train.log"))).unwrap();
+        assert_eq!(train_log.matches("final (every item)").count(), 1);
+    }
+}
+
+#[test]
+fn an_index_runs_exactly_one_trial() {
+    let dir = tempfile::tempdir().unwrap();
+    grid(dir.path(), "");
+    let ids = dry_run_ids(dir.path(), &[]);
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], usize);
+    let cases: [Case; 3] = [
+        (&["--index", "1"], &[], 1),
+        (&[], &[("SLURM_ARRAY_TASK_ID", "2")], 2),
+        (&[], &[("JOB_COMPLETION_INDEX", "3")], 3),
+    ];
+    for (args, env, index) in cases {
+        let out = sweep(dir.path(), args, env);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let status = &manifest(dir.path())[index].2;
+        assert_eq!(status, "done");
+    }
+    assert_eq!(manifest(dir.path())[0].2, "pending");
+    assert!(!dir.path().join("runs/g").join(&ids[0].1).exists());
+
+    let out = sweep(dir.path(), &["--index", "4"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("has 4 trials (0 to 3)"),
+        "{}",
+        stderr(&out)
+    );
+    let out = sweep(dir.path(), &[], &[("SLURM_ARRAY_TASK_ID", "x")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("SLURM_ARRAY_TASK_ID=x"));
+}
+
+#[test]
+fn scripts_for_schedulers() {
+    let dir = tempfile::tempdir().unwrap();
+    grid(dir.path(), "");
+    let out = sweep(
+        dir.path(),
+        &[
+            "--emit",
+            "slurm",
+            "--max-parallel",
+            "2",
+            "--time",
+            "0:10:00",
+            "--cpus-per-task",
+            "1",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let script = std::fs::read_to_string(dir.path().join("runs/g/sweep.sbatch")).unwrap();
+    for line in [
+        "#SBATCH --array=0-3%2",
+        "#SBATCH --time=0:10:00",
+        "#SBATCH --cpus-per-task=1",
+        "#SBATCH --signal=B:TERM@120",
+        "#SBATCH --requeue",
+    ] {
+        assert!(script.contains(line), "{line} in\n{script}");
+    }
+    assert!(script.contains(" sweep ") && script.contains("grid.toml --runs "));
+    let out = sweep(dir.path(), &["--emit", "list"], &[]);
+    let lines: Vec<String> = stdout(&out).lines().map(String::from).collect();
+    assert_eq!(lines.len(), 4);
+    assert!(lines[3].ends_with("--index 3"), "{}", lines[3]);
+}
+
+#[test]
+fn bad_grid_files_are_rejected_with_file_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "\"model.n_layer\" = []\n",
+            "grid.toml:10: grid key model.n_layer: must be a non-empty list",
+        ),
+        ("\"model.n_embdd\" = [1, 2]\n", "grid.toml:10"),
+        (
+            "\"sampling.temperature\" = [0]\n",
+            "sampling.temperature must be > 0",
+        ),
+    ];
+    for (extra, message) in cases {
+        grid(dir.path(), extra);
+        let out = sweep(dir.path(), &[], &[]);
+        assert_eq!(out.status.code(), Some(2), "{extra}");
+        let err = stderr(&out);
+        assert!(err.contains(message), "{message} in {err}");
+        assert!(!dir.path().join("runs").exists(), "nothing may start");
+    }
+    write(
+        dir.path(),
+        "grid.toml",
+        "experiment = \"mlp.toml\"\ngird = 3\n",
+    );
+    let out = sweep(dir.path(), &[], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("unknown field `gird`"),
+        "{}",
+        stderr(&out)
+    );
+    write(dir.path(), "grid.toml", "experiment = \"nope.toml\"\n");
+    let out = sweep(dir.path(), &[], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("grid.toml:1: experiment"),
+        "{}",
+        stderr(&out)
+    );
+}
