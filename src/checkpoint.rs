@@ -15,7 +15,7 @@ use crate::config::Experiment;
 use crate::data::{Batcher, Dataset};
 use crate::error::{Error, Result};
 use crate::models::Model;
-use crate::rundir::{read_config, write_atomic};
+use crate::rundir::{Written, read_config, write_atomic};
 
 #[derive(Serialize, Deserialize)]
 pub struct Checkpoint {
@@ -26,6 +26,9 @@ pub struct Checkpoint {
     pub stale_evaluations: usize,
     /// The data-order generator, so a resumed run draws the batches an uninterrupted one would.
     pub batcher: Batcher,
+    /// The lines of metrics.csv and samples.txt written before it (absent in older checkpoints).
+    #[serde(default)]
+    pub written: Option<Written>,
     #[serde(with = "serde_bytes")]
     pub model: Vec<u8>,
     #[serde(with = "serde_bytes")]

@@ -128,7 +128,7 @@ pub fn resume(dir: &Path, sets: &[String]) -> Result<PathBuf> {
             None => fresh,
         };
         let step = checkpoint.as_ref().map_or(0, |c| c.step);
-        let mut run = RunDir::reopen(dir, step)?;
+        let mut run = RunDir::reopen(dir, step, checkpoint.as_ref().and_then(|c| c.written))?;
         run.write_config(&experiment.to_toml())?;
         summary.status = Status::Running;
         summary.error = None;

@@ -54,6 +54,15 @@ pub struct RunDir {
     metrics: csv::Writer<File>,
     samples: File,
     log: File,
+    written: Written,
+}
+
+/// How much of metrics.csv and samples.txt a run has written, so that a checkpoint can say which
+/// lines it covers: the final evaluation comes after the last checkpoint at the same step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Written {
+    pub metric_rows: usize,
+    pub sample_blocks: usize,
 }
 
 impl RunDir {
@@ -86,36 +95,46 @@ impl RunDir {
         Self::open(path.to_path_buf())
     }
 
-    /// Opens an existing run to go on from `step`: what metrics.csv and samples.txt hold past
-    /// that step came after the checkpoint and will be recomputed, so it is dropped.
-    pub fn reopen(path: &Path, step: usize) -> anyhow::Result<Self> {
-        let keep_through =
-            |file: &str, keep: &dyn Fn(&str, &mut Option<usize>) -> bool| -> anyhow::Result<()> {
-                let file = path.join(file);
-                let Ok(text) = fs::read_to_string(&file) else {
-                    return Ok(());
-                };
-                let mut current = None;
-                let kept: String = text
-                    .lines()
-                    .filter(|line| keep(line, &mut current))
-                    .map(|line| format!("{line}\n"))
-                    .collect();
-                write_atomic(&file, kept.as_bytes())
+    /// Opens an existing run to go on from a checkpoint at `step` that covers `written` of
+    /// metrics.csv and samples.txt: what they hold beyond that came after the checkpoint and will
+    /// be recomputed, so it is dropped. (A checkpoint that does not say is taken to cover every
+    /// line up to its step.)
+    pub fn reopen(path: &Path, step: usize, written: Option<Written>) -> anyhow::Result<Self> {
+        let keep_through = |file: &str, keep: &mut dyn FnMut(&str) -> bool| -> anyhow::Result<()> {
+            let file = path.join(file);
+            let Ok(text) = fs::read_to_string(&file) else {
+                return Ok(());
             };
+            let kept: String = text
+                .lines()
+                .filter(|line| keep(line))
+                .map(|line| format!("{line}\n"))
+                .collect();
+            write_atomic(&file, kept.as_bytes())
+        };
         // metrics.csv: the header, then rows that start with their step.
-        keep_through("metrics.csv", &|line, _| {
-            line.split(',')
-                .next()
-                .and_then(|s| s.parse::<usize>().ok())
-                .is_none_or(|s| s <= step)
+        let mut rows = 0;
+        keep_through("metrics.csv", &mut |line| {
+            let Some(row_step) = line.split(',').next().and_then(|s| s.parse::<usize>().ok())
+            else {
+                return true;
+            };
+            rows += 1;
+            written.map_or(row_step <= step, |w| rows <= w.metric_rows)
         })?;
         // samples.txt: blocks that start with "# step N".
-        keep_through("samples.txt", &|line, current| {
-            if let Some(n) = line.strip_prefix("# step ").and_then(|n| n.parse().ok()) {
-                *current = Some(n);
+        let (mut blocks, mut current) = (0, None);
+        keep_through("samples.txt", &mut |line| {
+            if let Some(n) = line
+                .strip_prefix("# step ")
+                .and_then(|n| n.parse::<usize>().ok())
+            {
+                blocks += 1;
+                current = Some(n);
             }
-            current.is_none_or(|n| n <= step)
+            written.map_or(current.is_none_or(|n| n <= step), |w| {
+                blocks <= w.sample_blocks
+            })
         })?;
         fs::create_dir_all(path.join("checkpoints"))?;
         Self::open(path.to_path_buf())
@@ -137,7 +156,20 @@ impl RunDir {
             metrics.write_record(["step", "split", "loss", "lr", "elapsed_s", "tokens_per_s"])?;
             metrics.flush()?;
         }
+        let count = |file: &str, counts: fn(&str) -> bool| {
+            fs::read_to_string(path.join(file))
+                .map_or(0, |t| t.lines().filter(|l| counts(l)).count())
+        };
+        let written = Written {
+            metric_rows: count("metrics.csv", |l| {
+                l.split(',')
+                    .next()
+                    .is_some_and(|s| s.parse::<usize>().is_ok())
+            }),
+            sample_blocks: count("samples.txt", |l| l.starts_with("# step ")),
+        };
         Ok(RunDir {
+            written,
             metrics,
             samples: append("samples.txt")?,
             log: append("train.log")?,
@@ -173,7 +205,13 @@ impl RunDir {
     ) -> anyhow::Result<()> {
         self.metrics
             .serialize((step, split, loss, lr, elapsed_s, tokens_per_s))?;
-        Ok(self.metrics.flush()?)
+        self.metrics.flush()?;
+        self.written.metric_rows += 1;
+        Ok(())
+    }
+
+    pub fn written(&self) -> Written {
+        self.written
     }
 
     /// Samples drawn at `step`, each with its mark (in-train / in-test / new).
@@ -182,7 +220,9 @@ impl RunDir {
         for (item, mark) in samples {
             text.push_str(&format!("{item}\t{mark}\n"));
         }
-        Ok(self.samples.write_all(text.as_bytes())?)
+        self.samples.write_all(text.as_bytes())?;
+        self.written.sample_blocks += 1;
+        Ok(())
     }
 
     pub fn log(&mut self, line: &str) -> anyhow::Result<()> {

@@ -327,6 +327,7 @@ fn save<B: AutodiffBackend>(
         best_test_loss: session.summary.best_test_loss,
         stale_evaluations: state.stale_evaluations,
         batcher: state.batcher.clone(),
+        written: Some(session.run.written()),
         model: checkpoint::encode::<B::InnerBackend, _>(model.valid().into_record())?,
         optimizer,
     };

@@ -109,23 +109,34 @@ fn a_second_sweep_skips_finished_trials_and_retries_failed_ones() {
     assert_eq!(trials.len(), 4);
     assert!(trials.iter().all(|t| t.2 == "done"), "{trials:?}");
     let run = |id: &str| dir.path().join("runs/g").join(id);
+    let samples = |t: &(String, String, String)| {
+        std::fs::read_to_string(run(&t.1).join("samples.txt")).unwrap()
+    };
     let before: Vec<String> = trials.iter().map(|t| losses(&run(&t.1))).collect();
+    let samples_before: Vec<String> = trials.iter().map(samples).collect();
 
-    // Trial 1 "failed" before its first checkpoint (as a crash that left its summary saying so).
-    std::fs::remove_dir_all(run(&trials[1].1).join("checkpoints")).unwrap();
-    let summary = run(&trials[1].1).join("summary.json");
-    let text = std::fs::read_to_string(&summary).unwrap();
-    std::fs::write(&summary, text.replace("\"done\"", "\"failed\"")).unwrap();
+    // Trial 1 failed in its final evaluation, after its last checkpoint (as a crash that left its
+    // summary saying so would); trial 2 before its first checkpoint.
+    for (trial, keep_checkpoints) in [(1, true), (2, false)] {
+        if !keep_checkpoints {
+            std::fs::remove_dir_all(run(&trials[trial].1).join("checkpoints")).unwrap();
+        }
+        let summary = run(&trials[trial].1).join("summary.json");
+        let text = std::fs::read_to_string(&summary).unwrap();
+        std::fs::write(&summary, text.replace("\"done\"", "\"failed\"")).unwrap();
+    }
     let out = sweep(dir.path(), &[], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("3 done before, 1 to go"),
+        stdout(&out).contains("2 done before, 2 to go"),
         "{}",
         stdout(&out)
     );
     assert!(manifest(dir.path()).iter().all(|t| t.2 == "done"));
     let after: Vec<String> = trials.iter().map(|t| losses(&run(&t.1))).collect();
     assert_eq!(before, after);
+    let samples_after: Vec<String> = trials.iter().map(samples).collect();
+    assert_eq!(samples_before, samples_after);
 
     let out = sweep(dir.path(), &[], &[]);
     assert!(
