@@ -504,13 +504,18 @@ pub fn table(report: &Report, colour: bool) -> String {
                 .unwrap_or(0)
         })
         .collect();
+    // Two spaces between columns, one where two would not fit a 100-column terminal.
+    let gap = match widths.iter().sum::<usize>() + 2 * widths.len().saturating_sub(1) {
+        0..=100 => "  ",
+        _ => " ",
+    };
     let line = |cells: &[String]| -> String {
         let padded: Vec<String> = cells
             .iter()
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        padded.join("  ").trim_end().to_string()
+        padded.join(gap).trim_end().to_string()
     };
     let mut out = String::new();
     for group in &report.groups {
