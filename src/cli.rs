@@ -112,6 +112,33 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Which::Best)]
         checkpoint: Which,
     },
+    /// Write a run's model as safetensors that makemore.py's model loads (its names and layouts).
+    Export {
+        run: PathBuf,
+        /// The file to write.
+        #[arg(long, value_name = "FILE")]
+        safetensors: PathBuf,
+        #[arg(long, value_enum, default_value_t = Which::Best)]
+        checkpoint: Which,
+    },
+    /// Turn makemore.py's model.pt (or an exported safetensors file) into a run directory.
+    Import {
+        /// makemore.py's state_dict (torch.save) or a safetensors file.
+        model: PathBuf,
+        /// The model's type: bigram, mlp, rnn, gru, bow or transformer.
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: String,
+        /// The items it was trained on (they fix the vocabulary and the block size).
+        #[arg(long, value_name = "FILE")]
+        data: PathBuf,
+        /// Settings the model was built with (--set model.n_embd=...) or for fine-tuning
+        /// (--set schedule.steps=N); repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Where the run directory goes.
+        #[arg(long, default_value = "runs")]
+        runs: PathBuf,
+    },
     /// Compare the runs below the given directories: one row per configuration, seeds aggregated.
     Report {
         #[arg(required = true)]

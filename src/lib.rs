@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod interchange;
 pub mod models;
 pub mod optim;
 pub mod progress;

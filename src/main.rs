@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use makemore::error::Error;
+use makemore::interchange::{self, ImportRequest};
 use makemore::report::{self, ReportRequest};
 use makemore::sample::{self, SampleOptions, SampleRequest};
 use makemore::sweep::{self, SlurmOptions, SweepRequest};
@@ -100,6 +101,28 @@ fn main() -> ExitCode {
             items,
             checkpoint,
         } => score::score_command(&run, checkpoint.name(), items),
+        Command::Export {
+            run,
+            safetensors,
+            checkpoint,
+        } => interchange::export_command(&run, checkpoint.name(), &safetensors),
+        Command::Import {
+            model,
+            kind,
+            data,
+            sets,
+            runs,
+        } => {
+            signals::install();
+            interchange::import_command(&ImportRequest {
+                weights: model,
+                kind,
+                data,
+                sets,
+                runs,
+            })
+            .map(|_| ())
+        }
         Command::Report {
             dirs,
             format,

@@ -14,6 +14,7 @@ use crate::checkpoint::Checkpoint;
 use crate::config::{self, Experiment, ModelType};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::interchange::Weights;
 use crate::models::Model;
 use crate::progress::{Progress, format_duration};
 use crate::rundir::{self, RunDir, Status, Summary};
@@ -22,16 +23,22 @@ use crate::train::{self, Ended, Session};
 /// Runs the experiment in `file` in a new run directory, which it returns.
 pub fn run(file: &Path, sets: &[String], runs: &Path) -> Result<PathBuf> {
     let experiment = config::load(file, sets)?.experiment;
-    start(&experiment, |name| RunDir::create(runs, name))
+    start(&experiment, None, |name| RunDir::create(runs, name))
 }
 
 /// Runs `experiment` in the run directory `dir`, which must not exist yet (a sweep's trial).
 pub fn run_in(experiment: &Experiment, dir: &Path) -> Result<PathBuf> {
-    start(experiment, |_| RunDir::create_at(dir))
+    start(experiment, None, |_| RunDir::create_at(dir))
+}
+
+/// Runs `experiment` starting from `weights` instead of a random initialisation (an import).
+pub fn run_from(experiment: &Experiment, runs: &Path, weights: &Weights) -> Result<PathBuf> {
+    start(experiment, Some(weights), |name| RunDir::create(runs, name))
 }
 
 fn start(
     experiment: &Experiment,
+    weights: Option<&Weights>,
     make_dir: impl FnOnce(&str) -> anyhow::Result<RunDir>,
 ) -> Result<PathBuf> {
     let data = Dataset::load(&experiment.dataset)?;
@@ -39,6 +46,10 @@ fn start(
     backend::use_threads(experiment.backend.threads);
     on_backend!(backend, |B, device| {
         let model = Model::<B>::new(&experiment.model, &data, experiment.seed, &device);
+        let model = match weights {
+            Some(weights) => weights.load_into(model, &experiment.model, &data)?,
+            None => model,
+        };
         let mut run = make_dir(&experiment.name)?;
         run.write_config(&experiment.to_toml())?;
         let now = chrono::Utc::now().to_rfc3339();

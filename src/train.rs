@@ -124,7 +124,7 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
     let mut step_time = Duration::ZERO;
     let mut interrupted = false;
     // The step last.ckpt holds, so the end does not write the same checkpoint again.
-    let mut saved_at = first - 1;
+    let mut saved_at = resume.map(|checkpoint| checkpoint.step);
     for step in first..=s.steps {
         let timer = Instant::now();
         let lr = optim::learning_rate(s, step - 1);
@@ -181,7 +181,7 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
             // Every evaluation leaves a checkpoint to resume from, should the process die.
             let optimizer_bytes = checkpoint::encode::<B, _>(optimizer.to_record())?;
             save(&model, optimizer_bytes, &state, session)?;
-            saved_at = step;
+            saved_at = Some(step);
             if improved {
                 promote_last_to_best(session)?;
             }
@@ -206,7 +206,7 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
             break;
         }
     }
-    if saved_at != session.summary.step {
+    if saved_at != Some(session.summary.step) {
         let optimizer_bytes = checkpoint::encode::<B, _>(optimizer.to_record())?;
         save(&model, optimizer_bytes, &state, session)?;
     }

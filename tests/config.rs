@@ -78,8 +78,8 @@ fn inconsistent_values_are_rejected_with_their_source() {
             "unknown variant: found `tpu`, expected ``cpu` or `cuda``",
         ),
         (
-            &["--set", "schedule.steps=0"],
-            "schedule.steps must be at least 1",
+            &["--set", "schedule.batch_size=0"],
+            "schedule.batch_size must be at least 1",
         ),
         (
             &["--set", "sampling.temperature=0"],
@@ -110,11 +110,11 @@ fn inconsistent_values_are_rejected_with_their_source() {
     let out = check(
         dir.path(),
         "transformer.toml",
-        &["--set", "schedule.steps=0"],
+        &["--set", "schedule.batch_size=0"],
         &[],
     );
     assert!(
-        stderr(&out).contains("--set schedule.steps"),
+        stderr(&out).contains("--set schedule.batch_size"),
         "{}",
         stderr(&out)
     );
@@ -171,10 +171,10 @@ fn layers_apply_in_order_file_env_set() {
         dir.path(),
         "mlp.toml",
         &[],
-        &[("MAKEMORE_SCHEDULE__STEPS", "0")],
+        &[("MAKEMORE_SCHEDULE__BATCH_SIZE", "0")],
     );
     assert!(
-        stderr(&bad_env).contains("MAKEMORE_SCHEDULE__STEPS"),
+        stderr(&bad_env).contains("MAKEMORE_SCHEDULE__BATCH_SIZE"),
         "{}",
         stderr(&bad_env)
     );

@@ -53,9 +53,29 @@ pub fn load_with(file: &Path, overrides: &[Override], sets: &[String]) -> Result
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
+    Ok(Loaded {
+        experiment: layered(&stem, Some(file), overrides, sets)?,
+        file: file.to_path_buf(),
+    })
+}
+
+/// An experiment named `name` from the defaults, the environment and `sets` alone, for commands
+/// that take no experiment file (`makemore import`).
+pub fn from_sets(name: &str, sets: &[String]) -> Result<Experiment> {
+    layered(name, None, &[], sets)
+}
+
+fn layered(
+    name: &str,
+    file: Option<&Path>,
+    overrides: &[Override],
+    sets: &[String],
+) -> Result<Experiment> {
     let sets = parse_sets(sets)?;
-    let mut figment = Figment::from(Serialized::defaults(Experiment::defaults(&stem)))
-        .merge(Toml::file_exact(file));
+    let mut figment = Figment::from(Serialized::defaults(Experiment::defaults(name)));
+    if let Some(file) = file {
+        figment = figment.merge(Toml::file_exact(file));
+    }
     for o in overrides {
         figment = figment.merge(Serialized::default(&o.key, &o.value));
     }
@@ -78,10 +98,7 @@ pub fn load_with(file: &Path, overrides: &[Override], sets: &[String]) -> Result
     if let Some(test_path) = &experiment.dataset.test_path {
         experiment.dataset.test_path = Some(sources.resolve_path("dataset.test_path", test_path)?);
     }
-    Ok(Loaded {
-        experiment,
-        file: file.to_path_buf(),
-    })
+    Ok(experiment)
 }
 
 /// `section.key=value` pairs; the value is read as TOML (`3`, `1e-3`, `[1, 2]`, `true`) and

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-pub use load::{Loaded, Override, line_of, load, load_with};
+pub use load::{Loaded, Override, from_sets, line_of, load, load_with};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -126,6 +126,7 @@ pub enum LrSchedule {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleConfig {
+    /// Optimizer steps; 0 trains nothing and only evaluates the starting model (an import's).
     pub steps: usize,
     pub batch_size: usize,
     pub optimizer: OptimizerKind,
@@ -311,11 +312,6 @@ impl Experiment {
             "\"cuda\" is not available in this build, which has the CPU backend only; \
              rebuild with `cargo build --release --features cuda`"
                 .into(),
-        )?;
-        check(
-            s.steps > 0,
-            "schedule.steps",
-            "must be at least 1 (there is no \"forever\")".into(),
         )?;
         check(
             s.batch_size > 0,

@@ -1,6 +1,9 @@
 //! Tiny data sets and experiment files for the tests, written into a temporary directory.
 #![allow(dead_code)]
 
+pub mod reference;
+pub mod torch;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
