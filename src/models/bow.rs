@@ -4,8 +4,8 @@
 use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 
-use super::dense;
 use super::init::Init;
+use super::{dense, tanh};
 use crate::config::ModelConfig;
 
 #[derive(Module, Debug)]
@@ -45,7 +45,7 @@ impl<B: Backend> Bow<B> {
         let average =
             Tensor::<B, 2>::from_data(TensorData::new(weights, [t, t]), &device).unsqueeze::<3>();
         let x = x.clone() + average.matmul(x);
-        let x = x.clone() + dense(&self.c_proj, dense(&self.c_fc, x).tanh());
+        let x = x.clone() + dense(&self.c_proj, tanh(dense(&self.c_fc, x)));
         dense(&self.lm_head, x)
     }
 }

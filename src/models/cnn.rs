@@ -6,9 +6,9 @@ use burn::module::{Param, RunningState};
 use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 
-use super::dense;
 use super::init::Init;
 use super::shift_right;
+use super::{dense, tanh};
 use crate::config::ModelConfig;
 
 #[derive(Module, Debug)]
@@ -101,10 +101,11 @@ impl<B: Backend> Cnn<B> {
         let mut x = self.wte.forward(contexts);
         for layer in &self.layers {
             let [n, l, c] = x.dims();
-            x = layer
-                .norm
-                .forward(dense(&layer.linear, x.reshape([n, l / 2, 2 * c])))
-                .tanh();
+            x = tanh(
+                layer
+                    .norm
+                    .forward(dense(&layer.linear, x.reshape([n, l / 2, 2 * c]))),
+            );
         }
         let [n, _, h] = x.dims();
         self.head.forward(x.reshape([n, h]))

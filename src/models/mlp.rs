@@ -4,9 +4,9 @@
 use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 
-use super::dense;
 use super::init::Init;
 use super::shift_right;
+use super::{dense, tanh};
 use crate::config::ModelConfig;
 
 #[derive(Module, Debug)]
@@ -47,6 +47,6 @@ impl<B: Backend> Mlp<B> {
             .map(|k| self.wte.forward(shift_right(idx.clone(), k, self.pad)))
             .collect();
         let x = Tensor::cat(contexts, 2);
-        dense(&self.head, dense(&self.hidden, x).tanh())
+        dense(&self.head, tanh(dense(&self.hidden, x)))
     }
 }

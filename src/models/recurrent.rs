@@ -7,8 +7,8 @@ use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 
-use super::dense;
 use super::init::Init;
+use super::{dense, tanh};
 use crate::config::{ModelConfig, ModelType};
 
 #[derive(Module, Debug)]
@@ -113,9 +113,7 @@ impl<B: Backend> Cell<B> {
     /// The next state from input `x` `[B, n_embd]` and the state.
     fn forward(&self, x: Tensor<B, 2>, state: Tensor<B, 2>) -> Tensor<B, 2> {
         match self {
-            Cell::Rnn(RnnCell { xh_to_h }) => {
-                xh_to_h.forward(Tensor::cat(vec![x, state], 1)).tanh()
-            }
+            Cell::Rnn(RnnCell { xh_to_h }) => tanh(xh_to_h.forward(Tensor::cat(vec![x, state], 1))),
             Cell::Gru(GruCell {
                 xh_to_z,
                 xh_to_r,
@@ -123,9 +121,7 @@ impl<B: Backend> Cell<B> {
             }) => {
                 let xh = Tensor::cat(vec![x.clone(), state.clone()], 1);
                 let r = sigmoid(xh_to_r.forward(xh.clone()));
-                let hbar = xh_to_hbar
-                    .forward(Tensor::cat(vec![x, r * state.clone()], 1))
-                    .tanh();
+                let hbar = tanh(xh_to_hbar.forward(Tensor::cat(vec![x, r * state.clone()], 1)));
                 let z = sigmoid(xh_to_z.forward(xh));
                 (z.clone().neg() + 1.0) * state + z * hbar
             }
@@ -142,10 +138,10 @@ impl<B: Backend> Cell<B> {
                     sigmoid(gate(0)),
                     sigmoid(gate(1)),
                     sigmoid(gate(2)),
-                    gate(3).tanh(),
+                    tanh(gate(3)),
                 );
                 let memory = forget * memory + input * candidate;
-                let hidden = output * memory.clone().tanh();
+                let hidden = output * tanh(memory.clone());
                 Tensor::cat(vec![hidden, memory], 1)
             }
         }

@@ -4,10 +4,10 @@
 
 use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
 use burn::prelude::*;
-use burn::tensor::activation::{gelu_approximate, softmax};
+use burn::tensor::activation::softmax;
 
-use super::dense;
 use super::init::Init;
+use super::{dense, gelu};
 use crate::config::ModelConfig;
 
 #[derive(Module, Debug)]
@@ -85,10 +85,9 @@ impl<B: Backend> Transformer<B> {
 impl<B: Backend> Block<B> {
     fn forward(&self, x: Tensor<B, 3>, p: f64) -> Tensor<B, 3> {
         let x = x.clone() + dropout(self.attn.forward(self.ln_1.forward(x), p), p);
-        // gelu_approximate is the tanh GELU of GPT-2 and makemore.py's NewGELU.
         let mlp = dense(
             &self.c_proj,
-            gelu_approximate(dense(&self.c_fc, self.ln_2.forward(x.clone()))),
+            gelu(dense(&self.c_fc, self.ln_2.forward(x.clone()))),
         );
         x + dropout(mlp, p)
     }
