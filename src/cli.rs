@@ -158,6 +158,33 @@ pub enum Command {
         #[arg(long, value_name = "FILE.svg")]
         plot: Option<PathBuf>,
     },
+    /// Measure training, evaluation and sampling speed of each model family on this machine.
+    Bench {
+        /// Families to measure, comma-separated (default: all but counts).
+        #[arg(long, value_delimiter = ',')]
+        models: Vec<String>,
+        /// The items to train on.
+        #[arg(long, default_value = "data/names.txt")]
+        data: PathBuf,
+        /// Timed optimizer steps per family.
+        #[arg(long, default_value_t = 200)]
+        steps: usize,
+        /// Untimed steps first.
+        #[arg(long, default_value_t = 20)]
+        warmup: usize,
+        /// CPU threads; 0 = all cores.
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Items to sample for the sampling figure.
+        #[arg(long, default_value_t = 100)]
+        samples: usize,
+        /// Override a setting of every family (repeatable), e.g. --set schedule.batch_size=64.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Also write the figures as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
     /// Validate FILE.toml and print the fully resolved experiment; runs nothing.
     Check {
         file: PathBuf,

@@ -5,6 +5,7 @@
 //! `run` ties them together for the `makemore run` command; `sweep` runs a grid of them.
 
 pub mod backend;
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod data;

@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use makemore::bench::{self, BenchRequest};
 use makemore::error::Error;
 use makemore::interchange::{self, ImportRequest};
 use makemore::report::{self, ReportRequest};
@@ -13,6 +14,11 @@ mod cli;
 use cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    // Output piped into `head` should end the program quietly, as any Unix tool, rather than
+    // make a print panic on the closed pipe. Rust ignores SIGPIPE by default.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -123,6 +129,25 @@ fn main() -> ExitCode {
             })
             .map(|_| ())
         }
+        Command::Bench {
+            models,
+            data,
+            steps,
+            warmup,
+            threads,
+            samples,
+            sets,
+            json,
+        } => bench::bench_command(&BenchRequest {
+            models,
+            data,
+            steps,
+            warmup,
+            threads,
+            samples,
+            sets,
+            json,
+        }),
         Command::Report {
             dirs,
             format,

@@ -128,27 +128,16 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
     for step in first..=s.steps {
         let timer = Instant::now();
         let lr = optim::learning_rate(s, step - 1);
-        let (x, y) = if model.trains_on_examples() {
-            data::example_batch::<B>(
-                &state.batcher.next_examples(&data.train, s.batch_size),
-                data.seq_len,
-                &device,
-            )
-        } else {
-            data::batch::<B>(
-                &state.batcher.next(&data.train, s.batch_size),
-                data.seq_len,
-                &device,
-            )
-        };
-        let logits = with_dropout(rng(experiment.seed, Stream::Dropout, step), || {
-            model.forward(x)
-        });
-        let (sum, count) = nll(logits, y);
-        let loss = sum / count;
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optimizer.step(lr, model, grads);
-        let loss: f64 = loss.into_scalar().elem();
+        let loss;
+        (model, loss) = train_step(
+            model,
+            &mut optimizer,
+            &mut state.batcher,
+            step,
+            experiment,
+            data,
+            &device,
+        );
         step_time += timer.elapsed();
 
         let timed = (step + 1 - first) as f64;
@@ -217,6 +206,38 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
     })
 }
 
+/// Optimizer step number `step` (1-based) on the next batch from `batcher`: forward, loss,
+/// backward, update. Returns the updated model and the batch's mean loss.
+pub fn train_step<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
+    model: Model<B>,
+    optimizer: &mut O,
+    batcher: &mut Batcher,
+    step: usize,
+    experiment: &Experiment,
+    data: &Dataset,
+    device: &B::Device,
+) -> (Model<B>, f64) {
+    let s = &experiment.schedule;
+    let (x, y) = if model.trains_on_examples() {
+        let examples = batcher.next_examples(&data.train, s.batch_size);
+        data::example_batch::<B>(&examples, data.seq_len, device)
+    } else {
+        data::batch::<B>(
+            &batcher.next(&data.train, s.batch_size),
+            data.seq_len,
+            device,
+        )
+    };
+    let logits = with_dropout(rng(experiment.seed, Stream::Dropout, step), || {
+        model.forward(x)
+    });
+    let (sum, count) = nll(logits, y);
+    let loss = sum / count;
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let model = optimizer.step(optim::learning_rate(s, step - 1), model, grads);
+    (model, loss.into_scalar().elem())
+}
+
 /// Periodic estimate on `eval_batches` random batches of each split; returns the test loss.
 fn estimate<B: Backend>(
     model: &Model<B>,
@@ -272,7 +293,15 @@ fn evaluate_splits<B: Backend>(
     for (i, (split_name, split)) in splits(session.data).into_iter().enumerate() {
         let mut order: Vec<usize> = (0..split.len()).collect();
         select(&mut order);
-        losses[i] = evaluate(model, split, &order, session);
+        let batch_size = session.experiment.schedule.eval_batch_size;
+        losses[i] = evaluate(
+            model,
+            split,
+            &order,
+            batch_size,
+            session.data,
+            &session.device,
+        );
         if let Some(loss) = losses[i] {
             let elapsed = session.started.elapsed().as_secs_f64();
             let tokens_per_s = session.summary.tokens_per_s.unwrap_or(0.0);
@@ -294,20 +323,23 @@ fn splits(data: &Dataset) -> [(&'static str, &Split); 3] {
     ]
 }
 
-/// Token-weighted mean negative log-likelihood over the items of `split` at `order`.
-fn evaluate<B: Backend>(
+/// Token-weighted mean negative log-likelihood over the items of `split` at `order`, in batches
+/// of `batch_size`.
+pub fn evaluate<B: Backend>(
     model: &Model<B>,
     split: &Split,
     order: &[usize],
-    session: &Session<B::Device>,
+    batch_size: usize,
+    data: &Dataset,
+    device: &B::Device,
 ) -> Option<f64> {
     if order.is_empty() {
         return None;
     }
     let (mut total, mut count) = (0.0, 0.0);
-    for chunk in order.chunks(session.experiment.schedule.eval_batch_size) {
+    for chunk in order.chunks(batch_size) {
         let items: Vec<&[usize]> = chunk.iter().map(|&i| split.tokens[i].as_slice()).collect();
-        let (x, y) = data::batch::<B>(&items, session.data.seq_len, &session.device);
+        let (x, y) = data::batch::<B>(&items, data.seq_len, device);
         let (sum, n) = nll(model.forward(x), y);
         total += sum.into_scalar().elem::<f64>();
         count += n.into_scalar().elem::<f64>();

@@ -1,0 +1,277 @@
+//! `makemore bench`: how fast each model family trains, evaluates and samples on this machine.
+//!
+//! Each family runs at makemore.py's default configuration (the cnn at the lecture's sizes) on
+//! the given data, through the training loop's own step, evaluation and sampling code. Step
+//! times exclude the warm-up steps; peak memory is the process's resident high-water mark, reset
+//! before each family.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::optim::Optimizer;
+use serde::Serialize;
+
+use crate::backend::{self, Cpu};
+use crate::config::{self, Experiment, OptimizerKind};
+use crate::data::{Batcher, Dataset};
+use crate::error::{Error, Result};
+use crate::models::Model;
+use crate::rng::{Stream, rng};
+use crate::sample::{self, SampleOptions};
+use crate::{optim, train};
+
+/// The families `makemore bench` measures when none are named.
+pub const FAMILIES: &[&str] = &[
+    "bigram",
+    "mlp",
+    "cnn",
+    "rnn",
+    "gru",
+    "lstm",
+    "bow",
+    "transformer",
+];
+
+pub struct BenchRequest {
+    pub models: Vec<String>,
+    pub data: PathBuf,
+    pub steps: usize,
+    pub warmup: usize,
+    pub threads: usize,
+    pub samples: usize,
+    pub sets: Vec<String>,
+    pub json: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Figures {
+    pub model: String,
+    pub params: usize,
+    pub batch_size: usize,
+    /// Optimizer steps timed (after the warm-up).
+    pub steps: usize,
+    pub ms_per_step_median: f64,
+    pub ms_per_step_p10: f64,
+    pub ms_per_step_p90: f64,
+    /// Trained positions per second at the median step time.
+    pub train_tokens_per_s: f64,
+    /// Positions per second when evaluating the whole test split.
+    pub eval_tokens_per_s: f64,
+    pub sample_items_per_s: f64,
+    /// Resident memory high-water mark while this family ran, in MiB (Linux only).
+    pub peak_rss_mib: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub date: String,
+    pub cpu: String,
+    pub cores: usize,
+    pub threads: usize,
+    pub data: String,
+    pub version: String,
+    pub figures: Vec<Figures>,
+}
+
+pub fn bench_command(request: &BenchRequest) -> Result<()> {
+    let models: Vec<String> = match request.models.is_empty() {
+        true => FAMILIES.iter().map(|m| m.to_string()).collect(),
+        false => request.models.clone(),
+    };
+    if request.steps == 0 {
+        return Err(Error::input("--steps must be at least 1"));
+    }
+    // Every configuration is checked before the first family runs.
+    let experiments = models
+        .iter()
+        .map(|model| experiment(model, request))
+        .collect::<Result<Vec<_>>>()?;
+    backend::use_threads(request.threads);
+    let threads = rayon::current_num_threads();
+    println!(
+        "{:<12} {:>8} {:>22} {:>10} {:>11} {:>10} {:>9}",
+        "model",
+        "params",
+        "ms/step (p10-p90)",
+        "train tok/s",
+        "eval tok/s",
+        "samples/s",
+        "peak MiB"
+    );
+    let mut figures = Vec::new();
+    for experiment in &experiments {
+        let f = measure(experiment, request)?;
+        println!(
+            "{:<12} {:>8} {:>22} {:>10.0} {:>11.0} {:>10.0} {:>9}",
+            f.model,
+            f.params,
+            format!(
+                "{:.3} ({:.3}-{:.3})",
+                f.ms_per_step_median, f.ms_per_step_p10, f.ms_per_step_p90
+            ),
+            f.train_tokens_per_s,
+            f.eval_tokens_per_s,
+            f.sample_items_per_s,
+            f.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0}")),
+        );
+        figures.push(f);
+    }
+    let report = Report {
+        date: chrono::Utc::now().to_rfc3339(),
+        cpu: cpu_name(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        threads,
+        data: request.data.display().to_string(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        figures,
+    };
+    println!(
+        "{} thread(s) of {} ({} cores); warm-up {} steps, then {} timed",
+        report.threads, report.cpu, report.cores, request.warmup, request.steps
+    );
+    if let Some(path) = &request.json {
+        let json = serde_json::to_string_pretty(&report).expect("figures serialise");
+        crate::rundir::write_atomic(path, format!("{json}\n").as_bytes())?;
+    }
+    Ok(())
+}
+
+/// makemore.py's defaults for `model`; the cnn takes the lecture's sizes (makemore.py has none).
+fn experiment(model: &str, request: &BenchRequest) -> Result<Experiment> {
+    let mut sets = vec![
+        format!("model.type={model}"),
+        format!("dataset.path={}", request.data.display()),
+    ];
+    if model == "cnn" {
+        sets.extend(["model.n_embd=24", "model.n_embd2=128", "model.n_layer=3"].map(String::from));
+    }
+    sets.extend(request.sets.iter().cloned());
+    config::from_sets(&format!("bench-{model}"), &sets)
+}
+
+fn measure(experiment: &Experiment, request: &BenchRequest) -> Result<Figures> {
+    let data = Dataset::load(&experiment.dataset)?;
+    reset_peak_memory();
+    let device = Default::default();
+    let model = Model::<Cpu>::new(&experiment.model, &data, experiment.seed, &device);
+    let params = model.parameters();
+    let s = &experiment.schedule;
+    let (model, times) = match s.optimizer {
+        OptimizerKind::Adamw => {
+            time_steps(model, optim::adamw(s).init(), experiment, &data, request)
+        }
+        OptimizerKind::Sgd => time_steps(model, optim::sgd(s).init(), experiment, &data, request),
+    };
+    let model = model.valid();
+
+    let order: Vec<usize> = (0..data.test.len()).collect();
+    let tokens: usize = data.test.tokens.iter().map(|t| t.len() + 1).sum();
+    let timer = Instant::now();
+    train::evaluate(
+        &model,
+        &data.test,
+        &order,
+        s.eval_batch_size,
+        &data,
+        &device,
+    );
+    let eval_tokens_per_s = tokens as f64 / timer.elapsed().as_secs_f64();
+
+    let options = SampleOptions {
+        temperature: 1.0,
+        top_k: 0,
+        top_p: 1.0,
+    };
+    let mut sample_rng = rng(experiment.seed, Stream::Sample, 0);
+    let timer = Instant::now();
+    sample::generate(
+        &model,
+        &data.vocab,
+        data.seq_len,
+        request.samples,
+        &[],
+        options,
+        &mut sample_rng,
+        &device,
+    );
+    let sample_items_per_s = request.samples as f64 / timer.elapsed().as_secs_f64();
+
+    let tokens_per_step = match model.trains_on_examples() {
+        true => s.batch_size,
+        false => s.batch_size * data.seq_len,
+    };
+    let median = percentile(&times, 0.5);
+    Ok(Figures {
+        model: experiment.model.kind.name().into(),
+        params,
+        batch_size: s.batch_size,
+        steps: times.len(),
+        ms_per_step_median: median,
+        ms_per_step_p10: percentile(&times, 0.1),
+        ms_per_step_p90: percentile(&times, 0.9),
+        train_tokens_per_s: tokens_per_step as f64 * 1e3 / median,
+        eval_tokens_per_s,
+        sample_items_per_s,
+        peak_rss_mib: peak_memory_mib(),
+    })
+}
+
+/// Milliseconds of each step after the warm-up, and the trained model.
+fn time_steps<O: Optimizer<Model<Cpu>, Cpu>>(
+    mut model: Model<Cpu>,
+    mut optimizer: O,
+    experiment: &Experiment,
+    data: &Dataset,
+    request: &BenchRequest,
+) -> (Model<Cpu>, Vec<f64>) {
+    let mut batcher = Batcher::new(experiment.seed);
+    let device = Default::default();
+    let mut times = Vec::with_capacity(request.steps);
+    for step in 1..=request.warmup + request.steps {
+        let timer = Instant::now();
+        (model, _) = train::train_step(
+            model,
+            &mut optimizer,
+            &mut batcher,
+            step,
+            experiment,
+            data,
+            &device,
+        );
+        if step > request.warmup {
+            times.push(timer.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    (model, times)
+}
+
+fn percentile(values: &[f64], q: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Linux keeps a resident-memory high-water mark per process; writing 5 to clear_refs resets it.
+fn reset_peak_memory() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_memory_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|name| name.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
