@@ -71,6 +71,8 @@ pub struct Report {
     pub threads: usize,
     pub data: String,
     pub version: String,
+    /// The rate of one large f32 matrix product (1024³) with these threads, in GFLOP/s.
+    pub gemm_gflops: f64,
     pub figures: Vec<Figures>,
 }
 
@@ -124,12 +126,28 @@ pub fn bench_command(request: &BenchRequest) -> Result<()> {
         threads,
         data: request.data.display().to_string(),
         version: env!("CARGO_PKG_VERSION").into(),
+        gemm_gflops: gemm_gflops(),
         figures,
     };
     println!(
         "{} thread(s) of {} ({} cores); warm-up {} steps, then {} timed",
         report.threads, report.cpu, report.cores, request.warmup, request.steps
     );
+    println!(
+        "f32 matrix product 1024x1024x1024: {:.1} GFLOP/s",
+        report.gemm_gflops
+    );
+    if let Some(f) = report.figures.iter().find(|f| f.model == "transformer") {
+        // Forward and backward multiply every weight by every trained position three times:
+        // 6 FLOPs per parameter per position. At the rate above, that is the step's floor.
+        let positions = f.train_tokens_per_s * f.ms_per_step_median / 1e3;
+        let gflop = 6.0 * f.params as f64 * positions / 1e9;
+        let floor_ms = gflop / report.gemm_gflops * 1e3;
+        println!(
+            "transformer: {gflop:.2} GFLOP per step, {floor_ms:.2} ms at that rate; measured {:.1}x that",
+            f.ms_per_step_median / floor_ms
+        );
+    }
     if let Some(path) = &request.json {
         let json = serde_json::to_string_pretty(&report).expect("figures serialise");
         crate::rundir::write_atomic(path, format!("{json}\n").as_bytes())?;
@@ -244,6 +262,24 @@ fn time_steps<O: Optimizer<Model<Cpu>, Cpu>>(
         }
     }
     (model, times)
+}
+
+/// GFLOP/s of the best of three 1024³ f32 products on the CPU backend.
+fn gemm_gflops() -> f64 {
+    use burn::prelude::*;
+    let device = Default::default();
+    let n = 1024;
+    let a = Tensor::<burn::backend::Flex, 2>::ones([n, n], &device);
+    let b = a.clone() * 0.5;
+    let best = (0..3)
+        .map(|_| {
+            let timer = Instant::now();
+            let c = a.clone().matmul(b.clone());
+            let _: f32 = c.slice([0..1, 0..1]).into_scalar().elem();
+            timer.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min);
+    2.0 * (n * n * n) as f64 / best / 1e9
 }
 
 fn percentile(values: &[f64], q: f64) -> f64 {
