@@ -149,8 +149,9 @@ fn tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
 /// burn's `gelu_approximate`.
 fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     let k = 2.0 * (2.0 / std::f64::consts::PI).sqrt();
-    let cube = x.clone() * x.clone() * x.clone();
-    x.clone() * sigmoid((x + cube * 0.044715) * k)
+    // k·(x + 0.044715·x³) as x·(k + 0.044715·k·x²): one pass over the activations fewer.
+    let slope = (x.clone() * x.clone()) * (0.044715 * k) + k;
+    x.clone() * sigmoid(x * slope)
 }
 
 /// `linear` applied along the last dimension of `x` as one matrix product. Burn's `Linear` on a
