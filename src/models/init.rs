@@ -29,7 +29,11 @@ impl<'a, B: Backend> Init<'a, B> {
         self.device
     }
 
-    fn param<const D: usize>(&self, values: Vec<f32>, shape: [usize; D]) -> Param<Tensor<B, D>> {
+    pub fn param<const D: usize>(
+        &self,
+        values: Vec<f32>,
+        shape: [usize; D],
+    ) -> Param<Tensor<B, D>> {
         Param::from_tensor(Tensor::from_data(
             TensorData::new(values, shape),
             self.device,
@@ -45,11 +49,14 @@ impl<'a, B: Backend> Init<'a, B> {
         shape: [usize; D],
         bound: f64,
     ) -> Param<Tensor<B, D>> {
-        let dist = Uniform::new_inclusive(-bound as f32, bound as f32).expect("a finite bound");
-        let values = (0..shape.iter().product())
-            .map(|_| dist.sample(&mut self.rng))
-            .collect();
+        let values = self.uniform_values(shape.iter().product(), bound);
         self.param(values, shape)
+    }
+
+    /// `n` draws from U(-bound, bound), for a parameter that needs adjusting before upload.
+    pub fn uniform_values(&mut self, n: usize, bound: f64) -> Vec<f32> {
+        let dist = Uniform::new_inclusive(-bound as f32, bound as f32).expect("a finite bound");
+        (0..n).map(|_| dist.sample(&mut self.rng)).collect()
     }
 
     pub fn normal<const D: usize>(&mut self, shape: [usize; D], std: f64) -> Param<Tensor<B, D>> {

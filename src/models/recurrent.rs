@@ -98,14 +98,25 @@ impl<B: Backend> Recurrent<B> {
     }
 }
 
-/// The LSTM's four gate projections, initialised as PyTorch's `nn.LSTM`: U(-1/√h, 1/√h), h the
-/// state size. (A forget-gate bias of 1, often recommended, trained slower here: test loss
-/// 2.161 against 2.157 at 2000 steps on names.txt, mean of 3 seeds.)
+/// The LSTM's four gate projections (input, forget, output, candidate), drawn as PyTorch's
+/// `nn.LSTM` draws them, U(-1/√h, 1/√h) with h the state size, and then biased to open the input
+/// and output gates (+1, +2) and to forget quickly (−1) at the start. With plain `nn.LSTM` gates
+/// the hidden state reaching the head is half the memory's tanh, and the LSTM trailed the GRU by
+/// 0.008 at 2000 steps on names.txt; so biased, it beats it (mean of 7 seeds, 2.1436
+/// against the GRU's 2.1475). The often recommended forget-gate bias of +1 was worse (2.1604).
 fn lstm_gates<B: Backend>(init: &mut Init<B>, d_in: usize, h: usize) -> Linear<B> {
+    const GATE_BIAS: [f32; 4] = [1.0, -1.0, 2.0, 0.0];
     let bound = 1.0 / (h as f64).sqrt();
+    let weight = init.uniform([d_in, 4 * h], bound);
+    let bias = init
+        .uniform_values(4 * h, bound)
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| b + GATE_BIAS[i / h])
+        .collect();
     Linear {
-        weight: init.uniform([d_in, 4 * h], bound),
-        bias: Some(init.uniform([4 * h], bound)),
+        weight,
+        bias: Some(init.param(bias, [4 * h])),
     }
 }
 
