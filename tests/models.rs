@@ -180,6 +180,38 @@ fn outputs_at_t_do_not_depend_on_later_inputs() {
     }
 }
 
+/// The mlp computes its hidden layer from per-slot tables when a batch has more positions than
+/// there are tokens, and from the concatenated embeddings otherwise: both give the same logits.
+#[test]
+fn the_mlp_gives_the_same_logits_from_tables_and_from_concatenation() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = names_shaped(dir.path());
+    let rows: Vec<[i32; 8]> = (0..8)
+        .map(|r| std::array::from_fn(|i| ((r * 5 + i * 3) % 27) as i32))
+        .collect();
+    let batch: Vec<i32> = rows.iter().flatten().copied().collect();
+    for config in every_family()
+        .into_iter()
+        .filter(|c| c.kind == ModelType::Mlp)
+    {
+        let model = build(&config, &data);
+        // 64 positions, more than the 27 or 28 tokens: tables. One row of 8: concatenation.
+        let batched: Vec<f32> = model
+            .forward(Tensor::from_data(
+                TensorData::new(batch.clone(), [8, 8]),
+                &Default::default(),
+            ))
+            .into_data()
+            .to_vec()
+            .unwrap();
+        let one_by_one: Vec<f32> = rows.iter().flat_map(|row| logits(&model, row)).collect();
+        assert_eq!(batched.len(), one_by_one.len());
+        for (a, b) in batched.iter().zip(&one_by_one) {
+            assert!((a - b).abs() < 1e-5, "{config:?}: {a} vs {b}");
+        }
+    }
+}
+
 #[test]
 fn a_reloaded_checkpoint_gives_identical_logits() {
     let dir = tempfile::tempdir().unwrap();

@@ -42,11 +42,52 @@ impl<B: Backend> Mlp<B> {
     }
 
     pub fn forward(&self, idx: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let [b, t] = idx.dims();
+        let [tokens, _] = self.wte.weight.dims();
         // Context k of position t is the token at t - k, or the pad before the sequence starts.
-        let contexts = (0..self.block_size)
-            .map(|k| self.wte.forward(shift_right(idx.clone(), k, self.pad)))
-            .collect();
-        let x = Tensor::cat(contexts, 2);
-        dense(&self.head, tanh(dense(&self.hidden, x)))
+        let contexts = (0..self.block_size).map(|k| shift_right(idx.clone(), k, self.pad));
+        // The hidden layer's input is a concatenation of embeddings, so its product splits into
+        // one per context slot, and each of those takes only `tokens` distinct values. When
+        // there are fewer than positions in the batch, multiplying each embedding by each slot's
+        // weights once and adding up the looked-up rows does a fraction of the arithmetic.
+        let pre_activation = if tokens < b * t {
+            let table = self.slot_tables();
+            let [_, n_hidden] = table.dims();
+            let summed = contexts
+                .enumerate()
+                .map(|(k, context)| {
+                    let rows = context.add_scalar((k * tokens) as i64).reshape([b * t]);
+                    table.clone().select(0, rows)
+                })
+                .reduce(|sum, slot| sum + slot)
+                .expect("block_size ≥ 1");
+            let bias = self
+                .hidden
+                .bias
+                .as_ref()
+                .expect("the hidden layer has a bias");
+            (summed + bias.val().unsqueeze()).reshape([b, t, n_hidden])
+        } else {
+            let x = Tensor::cat(contexts.map(|c| self.wte.forward(c)).collect(), 2);
+            dense(&self.hidden, x)
+        };
+        dense(&self.head, tanh(pre_activation))
+    }
+
+    /// Row `k · tokens + v`: what token v in context slot k adds to the hidden layer's input.
+    fn slot_tables(&self) -> Tensor<B, 2> {
+        let [tokens, n_embd] = self.wte.weight.dims();
+        let [_, n_hidden] = self.hidden.weight.dims();
+        let slots = self
+            .hidden
+            .weight
+            .val()
+            .reshape([self.block_size, n_embd, n_hidden]);
+        self.wte
+            .weight
+            .val()
+            .unsqueeze::<3>()
+            .matmul(slots)
+            .reshape([self.block_size * tokens, n_hidden])
     }
 }
