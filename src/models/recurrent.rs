@@ -5,10 +5,9 @@
 use burn::module::Param;
 use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
-use burn::tensor::activation::sigmoid;
 
 use super::init::Init;
-use super::{dense, tanh};
+use super::{dense, sigmoid, tanh};
 use crate::config::{ModelConfig, ModelType};
 
 #[derive(Module, Debug)]
