@@ -5,8 +5,8 @@ mod bow;
 mod cnn;
 mod init;
 mod mlp;
+mod pointwise;
 mod recurrent;
-mod sigmoid;
 mod transformer;
 
 use burn::prelude::*;
@@ -17,8 +17,8 @@ pub use bow::Bow;
 pub use cnn::Cnn;
 pub use init::Init;
 pub use mlp::Mlp;
+use pointwise::{gelu, sigmoid, tanh};
 pub use recurrent::Recurrent;
-use sigmoid::sigmoid;
 pub use transformer::Transformer;
 
 use crate::config::{ModelConfig, ModelType};
@@ -137,23 +137,6 @@ fn shift_right<B: Backend>(idx: Tensor<B, 2, Int>, k: usize, pad: usize) -> Tens
         return padding;
     }
     Tensor::cat(vec![padding, idx.slice([0..b, 0..t - k])], 1)
-}
-
-/// tanh(x) as 2σ(2x) − 1. Burn's CPU backend computes `tanh` with libm's scalar `tanhf`, which
-/// dominated training time; our σ (`sigmoid.rs`) is several times faster, and the two agree to
-/// float rounding.
-fn tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    sigmoid(x * 2.0) * 2.0 - 1.0
-}
-
-/// makemore.py's NewGELU, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), written as
-/// x·σ(2√(2/π)·(x + 0.044715·x³)): the same function, without the `powf` and `tanhf` calls of
-/// burn's `gelu_approximate`.
-fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    let k = 2.0 * (2.0 / std::f64::consts::PI).sqrt();
-    // k·(x + 0.044715·x³) as x·(k + 0.044715·k·x²): one pass over the activations fewer.
-    let slope = (x.clone() * x.clone()) * (0.044715 * k) + k;
-    x.clone() * sigmoid(x * slope)
 }
 
 /// `linear` applied along the last dimension of `x` as one matrix product. Burn's `Linear` on a
