@@ -2,6 +2,8 @@
 //! applied along the sequence, an output head) with its RNN and GRU cells, and an LSTM cell after
 //! Graves (2013).
 
+use std::ops::Range;
+
 use burn::module::Param;
 use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
@@ -81,20 +83,64 @@ impl<B: Backend> Recurrent<B> {
 
     pub fn forward(&self, idx: Tensor<B, 2, Int>) -> Tensor<B, 3> {
         let [b, t] = idx.dims();
-        let emb = self.wte.forward(idx);
-        let [_, _, x_dim] = emb.dims();
+        let projections = self.cell.projections(self.wte.weight.val());
+        let idx = idx.swap_dims(0, 1); // time-major: each step's tokens lie together
         let mut state = self.start.val().expand([b as i64, -1]);
         let mut hiddens = Vec::with_capacity(t);
         for i in 0..t {
-            let xt = emb
-                .clone()
-                .slice([0..b, i..i + 1, 0..x_dim])
-                .reshape([b, x_dim]);
-            state = self.cell.forward(xt, state);
+            let tokens = idx.clone().slice([i..i + 1, 0..b]).reshape([b]);
+            state = self.cell.step(&projections, tokens, state);
             hiddens.push(self.cell.hidden(state.clone()));
         }
         dense(&self.lm_head, Tensor::stack(hiddens, 1))
     }
+}
+
+/// A cell's projections of [x, h] split in two: what each token's embedding contributes, one
+/// row per token of the vocabulary, and the weights the state meets at each step. Equal to
+/// projecting the concatenation at each step, but the input's share becomes a lookup: there
+/// are far fewer tokens than positions in a batch, and looking rows up instead of slicing a
+/// product of all steps keeps each step's backward pass as small as its forward pass.
+struct Projections<B: Backend> {
+    /// `[vocab, width]` each, biases included.
+    from_token: Vec<Tensor<B, 2>>,
+    /// `[n_embd2, width]` each.
+    from_state: Vec<Tensor<B, 2>>,
+}
+
+impl<B: Backend> Projections<B> {
+    /// Projection `k` of the step's `tokens` `[B]` and `state`.
+    fn project(&self, k: usize, tokens: Tensor<B, 1, Int>, state: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.from_token[k].clone().select(0, tokens) + state.matmul(self.from_state[k].clone())
+    }
+}
+
+/// The token and state tables of one or more `[x, h]` projections side by side, from the
+/// embeddings `[vocab, n_embd]`.
+fn split<B: Backend>(
+    embeddings: &Tensor<B, 2>,
+    linears: &[&Linear<B>],
+) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    let [_, x_dim] = embeddings.dims();
+    let weights = |rows: fn(usize, usize) -> Range<usize>| {
+        let parts = linears
+            .iter()
+            .map(|l| {
+                let [d_in, _] = l.weight.dims();
+                l.weight.val().slice([rows(x_dim, d_in)])
+            })
+            .collect();
+        Tensor::cat(parts, 1)
+    };
+    let bias = Tensor::cat(
+        linears
+            .iter()
+            .map(|l| l.bias.as_ref().expect("cells have biases").val())
+            .collect(),
+        0,
+    );
+    let from_token = embeddings.clone().matmul(weights(|x, _| 0..x)) + bias.unsqueeze();
+    (from_token, weights(|x, d_in| x..d_in))
 }
 
 /// The LSTM's four gate projections (input, forget, output, candidate), drawn as PyTorch's
@@ -120,29 +166,45 @@ fn lstm_gates<B: Backend>(init: &mut Init<B>, d_in: usize, h: usize) -> Linear<B
 }
 
 impl<B: Backend> Cell<B> {
-    /// The next state from input `x` `[B, n_embd]` and the state.
-    fn forward(&self, x: Tensor<B, 2>, state: Tensor<B, 2>) -> Tensor<B, 2> {
+    /// The token and state tables of every projection, from the embeddings.
+    fn projections(&self, embeddings: Tensor<B, 2>) -> Projections<B> {
+        let groups: Vec<Vec<&Linear<B>>> = match self {
+            Cell::Rnn(c) => vec![vec![&c.xh_to_h]],
+            // z and r read the same [x, h]; the candidate reads [x, r ⊙ h].
+            Cell::Gru(c) => vec![vec![&c.xh_to_z, &c.xh_to_r], vec![&c.xh_to_hbar]],
+            Cell::Lstm(c) => vec![vec![&c.xh_to_gates]],
+        };
+        let (from_token, from_state) = groups.iter().map(|g| split(&embeddings, g)).unzip();
+        Projections {
+            from_token,
+            from_state,
+        }
+    }
+
+    /// The state after a step that reads `tokens` `[B]`.
+    fn step(
+        &self,
+        projections: &Projections<B>,
+        tokens: Tensor<B, 1, Int>,
+        state: Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
+        let [b, width] = state.dims();
         match self {
-            Cell::Rnn(RnnCell { xh_to_h }) => tanh(xh_to_h.forward(Tensor::cat(vec![x, state], 1))),
-            Cell::Gru(GruCell {
-                xh_to_z,
-                xh_to_r,
-                xh_to_hbar,
-            }) => {
-                let xh = Tensor::cat(vec![x.clone(), state.clone()], 1);
-                let r = sigmoid(xh_to_r.forward(xh.clone()));
-                let hbar = tanh(xh_to_hbar.forward(Tensor::cat(vec![x, r * state.clone()], 1)));
-                let z = sigmoid(xh_to_z.forward(xh));
+            Cell::Rnn(_) => tanh(projections.project(0, tokens, state)),
+            Cell::Gru(_) => {
+                let h = width;
+                let zr = sigmoid(projections.project(0, tokens.clone(), state.clone()));
+                let (z, r) = (zr.clone().slice([0..b, 0..h]), zr.slice([0..b, h..2 * h]));
+                let hbar = tanh(projections.project(1, tokens, r * state.clone()));
                 (z.clone().neg() + 1.0) * state + z * hbar
             }
-            Cell::Lstm(LstmCell { xh_to_gates }) => {
-                let [b, two_h] = state.dims();
-                let h = two_h / 2;
+            Cell::Lstm(_) => {
+                let h = width / 2;
                 let (hidden, memory) = (
                     state.clone().slice([0..b, 0..h]),
-                    state.slice([0..b, h..two_h]),
+                    state.slice([0..b, h..2 * h]),
                 );
-                let gates = xh_to_gates.forward(Tensor::cat(vec![x, hidden], 1));
+                let gates = projections.project(0, tokens, hidden);
                 let gate = |k: usize| gates.clone().slice([0..b, k * h..(k + 1) * h]);
                 let (input, forget, output, candidate) = (
                     sigmoid(gate(0)),
