@@ -5,7 +5,7 @@ use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 
 use super::init::Init;
-use super::{dense, tanh};
+use super::{add_positions, dense, tanh};
 use crate::config::ModelConfig;
 
 #[derive(Module, Debug)]
@@ -36,8 +36,7 @@ impl<B: Backend> Bow<B> {
     pub fn forward(&self, idx: Tensor<B, 2, Int>) -> Tensor<B, 3> {
         let [_, t] = idx.dims();
         let device = idx.device();
-        let positions = Tensor::arange(0..t as i64, &device).unsqueeze::<2>();
-        let x = self.wte.forward(idx) + self.wpe.forward(positions);
+        let x = add_positions(self.wte.forward(idx), &self.wpe);
         // Row i of the averaging matrix holds 1/(i+1) on columns 0..=i.
         let weights: Vec<f32> = (0..t)
             .flat_map(|i| (0..t).map(move |j| if j <= i { 1.0 / (i + 1) as f32 } else { 0.0 }))

@@ -139,6 +139,16 @@ fn shift_right<B: Backend>(idx: Tensor<B, 2, Int>, k: usize, pad: usize) -> Tens
     Tensor::cat(vec![padding, idx.slice([0..b, 0..t - k])], 1)
 }
 
+/// Token embeddings `[B, T, C]` plus the embeddings of positions 0..T from `wpe`. Added as
+/// `[B, T·C] + [1, T·C]`: burn's CPU backend has a vectorised path for a row shared by every
+/// row, but walks a `[1, T, C]` broadcast element by element, many times slower.
+fn add_positions<B: Backend>(tokens: Tensor<B, 3>, wpe: &burn::nn::Embedding<B>) -> Tensor<B, 3> {
+    let [b, t, c] = tokens.dims();
+    let positions = Tensor::arange(0..t as i64, &tokens.device()).unsqueeze::<2>();
+    let positions = wpe.forward(positions).reshape([1, t * c]);
+    (tokens.reshape([b, t * c]) + positions).reshape([b, t, c])
+}
+
 /// `linear` applied along the last dimension of `x` as one matrix product. Burn's `Linear` on a
 /// 3-D input multiplies batch by batch and builds one weight gradient per batch element before
 /// summing them, which was several times slower here.

@@ -7,7 +7,7 @@ use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
 use super::init::Init;
-use super::{dense, gelu};
+use super::{add_positions, dense, gelu};
 use crate::config::ModelConfig;
 
 #[derive(Module, Debug)]
@@ -69,10 +69,8 @@ impl<B: Backend> Transformer<B> {
     }
 
     pub fn forward(&self, idx: Tensor<B, 2, Int>) -> Tensor<B, 3> {
-        let [_, t] = idx.dims();
-        let positions = Tensor::arange(0..t as i64, &idx.device()).unsqueeze::<2>();
         let mut x = dropout(
-            self.wte.forward(idx) + self.wpe.forward(positions),
+            add_positions(self.wte.forward(idx), &self.wpe),
             self.dropout,
         );
         for block in &self.blocks {
