@@ -180,22 +180,29 @@ fn outputs_at_t_do_not_depend_on_later_inputs() {
     }
 }
 
-/// The mlp computes its hidden layer from per-slot tables when a batch has more positions than
-/// there are tokens, and from the concatenated embeddings otherwise: both give the same logits.
+/// The mlp and the recurrent cells take the input's share of a layer from per-token tables when
+/// a batch has more positions than there are tokens, and multiply the embeddings otherwise:
+/// both give the same logits.
 #[test]
-fn the_mlp_gives_the_same_logits_from_tables_and_from_concatenation() {
+fn token_tables_and_products_give_the_same_logits() {
     let dir = tempfile::tempdir().unwrap();
     let data = names_shaped(dir.path());
     let rows: Vec<[i32; 8]> = (0..8)
         .map(|r| std::array::from_fn(|i| ((r * 5 + i * 3) % 27) as i32))
         .collect();
     let batch: Vec<i32> = rows.iter().flatten().copied().collect();
+    let tabled = [
+        ModelType::Mlp,
+        ModelType::Rnn,
+        ModelType::Gru,
+        ModelType::Lstm,
+    ];
     for config in every_family()
         .into_iter()
-        .filter(|c| c.kind == ModelType::Mlp)
+        .filter(|c| tabled.contains(&c.kind))
     {
         let model = build(&config, &data);
-        // 64 positions, more than the 27 or 28 tokens: tables. One row of 8: concatenation.
+        // 64 positions, more than the 27 or 28 tokens: tables. One row of 8: products.
         let batched: Vec<f32> = model
             .forward(Tensor::from_data(
                 TensorData::new(batch.clone(), [8, 8]),

@@ -83,7 +83,7 @@ impl<B: Backend> Recurrent<B> {
 
     pub fn forward(&self, idx: Tensor<B, 2, Int>) -> Tensor<B, 3> {
         let [b, t] = idx.dims();
-        let projections = self.cell.projections(self.wte.weight.val());
+        let projections = self.cell.projections(self.wte.weight.val(), b * t);
         let idx = idx.swap_dims(0, 1); // time-major: each step's tokens lie together
         let mut state = self.start.val().expand([b as i64, -1]);
         let mut hiddens = Vec::with_capacity(t);
@@ -96,32 +96,46 @@ impl<B: Backend> Recurrent<B> {
     }
 }
 
-/// A cell's projections of [x, h] split in two: what each token's embedding contributes, one
-/// row per token of the vocabulary, and the weights the state meets at each step. Equal to
-/// projecting the concatenation at each step, but the input's share becomes a lookup: there
-/// are far fewer tokens than positions in a batch, and looking rows up instead of slicing a
-/// product of all steps keeps each step's backward pass as small as its forward pass.
+/// A cell's projections of [x, h] split in two: the input's share and the weights the state
+/// meets at each step. When a batch has more positions than there are tokens, the input's share
+/// of every token is computed once, as a table that each step looks its rows up in; otherwise
+/// each step multiplies its own embeddings. Either way no step concatenates [x, h], and each
+/// step's backward pass stays as small as its forward pass.
 struct Projections<B: Backend> {
-    /// `[vocab, width]` each, biases included.
-    from_token: Vec<Tensor<B, 2>>,
+    from_token: Vec<TokenShare<B>>,
     /// `[n_embd2, width]` each.
     from_state: Vec<Tensor<B, 2>>,
+}
+
+enum TokenShare<B: Backend> {
+    /// `[vocab, width]`, the bias included.
+    Table(Tensor<B, 2>),
+    /// The embeddings `[vocab, n_embd]`, the input's weights `[n_embd, width]` and the bias.
+    Product(Tensor<B, 2>, Tensor<B, 2>, Tensor<B, 1>),
 }
 
 impl<B: Backend> Projections<B> {
     /// Projection `k` of the step's `tokens` `[B]` and `state`.
     fn project(&self, k: usize, tokens: Tensor<B, 1, Int>, state: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.from_token[k].clone().select(0, tokens) + state.matmul(self.from_state[k].clone())
+        let from_token = match &self.from_token[k] {
+            TokenShare::Table(table) => table.clone().select(0, tokens),
+            TokenShare::Product(embeddings, weights, bias) => {
+                let x = embeddings.clone().select(0, tokens);
+                x.matmul(weights.clone()) + bias.clone().unsqueeze()
+            }
+        };
+        from_token + state.matmul(self.from_state[k].clone())
     }
 }
 
-/// The token and state tables of one or more `[x, h]` projections side by side, from the
-/// embeddings `[vocab, n_embd]`.
+/// The input's share and the state's weights of one or more `[x, h]` projections side by side,
+/// for a batch of `positions` positions.
 fn split<B: Backend>(
     embeddings: &Tensor<B, 2>,
     linears: &[&Linear<B>],
-) -> (Tensor<B, 2>, Tensor<B, 2>) {
-    let [_, x_dim] = embeddings.dims();
+    positions: usize,
+) -> (TokenShare<B>, Tensor<B, 2>) {
+    let [tokens, x_dim] = embeddings.dims();
     let weights = |rows: fn(usize, usize) -> Range<usize>| {
         let parts = linears
             .iter()
@@ -139,7 +153,12 @@ fn split<B: Backend>(
             .collect(),
         0,
     );
-    let from_token = embeddings.clone().matmul(weights(|x, _| 0..x)) + bias.unsqueeze();
+    let from_input = weights(|x, _| 0..x);
+    let from_token = if tokens < positions {
+        TokenShare::Table(embeddings.clone().matmul(from_input) + bias.unsqueeze())
+    } else {
+        TokenShare::Product(embeddings.clone(), from_input, bias)
+    };
     (from_token, weights(|x, d_in| x..d_in))
 }
 
@@ -166,15 +185,18 @@ fn lstm_gates<B: Backend>(init: &mut Init<B>, d_in: usize, h: usize) -> Linear<B
 }
 
 impl<B: Backend> Cell<B> {
-    /// The token and state tables of every projection, from the embeddings.
-    fn projections(&self, embeddings: Tensor<B, 2>) -> Projections<B> {
+    /// Every projection split for a batch of `positions` positions.
+    fn projections(&self, embeddings: Tensor<B, 2>, positions: usize) -> Projections<B> {
         let groups: Vec<Vec<&Linear<B>>> = match self {
             Cell::Rnn(c) => vec![vec![&c.xh_to_h]],
             // z and r read the same [x, h]; the candidate reads [x, r ⊙ h].
             Cell::Gru(c) => vec![vec![&c.xh_to_z, &c.xh_to_r], vec![&c.xh_to_hbar]],
             Cell::Lstm(c) => vec![vec![&c.xh_to_gates]],
         };
-        let (from_token, from_state) = groups.iter().map(|g| split(&embeddings, g)).unzip();
+        let (from_token, from_state) = groups
+            .iter()
+            .map(|g| split(&embeddings, g, positions))
+            .unzip();
         Projections {
             from_token,
             from_state,
