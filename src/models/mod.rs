@@ -1,23 +1,22 @@
 //! The model families, one file each, behind one enum the training loop drives.
 
+mod activations;
 mod bigram;
 mod bow;
 mod cnn;
 mod init;
 mod mlp;
-mod pointwise;
 mod recurrent;
 mod transformer;
 
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
 
+use activations::{gelu, log_softmax, sigmoid, tanh};
 pub use bigram::Bigram;
 pub use bow::Bow;
 pub use cnn::Cnn;
 pub use init::Init;
 pub use mlp::Mlp;
-use pointwise::{gelu, sigmoid, tanh};
 pub use recurrent::Recurrent;
 pub use transformer::Transformer;
 
@@ -108,7 +107,7 @@ pub fn token_nll<B: Backend>(
     targets: Tensor<B, 2, Int>,
 ) -> (Tensor<B, 2>, Tensor<B, 2>) {
     let [b, t, v] = logits.dims();
-    let log_probs = log_softmax(logits.reshape([b * t, v]), 1);
+    let log_probs = log_softmax(logits.reshape([b * t, v]));
     let targets = targets.reshape([b * t, 1]);
     let counted = targets.clone().greater_equal_elem(0);
     let picked = log_probs.gather(1, targets.clamp_min(0));

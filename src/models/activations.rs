@@ -1,11 +1,11 @@
-//! σ, tanh and the tanh GELU, each one pass over the tensor on the CPU backend.
+//! σ, tanh, the tanh GELU and log-softmax, each one pass over the tensor on the CPU backend.
 //!
-//! Every gate, hidden layer and the Transformer's MLP go through one of these. Burn's CPU backend
-//! computes them with libm's scalar `expf`/`tanhf` one element at a time (GELU as six separate
-//! operations), and its autodiff keeps σ's input to compute σ again in the backward pass. Here
-//! the CPU backend gets one loop the compiler vectorises (Cephes' `expf` polynomial, within 2
-//! ulp of libm's) and a backward pass from what the forward pass kept. Other backends (CUDA) use
-//! burn's own functions.
+//! Every gate, hidden layer, the Transformer's MLP and every loss go through one of these.
+//! Burn's CPU backend computes them with libm's scalar `expf`/`tanhf` one element at a time
+//! (GELU and log-softmax as several separate operations), and its autodiff keeps σ's input to
+//! compute σ again in the backward pass. Here the CPU backend gets one loop the compiler
+//! vectorises (Cephes' `expf` polynomial, within 2 ulp of libm's) and a backward pass from what
+//! the forward pass kept. Other backends (CUDA) use burn's own functions.
 
 use std::any::Any;
 
@@ -34,6 +34,21 @@ pub fn tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
 /// u = 2√(2/π)·(x + 0.044715·x³).
 pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     apply::<Gelu, B, D>(x, activation::gelu_approximate)
+}
+
+/// log-softmax over the last dimension.
+pub fn log_softmax<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    apply::<LogSoftmax, B, D>(x, |x| activation::log_softmax(x, D - 1))
+}
+
+/// A function of a tensor, one pass forward and one back on the CPU backend.
+trait Fused: Send + std::fmt::Debug + 'static {
+    /// Whether the backward pass needs the input (else the output).
+    const KEEPS_INPUT: bool;
+    /// The output from the input; `row` is the length of the last dimension.
+    fn forward(input: &[f32], output: &mut [f32], row: usize);
+    /// The gradient of the output into that of the input, given the kept tensor.
+    fn backward(kept: &[f32], grad: &mut [f32], row: usize);
 }
 
 /// An elementwise function and its derivative, given the tensor the forward pass kept.
@@ -91,10 +106,58 @@ impl Pointwise for Gelu {
     }
 }
 
+impl<P: Pointwise> Fused for P {
+    const KEEPS_INPUT: bool = P::KEEPS_INPUT;
+    #[inline(always)]
+    fn forward(input: &[f32], output: &mut [f32], _: usize) {
+        output
+            .iter_mut()
+            .zip(input)
+            .for_each(|(o, x)| *o = P::value(*x));
+    }
+    #[inline(always)]
+    fn backward(kept: &[f32], grad: &mut [f32], _: usize) {
+        grad.iter_mut()
+            .zip(kept)
+            .for_each(|(g, k)| *g *= P::derivative(*k));
+    }
+}
+
+/// x − max − ln Σ eˣ⁻ᵐᵃˣ along each row; its backward is g − softmax · Σ g, the softmax being
+/// the exponential of the kept output.
+#[derive(Debug)]
+struct LogSoftmax;
+
+impl Fused for LogSoftmax {
+    const KEEPS_INPUT: bool = false;
+    // Each loop that calls `exp` writes an element per element, so that it vectorises; the sums
+    // are left in order, element by element.
+    #[inline(always)]
+    fn forward(input: &[f32], output: &mut [f32], row: usize) {
+        for (x, out) in input.chunks_exact(row).zip(output.chunks_exact_mut(row)) {
+            let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            out.iter_mut().zip(x).for_each(|(o, &v)| *o = exp(v - max));
+            let log_sum = out.iter().sum::<f32>().ln();
+            out.iter_mut()
+                .zip(x)
+                .for_each(|(o, &v)| *o = v - max - log_sum);
+        }
+    }
+    #[inline(always)]
+    fn backward(kept: &[f32], grad: &mut [f32], row: usize) {
+        for (log_p, g) in kept.chunks_exact(row).zip(grad.chunks_exact_mut(row)) {
+            let total: f32 = g.iter().sum();
+            g.iter_mut()
+                .zip(log_p)
+                .for_each(|(g, &l)| *g -= exp(l) * total);
+        }
+    }
+}
+
 type CpuTensor = FloatTensor<Autodiff<Flex>>;
 
-/// `P` on the CPU backend's f32 tensors, with and without autodiff; `fallback` elsewhere.
-fn apply<P: Pointwise, B: Backend, const D: usize>(
+/// `F` on the CPU backend's f32 tensors, with and without autodiff; `fallback` elsewhere.
+fn apply<F: Fused, B: Backend, const D: usize>(
     x: Tensor<B, D>,
     fallback: fn(Tensor<B, D>) -> Tensor<B, D>,
 ) -> Tensor<B, D> {
@@ -103,12 +166,12 @@ fn apply<P: Pointwise, B: Backend, const D: usize>(
     };
     let primitive: Box<dyn Any> = Box::new(primitive);
     let primitive = match primitive.downcast::<FlexTensor>() {
-        Ok(tensor) if tensor.dtype() == DType::F32 => return rewrap(map::<P>(*tensor)),
+        Ok(tensor) if tensor.dtype() == DType::F32 => return rewrap(forward::<F>(*tensor)),
         Ok(_) => return fallback(x),
         Err(other) => other,
     };
     match primitive.downcast::<CpuTensor>() {
-        Ok(tensor) if tensor.primitive.dtype() == DType::F32 => rewrap(tracked::<P>(*tensor)),
+        Ok(tensor) if tensor.primitive.dtype() == DType::F32 => rewrap(tracked::<F>(*tensor)),
         _ => fallback(x),
     }
 }
@@ -123,47 +186,56 @@ fn rewrap<B: Backend, const D: usize, T: Any>(primitive: T) -> Tensor<B, D> {
 }
 
 #[derive(Debug)]
-struct PointwiseBackward<P>(std::marker::PhantomData<P>);
+struct FusedBackward<F>(std::marker::PhantomData<F>);
 
-impl<P: Pointwise> Backward<Flex, 1> for PointwiseBackward<P> {
-    /// The input or the output of the forward pass, as `P::KEEPS_INPUT` says.
+impl<F: Fused> Backward<Flex, 1> for FusedBackward<F> {
+    /// The input or the output of the forward pass, as `F::KEEPS_INPUT` says.
     type State = FlexTensor;
 
     fn backward(self, ops: Ops<FlexTensor, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let kept = ops.state;
         unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
             let mut values = slice(&contiguous(grad)).to_vec();
-            for_each(&mut values, slice(&kept), |g, k| g * P::derivative(k));
+            let row = last_dim(&kept);
+            run::<F>(Pass::Backward, slice(&kept), &mut values, row);
             FlexTensor::from_data(TensorData::new(values, kept.shape()))
         });
     }
 }
 
-fn tracked<P: Pointwise>(x: CpuTensor) -> CpuTensor {
-    match PointwiseBackward::<P>(std::marker::PhantomData)
+fn tracked<F: Fused>(x: CpuTensor) -> CpuTensor {
+    match FusedBackward::<F>(std::marker::PhantomData)
         .prepare::<NoCheckpointing>([x.node.clone()])
         .compute_bound()
         .stateful()
     {
         OpsKind::Tracked(prep) => {
             let input = contiguous(x.primitive);
-            let output = map::<P>(input.clone());
-            let kept = if P::KEEPS_INPUT {
+            let output = forward::<F>(input.clone());
+            let kept = if F::KEEPS_INPUT {
                 input
             } else {
                 output.clone()
             };
             prep.finish(kept, output)
         }
-        OpsKind::UnTracked(prep) => prep.finish(map::<P>(x.primitive)),
+        OpsKind::UnTracked(prep) => prep.finish(forward::<F>(x.primitive)),
     }
 }
 
-fn map<P: Pointwise>(x: FlexTensor) -> FlexTensor {
+fn forward<F: Fused>(x: FlexTensor) -> FlexTensor {
     let x = contiguous(x);
-    let mut values = slice(&x).to_vec();
-    for_each(&mut values, slice(&x), |_, x| P::value(x));
+    let mut values = vec![0.0; slice(&x).len()];
+    run::<F>(Pass::Forward, slice(&x), &mut values, last_dim(&x));
     FlexTensor::from_data(TensorData::new(values, x.shape()))
+}
+
+fn last_dim(x: &FlexTensor) -> usize {
+    let shape = x.shape();
+    match shape.num_dims() {
+        0 => 1,
+        d => shape[d - 1].max(1),
+    }
 }
 
 fn contiguous(x: FlexTensor) -> FlexTensor {
@@ -177,23 +249,37 @@ fn slice(x: &FlexTensor) -> &[f32] {
     x.as_slice::<f32>().expect("a contiguous f32 tensor")
 }
 
-/// `out[i] = f(out[i], with[i])`, vectorised where the CPU allows.
-#[inline(always)]
-fn for_each(out: &mut [f32], with: &[f32], f: impl Fn(f32, f32) -> f32) {
+#[derive(Clone, Copy)]
+enum Pass {
+    Forward,
+    Backward,
+}
+
+/// `F`'s forward pass (`from` the input, into `values`) or backward pass (`from` the kept
+/// tensor, `values` the gradient), compiled for AVX2 where the CPU has it: its loops then work
+/// on 8 lanes. Rust never fuses a multiply and an add on its own, so both versions round every
+/// operation alike and give identical results.
+fn run<F: Fused>(pass: Pass, from: &[f32], values: &mut [f32], row: usize) {
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
-        return unsafe { for_each_avx2(out, with, f) };
+        return unsafe { run_avx2::<F>(pass, from, values, row) };
     }
-    out.iter_mut().zip(with).for_each(|(o, w)| *o = f(*o, *w));
+    run_inline::<F>(pass, from, values, row)
 }
 
-/// The same loop, compiled for 8 lanes. Rust never fuses a multiply and an add on its own, so
-/// both versions round every operation alike and give identical results.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn for_each_avx2(out: &mut [f32], with: &[f32], f: impl Fn(f32, f32) -> f32) {
-    out.iter_mut().zip(with).for_each(|(o, w)| *o = f(*o, *w));
+unsafe fn run_avx2<F: Fused>(pass: Pass, from: &[f32], values: &mut [f32], row: usize) {
+    run_inline::<F>(pass, from, values, row)
+}
+
+#[inline(always)]
+fn run_inline<F: Fused>(pass: Pass, from: &[f32], values: &mut [f32], row: usize) {
+    match pass {
+        Pass::Forward => F::forward(from, values, row),
+        Pass::Backward => F::backward(from, values, row),
+    }
 }
 
 #[inline(always)]
