@@ -343,4 +343,33 @@ mod tests {
         }
         assert!(sigmoid_one(-200.0) < 1e-37 && sigmoid_one(200.0) == 1.0);
     }
+
+    /// Log-softmax of two rows and its backward against f64 references.
+    #[test]
+    fn log_softmax_and_its_gradient_match_f64_references() {
+        let x = [0.5f32, -1.25, 3.0, 0.0, -40.0, 2.5, 2.5, 1.0];
+        let grad = [0.1f32, -0.2, 0.3, 0.05, 1.0, 0.0, -1.0, 0.5];
+        let mut out = [0.0f32; 8];
+        LogSoftmax::forward(&x, &mut out, 4);
+        let mut back = grad;
+        LogSoftmax::backward(&out, &mut back, 4);
+        for r in 0..2 {
+            let row: Vec<f64> = x[r * 4..r * 4 + 4].iter().map(|&v| v as f64).collect();
+            let log_sum = row.iter().map(|v| v.exp()).sum::<f64>().ln();
+            let g: Vec<f64> = grad[r * 4..r * 4 + 4].iter().map(|&v| v as f64).collect();
+            let total: f64 = g.iter().sum();
+            for i in 0..4 {
+                let log_p = row[i] - log_sum;
+                let expected = g[i] - log_p.exp() * total;
+                assert!(
+                    (out[r * 4 + i] as f64 - log_p).abs() < 1e-5,
+                    "log p {r},{i}"
+                );
+                assert!(
+                    (back[r * 4 + i] as f64 - expected).abs() < 1e-5,
+                    "grad {r},{i}"
+                );
+            }
+        }
+    }
 }
