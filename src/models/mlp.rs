@@ -5,8 +5,8 @@ use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 
 use super::init::Init;
-use super::shift_right;
 use super::{dense, tanh};
+use super::{per_token_tables, shift_right};
 use crate::config::ModelConfig;
 
 #[derive(Module, Debug)]
@@ -47,10 +47,8 @@ impl<B: Backend> Mlp<B> {
         // Context k of position t is the token at t - k, or the pad before the sequence starts.
         let contexts = (0..self.block_size).map(|k| shift_right(idx.clone(), k, self.pad));
         // The hidden layer's input is a concatenation of embeddings, so its product splits into
-        // one per context slot, and each of those takes only `tokens` distinct values. When
-        // there are fewer than positions in the batch, multiplying each embedding by each slot's
-        // weights once and adding up the looked-up rows does a fraction of the arithmetic.
-        let pre_activation = if tokens < b * t {
+        // one per context slot, and each of those takes only `tokens` distinct values.
+        let pre_activation = if per_token_tables(tokens, b * t) {
             let table = self.slot_tables();
             let [_, n_hidden] = table.dims();
             let summed = contexts

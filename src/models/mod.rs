@@ -138,6 +138,14 @@ fn shift_right<B: Backend>(idx: Tensor<B, 2, Int>, k: usize, pad: usize) -> Tens
     Tensor::cat(vec![padding, idx.slice([0..b, 0..t - k])], 1)
 }
 
+/// Whether a layer that reads token embeddings should multiply every token's embedding once
+/// and look the rows up (a table of `tokens` rows), rather than multiply each of the batch's
+/// `positions` embeddings: the table does less arithmetic when there are fewer tokens than
+/// positions, as with makemore's vocabularies at training batch sizes.
+fn per_token_tables(tokens: usize, positions: usize) -> bool {
+    tokens < positions
+}
+
 /// Token embeddings `[B, T, C]` plus the embeddings of positions 0..T from `wpe`. Added as
 /// `[B, T·C] + [1, T·C]`: burn's CPU backend has a vectorised path for a row shared by every
 /// row, but walks a `[1, T, C]` broadcast element by element, many times slower.

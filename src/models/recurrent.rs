@@ -9,7 +9,7 @@ use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 
 use super::init::Init;
-use super::{dense, sigmoid, tanh};
+use super::{dense, per_token_tables, sigmoid, tanh};
 use crate::config::{ModelConfig, ModelType};
 
 #[derive(Module, Debug)]
@@ -97,10 +97,10 @@ impl<B: Backend> Recurrent<B> {
 }
 
 /// A cell's projections of [x, h] split in two: the input's share and the weights the state
-/// meets at each step. When a batch has more positions than there are tokens, the input's share
-/// of every token is computed once, as a table that each step looks its rows up in; otherwise
-/// each step multiplies its own embeddings. Either way no step concatenates [x, h], and each
-/// step's backward pass stays as small as its forward pass.
+/// meets at each step. The input's share of every token is computed once, as a table that each
+/// step looks its rows up in, or (see `per_token_tables`) each step multiplies its own
+/// embeddings. Either way no step concatenates [x, h], and each step's backward pass stays as
+/// small as its forward pass.
 struct Projections<B: Backend> {
     from_token: Vec<TokenShare<B>>,
     /// `[n_embd2, width]` each.
@@ -154,7 +154,7 @@ fn split<B: Backend>(
         0,
     );
     let from_input = weights(|x, _| 0..x);
-    let from_token = if tokens < positions {
+    let from_token = if per_token_tables(tokens, positions) {
         TokenShare::Table(embeddings.clone().matmul(from_input) + bias.unsqueeze())
     } else {
         TokenShare::Product(embeddings.clone(), from_input, bias)
