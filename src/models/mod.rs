@@ -1,9 +1,9 @@
 //! The model families, one file each, behind one enum the training loop drives.
 
-mod activations;
 mod bigram;
 mod bow;
 mod cnn;
+mod fused;
 mod init;
 mod mlp;
 mod recurrent;
@@ -11,10 +11,10 @@ mod transformer;
 
 use burn::prelude::*;
 
-use activations::{gelu, log_softmax, sigmoid, tanh};
 pub use bigram::Bigram;
 pub use bow::Bow;
 pub use cnn::Cnn;
+use fused::{causal_attention, dense, gelu, layer_norm, log_softmax, sigmoid, tanh};
 pub use init::Init;
 pub use mlp::Mlp;
 pub use recurrent::Recurrent;
@@ -154,14 +154,4 @@ fn add_positions<B: Backend>(tokens: Tensor<B, 3>, wpe: &burn::nn::Embedding<B>)
     let positions = Tensor::arange(0..t as i64, &tokens.device()).unsqueeze::<2>();
     let positions = wpe.forward(positions).reshape([1, t * c]);
     (tokens.reshape([b, t * c]) + positions).reshape([b, t, c])
-}
-
-/// `linear` applied along the last dimension of `x` as one matrix product. Burn's `Linear` on a
-/// 3-D input multiplies batch by batch and builds one weight gradient per batch element before
-/// summing them, which was several times slower here.
-fn dense<B: Backend>(linear: &burn::nn::Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
-    let [a, b, c] = x.dims();
-    let y = linear.forward(x.reshape([a * b, c]));
-    let [_, d] = y.dims();
-    y.reshape([a, b, d])
 }

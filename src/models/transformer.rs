@@ -7,7 +7,7 @@ use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
 use super::init::Init;
-use super::{add_positions, dense, gelu};
+use super::{add_positions, causal_attention, dense, gelu, layer_norm};
 use crate::config::ModelConfig;
 
 #[derive(Module, Debug)]
@@ -76,16 +76,16 @@ impl<B: Backend> Transformer<B> {
         for block in &self.blocks {
             x = block.forward(x, self.dropout);
         }
-        dense(&self.lm_head, self.ln_f.forward(x))
+        dense(&self.lm_head, layer_norm(&self.ln_f, x))
     }
 }
 
 impl<B: Backend> Block<B> {
     fn forward(&self, x: Tensor<B, 3>, p: f64) -> Tensor<B, 3> {
-        let x = x.clone() + dropout(self.attn.forward(self.ln_1.forward(x), p), p);
+        let x = x.clone() + dropout(self.attn.forward(layer_norm(&self.ln_1, x), p), p);
         let mlp = dense(
             &self.c_proj,
-            gelu(dense(&self.c_fc, self.ln_2.forward(x.clone()))),
+            gelu(dense(&self.c_fc, layer_norm(&self.ln_2, x.clone()))),
         );
         x + dropout(mlp, p)
     }
@@ -93,23 +93,33 @@ impl<B: Backend> Block<B> {
 
 impl<B: Backend> CausalSelfAttention<B> {
     fn forward(&self, x: Tensor<B, 3>, p: f64) -> Tensor<B, 3> {
-        let [b, t, c] = x.dims();
-        let (nh, hs) = (self.n_head, c / self.n_head);
         let qkv = dense(&self.c_attn, x);
-        // [B, T, C] → [B, nh, T, hs]
-        let heads = |i: usize| {
-            qkv.clone()
-                .slice([0..b, 0..t, i * c..(i + 1) * c])
-                .reshape([b, t, nh, hs])
-                .swap_dims(1, 2)
+        let y = match p {
+            0.0 => causal_attention(qkv, self.n_head, |qkv| attend(qkv, self.n_head, p)),
+            _ => attend(qkv, self.n_head, p),
         };
-        let (q, k, v) = (heads(0), heads(1), heads(2));
-        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((hs as f64).sqrt());
-        let future = Tensor::<B, 2, Bool>::tril_mask([t, t], 0, &scores.device()).unsqueeze::<4>();
-        let attention = dropout(softmax(scores.mask_fill(future, f32::NEG_INFINITY), 3), p);
-        let y = attention.matmul(v).swap_dims(1, 2).reshape([b, t, c]);
         dense(&self.c_proj, y)
     }
+}
+
+/// Causal attention `[B, T, 3C]` → `[B, T, C]` of burn's operations, with dropout on the
+/// weights: what `causal_attention` computes in one pass without dropout on the CPU.
+pub(super) fn attend<B: Backend>(qkv: Tensor<B, 3>, n_head: usize, p: f64) -> Tensor<B, 3> {
+    let [b, t, c3] = qkv.dims();
+    let c = c3 / 3;
+    let hs = c / n_head;
+    // [B, T, C] → [B, nh, T, hs]
+    let heads = |i: usize| {
+        qkv.clone()
+            .slice([0..b, 0..t, i * c..(i + 1) * c])
+            .reshape([b, t, n_head, hs])
+            .swap_dims(1, 2)
+    };
+    let (q, k, v) = (heads(0), heads(1), heads(2));
+    let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((hs as f64).sqrt());
+    let future = Tensor::<B, 2, Bool>::tril_mask([t, t], 0, &scores.device()).unsqueeze::<4>();
+    let attention = dropout(softmax(scores.mask_fill(future, f32::NEG_INFINITY), 3), p);
+    attention.matmul(v).swap_dims(1, 2).reshape([b, t, c])
 }
 
 /// Zeroes each activation with probability `p` and scales the rest by 1/(1-p), while training

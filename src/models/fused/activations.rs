@@ -1,24 +1,17 @@
-//! σ, tanh, the tanh GELU and log-softmax, each one pass over the tensor on the CPU backend.
+//! σ, tanh, the tanh GELU and log-softmax, each one pass over the tensor.
 //!
 //! Every gate, hidden layer, the Transformer's MLP and every loss go through one of these.
 //! Burn's CPU backend computes them with libm's scalar `expf`/`tanhf` one element at a time
 //! (GELU and log-softmax as several separate operations), and its autodiff keeps σ's input to
-//! compute σ again in the backward pass. Here the CPU backend gets one loop the compiler
-//! vectorises (Cephes' `expf` polynomial, within 2 ulp of libm's) and a backward pass from what
-//! the forward pass kept. Other backends (CUDA) use burn's own functions.
+//! compute σ again in the backward pass. Here the backward pass works from what the forward
+//! pass kept.
 
-use std::any::Any;
-
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
-use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::flex::FlexTensor;
-use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
+use burn::tensor::TensorMetadata;
 use burn::tensor::activation;
-use burn::tensor::ops::FloatTensor;
-use burn::tensor::{DType, TensorMetadata, TensorPrimitive};
+
+use super::{CpuOp, exp, on_cpu, primitive, sum, values, vectorised};
 
 /// σ(x) = 1 / (1 + e⁻ˣ).
 pub fn sigmoid<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
@@ -41,7 +34,7 @@ pub fn log_softmax<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> 
     apply::<LogSoftmax, B, D>(x, |x| activation::log_softmax(x, D - 1))
 }
 
-/// A function of a tensor, one pass forward and one back on the CPU backend.
+/// A function of a tensor, one pass forward and one back.
 trait Fused: Send + std::fmt::Debug + 'static {
     /// Whether the backward pass needs the input (else the output).
     const KEEPS_INPUT: bool;
@@ -137,7 +130,7 @@ impl Fused for LogSoftmax {
         for (x, out) in input.chunks_exact(row).zip(output.chunks_exact_mut(row)) {
             let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
             out.iter_mut().zip(x).for_each(|(o, &v)| *o = exp(v - max));
-            let log_sum = out.iter().sum::<f32>().ln();
+            let log_sum = sum(out).ln();
             out.iter_mut()
                 .zip(x)
                 .for_each(|(o, &v)| *o = v - max - log_sum);
@@ -146,7 +139,7 @@ impl Fused for LogSoftmax {
     #[inline(always)]
     fn backward(kept: &[f32], grad: &mut [f32], row: usize) {
         for (log_p, g) in kept.chunks_exact(row).zip(grad.chunks_exact_mut(row)) {
-            let total: f32 = g.iter().sum();
+            let total = sum(g);
             g.iter_mut()
                 .zip(log_p)
                 .for_each(|(g, &l)| *g -= exp(l) * total);
@@ -154,80 +147,56 @@ impl Fused for LogSoftmax {
     }
 }
 
-type CpuTensor = FloatTensor<Autodiff<Flex>>;
+/// `F` as an operation of the CPU backend.
+#[derive(Debug)]
+struct Activation<F>(std::marker::PhantomData<F>);
 
-/// `F` on the CPU backend's f32 tensors, with and without autodiff; `fallback` elsewhere.
+impl<F> Clone for Activation<F> {
+    fn clone(&self) -> Self {
+        Activation(std::marker::PhantomData)
+    }
+}
+
+impl<F: Fused> CpuOp<1> for Activation<F> {
+    /// The input or the output of the forward pass, as `F::KEEPS_INPUT` says.
+    type State = FlexTensor;
+
+    fn forward(&self, [x]: [&FlexTensor; 1]) -> (FlexTensor, FlexTensor) {
+        let mut out = vec![0.0; values(x).len()];
+        vectorised(
+            #[inline(always)]
+            || F::forward(values(x), &mut out, last_dim(x)),
+        );
+        let out = tensor_like(out, x);
+        let kept = if F::KEEPS_INPUT {
+            x.clone()
+        } else {
+            out.clone()
+        };
+        (out, kept)
+    }
+
+    fn backward(&self, kept: FlexTensor, grad: &FlexTensor) -> [FlexTensor; 1] {
+        let mut grad = values(grad).to_vec();
+        vectorised(
+            #[inline(always)]
+            || F::backward(values(&kept), &mut grad, last_dim(&kept)),
+        );
+        [tensor_like(grad, &kept)]
+    }
+}
+
+/// `F` on the CPU backend, `fallback` elsewhere.
 fn apply<F: Fused, B: Backend, const D: usize>(
     x: Tensor<B, D>,
     fallback: fn(Tensor<B, D>) -> Tensor<B, D>,
 ) -> Tensor<B, D> {
-    let TensorPrimitive::Float(primitive) = x.clone().into_primitive() else {
-        return fallback(x);
-    };
-    let primitive: Box<dyn Any> = Box::new(primitive);
-    let primitive = match primitive.downcast::<FlexTensor>() {
-        Ok(tensor) if tensor.dtype() == DType::F32 => return rewrap(forward::<F>(*tensor)),
-        Ok(_) => return fallback(x),
-        Err(other) => other,
-    };
-    match primitive.downcast::<CpuTensor>() {
-        Ok(tensor) if tensor.primitive.dtype() == DType::F32 => rewrap(tracked::<F>(*tensor)),
-        _ => fallback(x),
-    }
+    on_cpu(Activation::<F>(std::marker::PhantomData), [primitive(&x)])
+        .unwrap_or_else(|| fallback(x))
 }
 
-/// The backend's own primitive, known here by its concrete type, back into a tensor of `B`.
-fn rewrap<B: Backend, const D: usize, T: Any>(primitive: T) -> Tensor<B, D> {
-    let primitive: Box<dyn Any> = Box::new(primitive);
-    let primitive = primitive
-        .downcast::<B::FloatTensorPrimitive>()
-        .expect("the primitive came from B");
-    Tensor::from_primitive(TensorPrimitive::Float(*primitive))
-}
-
-#[derive(Debug)]
-struct FusedBackward<F>(std::marker::PhantomData<F>);
-
-impl<F: Fused> Backward<Flex, 1> for FusedBackward<F> {
-    /// The input or the output of the forward pass, as `F::KEEPS_INPUT` says.
-    type State = FlexTensor;
-
-    fn backward(self, ops: Ops<FlexTensor, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let kept = ops.state;
-        unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
-            let mut values = slice(&contiguous(grad)).to_vec();
-            let row = last_dim(&kept);
-            run::<F>(Pass::Backward, slice(&kept), &mut values, row);
-            FlexTensor::from_data(TensorData::new(values, kept.shape()))
-        });
-    }
-}
-
-fn tracked<F: Fused>(x: CpuTensor) -> CpuTensor {
-    match FusedBackward::<F>(std::marker::PhantomData)
-        .prepare::<NoCheckpointing>([x.node.clone()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => {
-            let input = contiguous(x.primitive);
-            let output = forward::<F>(input.clone());
-            let kept = if F::KEEPS_INPUT {
-                input
-            } else {
-                output.clone()
-            };
-            prep.finish(kept, output)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(forward::<F>(x.primitive)),
-    }
-}
-
-fn forward<F: Fused>(x: FlexTensor) -> FlexTensor {
-    let x = contiguous(x);
-    let mut values = vec![0.0; slice(&x).len()];
-    run::<F>(Pass::Forward, slice(&x), &mut values, last_dim(&x));
-    FlexTensor::from_data(TensorData::new(values, x.shape()))
+fn tensor_like(values: Vec<f32>, like: &FlexTensor) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, like.shape()))
 }
 
 fn last_dim(x: &FlexTensor) -> usize {
@@ -238,72 +207,9 @@ fn last_dim(x: &FlexTensor) -> usize {
     }
 }
 
-fn contiguous(x: FlexTensor) -> FlexTensor {
-    match x.is_contiguous() {
-        true => x,
-        false => x.to_contiguous(),
-    }
-}
-
-fn slice(x: &FlexTensor) -> &[f32] {
-    x.as_slice::<f32>().expect("a contiguous f32 tensor")
-}
-
-#[derive(Clone, Copy)]
-enum Pass {
-    Forward,
-    Backward,
-}
-
-/// `F`'s forward pass (`from` the input, into `values`) or backward pass (`from` the kept
-/// tensor, `values` the gradient), compiled for AVX2 where the CPU has it: its loops then work
-/// on 8 lanes. Rust never fuses a multiply and an add on its own, so both versions round every
-/// operation alike and give identical results.
-fn run<F: Fused>(pass: Pass, from: &[f32], values: &mut [f32], row: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2, checked just above.
-        return unsafe { run_avx2::<F>(pass, from, values, row) };
-    }
-    run_inline::<F>(pass, from, values, row)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn run_avx2<F: Fused>(pass: Pass, from: &[f32], values: &mut [f32], row: usize) {
-    run_inline::<F>(pass, from, values, row)
-}
-
-#[inline(always)]
-fn run_inline<F: Fused>(pass: Pass, from: &[f32], values: &mut [f32], row: usize) {
-    match pass {
-        Pass::Forward => F::forward(from, values, row),
-        Pass::Backward => F::backward(from, values, row),
-    }
-}
-
 #[inline(always)]
 fn sigmoid_one(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
-}
-
-/// eˣ for x clamped to [−87, 88], where it and its power of two stay normal floats: σ is 0 or 1
-/// to float precision beyond. Cephes' `expf`: eˣ = 2ⁿ·eʳ, n the nearest integer to x/ln 2, eʳ a
-/// degree-7 polynomial on |r| ≤ ln 2 / 2.
-#[inline(always)]
-fn exp(x: f32) -> f32 {
-    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding and subtracting it rounds to an integer
-    let x = x.clamp(-87.0, 88.0);
-    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
-    let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
-    let mut p = 1.987_569_1e-4;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 0.5;
-    let e_r = p * r * r + r + 1.0;
-    e_r * f32::from_bits(((n as i32 + 127) << 23) as u32)
 }
 
 #[cfg(test)]

@@ -1,0 +1,290 @@
+//! Causal multi-head self-attention from the joint query-key-value projection.
+//!
+//! Composed of burn's operations it was three slices, four transposes with their copies, two
+//! batched products of 16×16 matrices, a mask and a softmax, each with its backward pass: most
+//! of a Transformer step outside the dense layers. Here every (item, head) pair is one lane of
+//! a vector of 8: the queries, keys and values of 8 heads are gathered side by side, so each
+//! step of the attention is one vector operation for 8 heads at once, kept in registers, no
+//! sum runs along a vector, and the masked half of the scores is never computed.
+
+use burn::backend::flex::FlexTensor;
+use burn::prelude::*;
+use burn::tensor::TensorMetadata;
+
+use super::{CpuOp, exp, on_cpu, primitive, tensor, values, vectorised};
+
+/// `qkv` `[B, T, 3C]` (queries, keys and values of all heads side by side, as one linear
+/// layer makes them) → `[B, T, C]`: each head's softmax(q·kᵀ/√hs)·v over positions ≤ t, the
+/// heads side by side. `fallback` computes it with burn's operations, on other backends.
+pub fn causal_attention<B: Backend>(
+    qkv: Tensor<B, 3>,
+    heads: usize,
+    fallback: impl FnOnce(Tensor<B, 3>) -> Tensor<B, 3>,
+) -> Tensor<B, 3> {
+    on_cpu(CausalAttention { heads }, [primitive(&qkv)]).unwrap_or_else(|| fallback(qkv))
+}
+
+#[derive(Clone, Debug)]
+struct CausalAttention {
+    heads: usize,
+}
+
+/// A value of 8 (item, head) pairs side by side.
+type Lanes = [f32; LANES];
+const LANES: usize = 8;
+
+/// Sizes, and where things are in the arrays of lanes. Those hold blocks of 8 lanes one after
+/// the other: `[blocks, T, hs]` for queries, keys, values and their gradients, `[blocks,
+/// T(T+1)/2]` for the attention weights of the causal triangle.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    batch: usize,
+    t: usize,
+    c: usize,
+    heads: usize,
+    hs: usize,
+    blocks: usize,
+}
+
+impl Layout {
+    fn of(qkv: &FlexTensor, heads: usize) -> Self {
+        let shape = qkv.shape();
+        let c = shape[2] / 3;
+        Layout {
+            batch: shape[0],
+            t: shape[1],
+            c,
+            heads,
+            hs: c / heads,
+            blocks: (shape[0] * heads).div_ceil(LANES),
+        }
+    }
+
+    /// Lanes of one block's `[T, hs]`.
+    fn per_block(&self) -> usize {
+        self.t * self.hs
+    }
+
+    fn triangle(&self) -> usize {
+        self.t * (self.t + 1) / 2
+    }
+
+    /// Where head `h` of item `b` is: its block, and its lane there.
+    fn lane(&self, b: usize, h: usize) -> (usize, usize) {
+        let lane = b * self.heads + h;
+        (lane / LANES, lane % LANES)
+    }
+
+    /// The parts of `[B, T, parts·C]` (head h's `hs` values of part p at `p·C + h·hs`) to
+    /// `[blocks, T, hs]` each.
+    fn gather<const P: usize>(&self, from: &[f32]) -> [Vec<Lanes>; P] {
+        let mut to = [(); P].map(|_| vec![[0.0; LANES]; self.blocks * self.per_block()]);
+        let width = P * self.c;
+        for b in 0..self.batch {
+            for i in 0..self.t {
+                let row = &from[(b * self.t + i) * width..][..width];
+                for (part, to) in row.chunks_exact(self.c).zip(&mut to) {
+                    for (h, head) in part.chunks_exact(self.hs).enumerate() {
+                        let (block, lane) = self.lane(b, h);
+                        let to = &mut to[(block * self.t + i) * self.hs..][..self.hs];
+                        for (to, &x) in to.iter_mut().zip(head) {
+                            to[lane] = x;
+                        }
+                    }
+                }
+            }
+        }
+        to
+    }
+
+    /// The inverse of `gather`.
+    fn scatter<const P: usize>(&self, from: &[Vec<Lanes>; P]) -> Vec<f32> {
+        let width = P * self.c;
+        let mut to = vec![0.0; self.batch * self.t * width];
+        for b in 0..self.batch {
+            for i in 0..self.t {
+                let row = &mut to[(b * self.t + i) * width..][..width];
+                for (part, from) in row.chunks_exact_mut(self.c).zip(from) {
+                    for (h, head) in part.chunks_exact_mut(self.hs).enumerate() {
+                        let (block, lane) = self.lane(b, h);
+                        let from = &from[(block * self.t + i) * self.hs..][..self.hs];
+                        for (x, from) in head.iter_mut().zip(from) {
+                            *x = from[lane];
+                        }
+                    }
+                }
+            }
+        }
+        to
+    }
+
+    fn scale(&self) -> f32 {
+        1.0 / (self.hs as f32).sqrt()
+    }
+}
+
+/// What the backward pass needs: the queries, keys and values and the attention weights.
+#[derive(Debug)]
+struct Saved {
+    layout: Layout,
+    qkv: [Vec<Lanes>; 3],
+    weights: Vec<Lanes>,
+}
+
+impl CpuOp<1> for CausalAttention {
+    type State = std::sync::Arc<Saved>;
+
+    fn forward(&self, [qkv]: [&FlexTensor; 1]) -> (FlexTensor, Self::State) {
+        let l = Layout::of(qkv, self.heads);
+        let qkv = l.gather::<3>(values(qkv));
+        let mut weights = vec![[0.0; LANES]; l.blocks * l.triangle()];
+        let mut y = vec![[0.0; LANES]; l.blocks * l.per_block()];
+        vectorised(
+            #[inline(always)]
+            || {
+                for (block, (weights, y)) in weights
+                    .chunks_exact_mut(l.triangle())
+                    .zip(y.chunks_exact_mut(l.per_block()))
+                    .enumerate()
+                {
+                    let [q, k, v] = qkv.each_ref().map(|x| block_of(&l, x, block));
+                    forward(&l, [q, k, v], weights, y)
+                }
+            },
+        );
+        let out = tensor(l.scatter(&[y]), [l.batch, l.t, l.c]);
+        let saved = Saved {
+            layout: l,
+            qkv,
+            weights,
+        };
+        (out, std::sync::Arc::new(saved))
+    }
+
+    fn backward(&self, saved: Self::State, grad: &FlexTensor) -> [FlexTensor; 1] {
+        let l = saved.layout;
+        let [g] = l.gather::<1>(values(grad));
+        let mut grads = [(); 3].map(|_| vec![[0.0; LANES]; l.blocks * l.per_block()]);
+        vectorised(
+            #[inline(always)]
+            || {
+                for block in 0..l.blocks {
+                    let [q, k, v] = saved.qkv.each_ref().map(|x| block_of(&l, x, block));
+                    let weights = &saved.weights[block * l.triangle()..][..l.triangle()];
+                    let [dq, dk, dv] = grads.each_mut().map(|x| block_of_mut(&l, x, block));
+                    let g = block_of(&l, &g, block);
+                    backward(&l, [q, k, v], weights, g, [dq, dk, dv]);
+                }
+            },
+        );
+        [tensor(l.scatter(&grads), [l.batch, l.t, 3 * l.c])]
+    }
+}
+
+fn block_of<'a>(l: &Layout, x: &'a [Lanes], block: usize) -> &'a [Lanes] {
+    &x[block * l.per_block()..][..l.per_block()]
+}
+
+fn block_of_mut<'a>(l: &Layout, x: &'a mut [Lanes], block: usize) -> &'a mut [Lanes] {
+    &mut x[block * l.per_block()..][..l.per_block()]
+}
+
+/// `acc` += `a` · `b`, lane by lane. Taking and returning values (not references) lets the
+/// compiler load all 8 lanes before it stores any, so that it makes them one vector operation.
+#[inline(always)]
+fn add_product(acc: &mut Lanes, a: &Lanes, b: &Lanes) {
+    *acc = mul_add(*acc, *a, *b);
+}
+
+#[inline(always)]
+fn mul_add(acc: Lanes, a: Lanes, b: Lanes) -> Lanes {
+    std::array::from_fn(|l| acc[l] + a[l] * b[l])
+}
+
+/// `out[j]` = x · row j of `m` `[T, hs]`, for j < `out.len()`. The loops run along j inside,
+/// so the sums of different j proceed side by side rather than each waiting on its last
+/// addition, here and in `weighted_sum`.
+#[inline(always)]
+fn against_keys(out: &mut [Lanes], x: &[Lanes], m: &[Lanes], hs: usize) {
+    out.fill([0.0; LANES]);
+    for (d, x) in x.iter().enumerate() {
+        for (j, out) in out.iter_mut().enumerate() {
+            add_product(out, x, &m[j * hs + d]);
+        }
+    }
+}
+
+/// `out` = Σ_j `w[j]` · row j of `m` `[T, hs]`.
+#[inline(always)]
+fn weighted_sum(out: &mut [Lanes], w: &[Lanes], m: &[Lanes], hs: usize) {
+    out.fill([0.0; LANES]);
+    for (j, w) in w.iter().enumerate() {
+        for (out, m) in out.iter_mut().zip(&m[j * hs..][..hs]) {
+            add_product(out, w, m);
+        }
+    }
+}
+
+/// Scores of query i on keys j ≤ i, their softmax over j, and y_i = Σ_j w_ij·v_j, for one
+/// block of `[T, hs]` lanes; `weights` the block's triangle.
+#[inline(always)]
+fn forward(l: &Layout, [q, k, v]: [&[Lanes]; 3], weights: &mut [Lanes], y: &mut [Lanes]) {
+    let (hs, scale) = (l.hs, l.scale());
+    for i in 0..l.t {
+        let w = &mut weights[i * (i + 1) / 2..][..=i];
+        against_keys(w, &q[i * hs..][..hs], k, hs);
+        let mut max = [f32::NEG_INFINITY; LANES];
+        for w in w.iter() {
+            max.iter_mut().zip(w).for_each(|(m, &s)| *m = m.max(s));
+        }
+        let mut sum = [0.0; LANES];
+        for w in w.iter_mut() {
+            for ((s, &m), total) in w.iter_mut().zip(&max).zip(&mut sum) {
+                *s = exp((*s - m) * scale);
+                *total += *s;
+            }
+        }
+        for w in w.iter_mut() {
+            w.iter_mut().zip(&sum).for_each(|(s, &total)| *s /= total);
+        }
+        weighted_sum(&mut y[i * hs..][..hs], w, v, hs);
+    }
+}
+
+/// With w the weights and g the output's gradient: dv_j = Σ_i w_ij·g_i, dw_ij = g_i·v_j, the
+/// scores' gradient ds_ij = w_ij·(dw_ij − Σ_j' w_ij'·dw_ij')·scale, dq_i = Σ_j ds_ij·k_j and
+/// dk_j = Σ_i ds_ij·q_i; for one block, as `forward`.
+#[inline(always)]
+fn backward(
+    l: &Layout,
+    [q, k, v]: [&[Lanes]; 3],
+    weights: &[Lanes],
+    g: &[Lanes],
+    [dq, dk, dv]: [&mut [Lanes]; 3],
+) {
+    let (hs, scale) = (l.hs, l.scale());
+    let mut ds = vec![[0.0; LANES]; l.t];
+    for i in 0..l.t {
+        let w = &weights[i * (i + 1) / 2..][..=i];
+        let (q_i, g_i) = (&q[i * hs..][..hs], &g[i * hs..][..hs]);
+        let ds = &mut ds[..=i];
+        let mut mean = [0.0; LANES];
+        against_keys(ds, g_i, v, hs);
+        for (ds, w) in ds.iter().zip(w) {
+            add_product(&mut mean, w, ds);
+        }
+        for (ds, w) in ds.iter_mut().zip(w) {
+            for ((ds, &w), &m) in ds.iter_mut().zip(w).zip(&mean) {
+                *ds = w * (*ds - m) * scale;
+            }
+        }
+        weighted_sum(&mut dq[i * hs..][..hs], ds, k, hs);
+        for (j, (ds, w)) in ds.iter().zip(w).enumerate() {
+            let (dk, dv) = (&mut dk[j * hs..][..hs], &mut dv[j * hs..][..hs]);
+            for d in 0..hs {
+                add_product(&mut dk[d], ds, &q_i[d]);
+                add_product(&mut dv[d], w, &g_i[d]);
+            }
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Layer normalisation over the last dimension, one pass over the rows each way.
+//!
+//! Burn's autodiff builds it from a mean, a variance, a subtraction, a division, a scale and a
+//! shift, each with its backward pass; the Transformer runs nine of them a step.
+
+use burn::backend::flex::FlexTensor;
+use burn::nn::LayerNorm;
+use burn::prelude::*;
+use burn::tensor::TensorMetadata;
+
+use super::{CpuOp, on_cpu, primitive, sum, tensor, values, vectorised};
+
+/// burn's `LayerNormConfig` default, which every LayerNorm here is made with.
+const EPSILON: f32 = 1e-5;
+
+/// `norm` applied to `x`: each row of the last dimension less its mean, over its standard
+/// deviation (with ε = 1e-5), times γ, plus β.
+pub fn layer_norm<B: Backend, const D: usize>(
+    norm: &LayerNorm<B>,
+    x: Tensor<B, D>,
+) -> Tensor<B, D> {
+    let Some(beta) = &norm.beta else {
+        return norm.forward(x);
+    };
+    let inputs = [
+        primitive(&x),
+        primitive(&norm.gamma.val()),
+        primitive(&beta.val()),
+    ];
+    on_cpu(Normalise, inputs).unwrap_or_else(|| norm.forward(x))
+}
+
+#[derive(Clone, Debug)]
+struct Normalise;
+
+impl CpuOp<3> for Normalise {
+    /// The normalised rows x̂ (before γ and β), 1/σ of each row, and γ.
+    type State = (FlexTensor, Vec<f32>, FlexTensor);
+
+    fn forward(&self, [x, gamma, beta]: [&FlexTensor; 3]) -> (FlexTensor, Self::State) {
+        let x_values = values(x);
+        let c = values(gamma).len();
+        let mut normalised = vec![0.0; x_values.len()];
+        let mut out = vec![0.0; x_values.len()];
+        let mut inv_std = vec![0.0; x_values.len() / c];
+        vectorised(
+            #[inline(always)]
+            || {
+                let rows = x_values.chunks_exact(c).zip(normalised.chunks_exact_mut(c));
+                for ((x, x_hat), (inv_std, out)) in
+                    rows.zip(inv_std.iter_mut().zip(out.chunks_exact_mut(c)))
+                {
+                    *inv_std = normalise(x, x_hat);
+                    let affine = x_hat.iter().zip(values(gamma)).zip(values(beta));
+                    out.iter_mut()
+                        .zip(affine)
+                        .for_each(|(o, ((&x, &g), &b))| *o = x * g + b);
+                }
+            },
+        );
+        let shape = x.shape();
+        let normalised = FlexTensor::from_data(TensorData::new(normalised, shape.clone()));
+        let out = FlexTensor::from_data(TensorData::new(out, shape));
+        (out, (normalised, inv_std, gamma.clone()))
+    }
+
+    /// dβ = Σ g and dγ = Σ g·x̂ over rows; dx = (ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)) / σ with ĝ = g·γ.
+    fn backward(
+        &self,
+        (normalised, inv_std, gamma): Self::State,
+        grad: &FlexTensor,
+    ) -> [FlexTensor; 3] {
+        let (x_hat, gamma_values) = (values(&normalised), values(&gamma));
+        let c = gamma_values.len();
+        let mut dx = vec![0.0; x_hat.len()];
+        let (mut d_gamma, mut d_beta) = (vec![0.0; c], vec![0.0; c]);
+        let (mut g_hat, mut gx) = (vec![0.0; c], vec![0.0; c]);
+        vectorised(
+            #[inline(always)]
+            || {
+                let rows = values(grad).chunks_exact(c).zip(x_hat.chunks_exact(c));
+                for ((g, x_hat), (&inv_std, dx)) in
+                    rows.zip(inv_std.iter().zip(dx.chunks_exact_mut(c)))
+                {
+                    for (((db, dg), &g), &x) in
+                        d_beta.iter_mut().zip(&mut d_gamma).zip(g).zip(x_hat)
+                    {
+                        *db += g;
+                        *dg += g * x;
+                    }
+                    g_hat
+                        .iter_mut()
+                        .zip(g.iter().zip(gamma_values))
+                        .for_each(|(gh, (&g, &gamma))| *gh = g * gamma);
+                    let mean_g = sum(&g_hat) / c as f32;
+                    gx.iter_mut()
+                        .zip(g_hat.iter().zip(x_hat))
+                        .for_each(|(gx, (&g, &x))| *gx = g * x);
+                    let mean_gx = sum(&gx) / c as f32;
+                    dx.iter_mut()
+                        .zip(g_hat.iter().zip(x_hat))
+                        .for_each(|(dx, (&g, &x))| *dx = (g - mean_g - x * mean_gx) * inv_std);
+                }
+            },
+        );
+        let dx = FlexTensor::from_data(TensorData::new(dx, normalised.shape()));
+        [dx, tensor(d_gamma, [c]), tensor(d_beta, [c])]
+    }
+}
+
+/// `x_hat` = (`x` − mean) / σ; returns 1/σ.
+#[inline(always)]
+fn normalise(x: &[f32], x_hat: &mut [f32]) -> f32 {
+    let n = x.len() as f32;
+    let mean = sum(x) / n;
+    x_hat
+        .iter_mut()
+        .zip(x)
+        .for_each(|(d, &x)| *d = (x - mean) * (x - mean));
+    let var = sum(x_hat) / n;
+    let inv_std = 1.0 / (var + EPSILON).sqrt();
+    x_hat
+        .iter_mut()
+        .zip(x)
+        .for_each(|(d, &x)| *d = (x - mean) * inv_std);
+    inv_std
+}

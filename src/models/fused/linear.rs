@@ -1,0 +1,182 @@
+//! A linear layer along the last dimension, x·W + b, as one matrix product each way.
+//!
+//! Burn's autodiff runs it as a product, a broadcast addition of the bias and, around it, the
+//! reshapes of a 3-D input to rows and back, each a node with its own backward pass; and the
+//! CPU backend allocates every product's output zeroed and then copies it once more to align
+//! it. Here the bias is the product's starting value and the output is written in place.
+
+use burn::backend::flex::FlexTensor;
+use burn::nn::Linear;
+use burn::prelude::*;
+use burn::tensor::TensorMetadata;
+
+use super::{CpuOp, on_cpu, primitive, tensor, values};
+
+/// `layer` applied along the last dimension of `x`.
+pub fn dense<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    let weight = primitive(&layer.weight.val());
+    let fused = match &layer.bias {
+        Some(bias) => on_cpu(Dense, [primitive(&x), weight, primitive(&bias.val())]),
+        None => on_cpu(Dense, [primitive(&x), weight]),
+    };
+    fused.unwrap_or_else(|| by_rows(layer, x))
+}
+
+/// `layer` applied to `x` as one `[rows, in]` matrix: burn's `Linear` on a 3-D input multiplies
+/// batch by batch and builds one weight gradient per batch element before summing them.
+fn by_rows<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+    let mut dims = x.dims();
+    let y = layer.forward(x.reshape([-1, dims[D - 1] as i32]));
+    dims[D - 1] = y.dims()[1];
+    y.reshape(dims)
+}
+
+#[derive(Clone, Debug)]
+struct Dense;
+
+/// The layer's input and weight.
+type Saved = (FlexTensor, FlexTensor);
+
+impl CpuOp<2> for Dense {
+    type State = Saved;
+
+    fn forward(&self, [x, weight]: [&FlexTensor; 2]) -> (FlexTensor, Saved) {
+        (forward(x, weight, None), (x.clone(), weight.clone()))
+    }
+
+    fn backward(&self, (x, weight): Saved, grad: &FlexTensor) -> [FlexTensor; 2] {
+        backward(&x, &weight, grad)
+    }
+}
+
+impl CpuOp<3> for Dense {
+    type State = Saved;
+
+    fn forward(&self, [x, weight, bias]: [&FlexTensor; 3]) -> (FlexTensor, Saved) {
+        let out = forward(x, weight, Some(values(bias)));
+        (out, (x.clone(), weight.clone()))
+    }
+
+    fn backward(&self, (x, weight): Saved, grad: &FlexTensor) -> [FlexTensor; 3] {
+        let [dx, dw] = backward(&x, &weight, grad);
+        let n = weight.shape()[1];
+        let mut db = vec![0.0; n];
+        for row in values(grad).chunks_exact(n) {
+            db.iter_mut().zip(row).for_each(|(d, &g)| *d += g);
+        }
+        [dx, dw, tensor(db, [n])]
+    }
+}
+
+fn forward(x: &FlexTensor, weight: &FlexTensor, bias: Option<&[f32]>) -> FlexTensor {
+    let [k, n] = [weight.shape()[0], weight.shape()[1]];
+    let m = values(x).len() / k;
+    let mut out = match bias {
+        Some(bias) => bias.repeat(m),
+        None => vec![0.0; m * n],
+    };
+    let w = Matrix::rows(values(weight), k, n);
+    product(&mut out, bias.is_some(), Matrix::rows(values(x), m, k), w);
+    let mut shape = x.shape();
+    let last = shape.num_dims() - 1;
+    shape[last] = n;
+    FlexTensor::from_data(TensorData::new(out, shape))
+}
+
+/// dx = g·Wᵀ, dW = xᵀ·g.
+fn backward(x: &FlexTensor, weight: &FlexTensor, grad: &FlexTensor) -> [FlexTensor; 2] {
+    let [k, n] = [weight.shape()[0], weight.shape()[1]];
+    let m = values(x).len() / k;
+    let (w, g) = (
+        Matrix::rows(values(weight), k, n),
+        Matrix::rows(values(grad), m, n),
+    );
+    let mut dx = vec![0.0; m * k];
+    product(&mut dx, false, g, w.t());
+    let mut dw = vec![0.0; k * n];
+    product(&mut dw, false, Matrix::rows(values(x), m, k).t(), g);
+    let dx = FlexTensor::from_data(TensorData::new(dx, x.shape()));
+    [dx, tensor(dw, [k, n])]
+}
+
+/// A matrix read from a slice with any row and column strides.
+#[derive(Clone, Copy)]
+struct Matrix<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Matrix<'a> {
+    /// `data` as `rows` × `cols`, row after row.
+    fn rows(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        assert_eq!(data.len(), rows * cols, "a {rows}×{cols} matrix");
+        Matrix {
+            data,
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+
+    /// Whether the last element lies within `data`.
+    fn fits(&self) -> bool {
+        if self.rows * self.cols == 0 {
+            return true;
+        }
+        (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride < self.data.len()
+    }
+
+    /// The transpose, without moving the data.
+    fn t(self) -> Self {
+        Matrix {
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+            ..self
+        }
+    }
+}
+
+/// `out` = a·b (`accumulate`: `out` + a·b), `out` row after row.
+fn product(out: &mut [f32], accumulate: bool, a: Matrix, b: Matrix) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert!(
+        b.rows == k && out.len() == m * n,
+        "a product of matching shapes"
+    );
+    assert!(a.fits() && b.fits(), "matrices within their slices");
+    // Burn's CPU backend's rule: threads only for large products, which pay for them.
+    let parallelism = match m * n * k >= 192 * 192 * 192 && rayon::current_num_threads() > 1 {
+        true => gemm::Parallelism::Rayon(0),
+        false => gemm::Parallelism::None,
+    };
+    // SAFETY: just checked that every element gemm reads or writes is inside its slice.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}

@@ -1,0 +1,303 @@
+//! Operations with a hand-written forward and backward pass on burn's CPU backend.
+//!
+//! Burn composes linear layers, activations, layer norm and attention of many small tensor operations: each
+//! one a pass over memory, an allocation, often a strided copy, and a node of the autodiff
+//! graph. At makemore's sizes that overhead, not arithmetic, was most of a training step. Here
+//! each is one loop the compiler vectorises, forward and back, on the CPU backend's f32 tensors
+//! (with or without autodiff); other backends (CUDA) compute it with burn's own operations.
+
+mod activations;
+mod attention;
+mod layer_norm;
+mod linear;
+
+use std::any::Any;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::{Autodiff, Flex};
+use burn::prelude::*;
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{DType, TensorPrimitive};
+
+pub use activations::{gelu, log_softmax, sigmoid, tanh};
+pub use attention::causal_attention;
+pub use layer_norm::layer_norm;
+pub use linear::dense;
+
+/// An operation on `N` f32 tensors and its backward pass.
+trait CpuOp<const N: usize>: Clone + Send + std::fmt::Debug + 'static {
+    /// What the backward pass needs of the forward pass.
+    type State: Clone + Send + std::fmt::Debug + 'static;
+    /// The output, and the state for the backward pass, from contiguous inputs.
+    fn forward(&self, inputs: [&FlexTensor; N]) -> (FlexTensor, Self::State);
+    /// The gradient of each input from that of the output (contiguous).
+    fn backward(&self, state: Self::State, grad: &FlexTensor) -> [FlexTensor; N];
+}
+
+type CpuTensor = FloatTensor<Autodiff<Flex>>;
+
+/// `op` on `inputs` where they are the CPU backend's f32 tensors; `None` elsewhere.
+fn on_cpu<O: CpuOp<N>, B: Backend, const N: usize, const D: usize>(
+    op: O,
+    inputs: [FloatTensor<B>; N],
+) -> Option<Tensor<B, D>> {
+    let inputs = inputs.map(|x| Box::new(x) as Box<dyn Any>);
+    let output = if inputs[0].is::<FlexTensor>() {
+        let inputs = inputs.map(|x| contiguous(*x.downcast::<FlexTensor>().expect("one backend")));
+        if inputs.iter().any(|x| x.dtype() != DType::F32) {
+            return None;
+        }
+        rewrap::<B, _>(op.forward(inputs.each_ref()).0)
+    } else if inputs[0].is::<CpuTensor>() {
+        let inputs = inputs.map(|x| *x.downcast::<CpuTensor>().expect("one backend"));
+        if inputs.iter().any(|x| x.primitive.dtype() != DType::F32) {
+            return None;
+        }
+        rewrap::<B, _>(tracked(op, inputs))
+    } else {
+        return None;
+    };
+    Some(Tensor::from_primitive(TensorPrimitive::Float(output)))
+}
+
+/// The backend's own primitive, known here by its concrete type, back into one of `B`.
+fn rewrap<B: Backend, T: Any>(primitive: T) -> FloatTensor<B> {
+    let primitive: Box<dyn Any> = Box::new(primitive);
+    *primitive
+        .downcast::<FloatTensor<B>>()
+        .expect("the primitive came from B")
+}
+
+/// `op` as one node of the autodiff graph.
+fn tracked<O: CpuOp<N>, const N: usize>(op: O, inputs: [CpuTensor; N]) -> CpuTensor {
+    let nodes = inputs.each_ref().map(|x| x.node.clone());
+    let kind = Node(op.clone())
+        .prepare::<NoCheckpointing>(nodes)
+        .compute_bound()
+        .stateful();
+    let primitives = inputs.map(|x| contiguous(x.primitive));
+    let (output, state) = op.forward(primitives.each_ref());
+    match kind {
+        OpsKind::Tracked(prep) => prep.finish(state, output),
+        OpsKind::UnTracked(prep) => prep.finish(output),
+    }
+}
+
+#[derive(Debug)]
+struct Node<O>(O);
+
+impl<O: CpuOp<N>, const N: usize> Backward<Flex, N> for Node<O> {
+    type State = O::State;
+
+    fn backward(self, ops: Ops<O::State, N>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let grad = contiguous(grads.consume::<Flex>(&ops.node));
+        let input_grads = self.0.backward(ops.state, &grad);
+        for (parent, grad) in ops.parents.into_iter().zip(input_grads) {
+            if let Some(node) = parent {
+                grads.register::<Flex>(node.id, grad);
+            }
+        }
+    }
+}
+
+/// A tensor's float primitive, for `on_cpu`.
+fn primitive<B: Backend, const D: usize>(x: &Tensor<B, D>) -> FloatTensor<B> {
+    x.clone().into_primitive().tensor()
+}
+
+fn contiguous(x: FlexTensor) -> FlexTensor {
+    match x.is_contiguous() {
+        true => x,
+        false => x.to_contiguous(),
+    }
+}
+
+fn values(x: &FlexTensor) -> &[f32] {
+    x.as_slice::<f32>().expect("a contiguous f32 tensor")
+}
+
+fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+/// `f` compiled for AVX2 where the CPU has it, so that its loops work on 8 lanes; `f` and what
+/// it calls must be `#[inline(always)]` for that. Rust never fuses a multiply and an add on its
+/// own, so both versions round every operation alike and give identical results.
+#[inline(always)]
+fn vectorised<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { avx2(f) };
+    }
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// Σ `x`, added in eight interleaved partial sums: a sum taken element by element waits on
+/// each addition before the next, and does not vectorise.
+#[inline(always)]
+fn sum(x: &[f32]) -> f32 {
+    let mut partial = [0.0f32; 8];
+    let chunks = x.chunks_exact(8);
+    let rest: f32 = chunks.remainder().iter().sum();
+    for chunk in chunks {
+        partial.iter_mut().zip(chunk).for_each(|(p, &x)| *p += x);
+    }
+    partial.iter().sum::<f32>() + rest
+}
+
+/// eˣ for x clamped to [−87, 88], where it and its power of two stay normal floats: σ is 0 or 1
+/// to float precision beyond. Cephes' `expf` (within 2 ulp of libm's, and vectorisable):
+/// eˣ = 2ⁿ·eʳ, n the nearest integer to x/ln 2, eʳ a degree-7 polynomial on |r| ≤ ln 2 / 2.
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    const ROUND: f32 = 12_582_912.0; // 1.5·2²³: adding and subtracting it rounds to an integer
+    let x = x.clamp(-87.0, 88.0);
+    let shifted = x * std::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
+    let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
+    let mut p = 1.987_569_1e-4;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 0.5;
+    let e_r = p * r * r + r + 1.0;
+    // n is also in the low bits of `shifted`, read there as an integer because a float-to-int
+    // cast (`n as i32`, which saturates) does not vectorise.
+    let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    e_r * f32::from_bits(n_bits.wrapping_add(127) << 23)
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::{Autodiff, Flex};
+    use burn::module::Param;
+    use burn::nn::{LayerNormConfig, LinearConfig};
+    use burn::prelude::*;
+    use burn::tensor::Distribution;
+
+    use super::{causal_attention, dense, layer_norm};
+    use crate::models::transformer::attend;
+
+    type B = Autodiff<Flex>;
+
+    fn random<const D: usize>(shape: [usize; D]) -> Tensor<B, D> {
+        Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())
+    }
+
+    fn assert_close<C: Backend, const D: usize>(
+        ours: Tensor<C, D>,
+        theirs: Tensor<C, D>,
+        what: &str,
+    ) {
+        let (ours, theirs) = (
+            ours.into_data().to_vec::<f32>().unwrap(),
+            theirs.into_data(),
+        );
+        let theirs = theirs.to_vec::<f32>().unwrap();
+        assert_eq!(ours.len(), theirs.len(), "{what}: sizes");
+        for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-5 * (1.0 + b.abs()),
+                "{what}[{i}]: {a} vs {b}"
+            );
+        }
+    }
+
+    /// `fused` and `reference` of the same parameters and input give the same output and the
+    /// same gradients of the input, of `params` and of `matrices`, for a loss that weighs
+    /// every output. Each runs forward and back before the other starts: burn frees the
+    /// graph behind a backward pass.
+    fn check<const D: usize, const E: usize>(
+        what: &str,
+        input: Tensor<B, D>,
+        params: &[Tensor<B, 1>],
+        matrices: &[Tensor<B, 2>],
+        fused: impl Fn(Tensor<B, D>) -> Tensor<B, E>,
+        reference: impl Fn(Tensor<B, D>) -> Tensor<B, E>,
+    ) {
+        let weights = random::<E>(fused(input.clone()).dims());
+        let run = |f: &dyn Fn(Tensor<B, D>) -> Tensor<B, E>| {
+            let input = input.clone().detach().require_grad();
+            let out = f(input.clone());
+            let grads = (out.clone() * weights.clone()).sum().backward();
+            let grad_1 = |p: &Tensor<B, 1>| p.grad(&grads).expect("a parameter's gradient");
+            let grad_2 = |p: &Tensor<B, 2>| p.grad(&grads).expect("a matrix's gradient");
+            (
+                out,
+                input.grad(&grads).expect("the input's gradient"),
+                params.iter().map(grad_1).collect::<Vec<_>>(),
+                matrices.iter().map(grad_2).collect::<Vec<_>>(),
+            )
+        };
+        let (ours, theirs) = (run(&fused), run(&reference));
+        assert_close(ours.0, theirs.0, &format!("{what} output"));
+        assert_close(ours.1, theirs.1, &format!("{what} input gradient"));
+        for (i, (a, b)) in ours.2.into_iter().zip(theirs.2).enumerate() {
+            assert_close(a, b, &format!("{what} parameter {i} gradient"));
+        }
+        for (i, (a, b)) in ours.3.into_iter().zip(theirs.3).enumerate() {
+            assert_close(a, b, &format!("{what} matrix {i} gradient"));
+        }
+    }
+
+    #[test]
+    fn attention_matches_burns_operations() {
+        // 3 items × 3 heads: 9 lanes, one more than a block of 8.
+        let qkv = random([3, 7, 3 * 12]);
+        let fused = |x| causal_attention(x, 3, |_| panic!("the CPU backend fuses it"));
+        check("attention", qkv, &[], &[], fused, |x| attend(x, 3, 0.0));
+    }
+
+    #[test]
+    fn layer_norm_matches_burns() {
+        let mut norm = LayerNormConfig::new(10).init::<B>(&Default::default());
+        norm.gamma = Param::from_tensor(random([10]));
+        norm.beta = Some(Param::from_tensor(random([10])));
+        let params = [norm.gamma.val(), norm.beta.as_ref().unwrap().val()];
+        let x = random([4, 5, 10]);
+        check(
+            "layer norm",
+            x,
+            &params,
+            &[],
+            |x| layer_norm(&norm, x),
+            |x| norm.forward(x),
+        );
+    }
+
+    #[test]
+    fn linear_matches_burns() {
+        for bias in [true, false] {
+            let layer = LinearConfig::new(6, 9)
+                .with_bias(bias)
+                .init::<B>(&Default::default());
+            let params: Vec<_> = layer.bias.iter().map(|b| b.val()).collect();
+            let by_rows = |x: Tensor<B, 3>| {
+                let y = layer.forward(x.reshape([20, 6]));
+                y.reshape([4, 5, 9])
+            };
+            let x = random([4, 5, 6]);
+            let matrices = [layer.weight.val()];
+            check(
+                "linear",
+                x,
+                &params,
+                &matrices,
+                |x| dense(&layer, x),
+                by_rows,
+            );
+        }
+    }
+}
