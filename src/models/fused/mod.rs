@@ -124,8 +124,8 @@ fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
-/// `f` compiled for AVX2 where the CPU has it, so that its loops work on 8 lanes; `f` and what
-/// it calls must be `#[inline(always)]` for that. Rust never fuses a multiply and an add on its
+/// `f` compiled for AVX2 where the CPU has it, so that its loops work on 8 lanes; `f` (a
+/// closure marked `#[inline(always)]`) and what it calls must be inlined for that. Rust never fuses a multiply and an add on its
 /// own, so both versions round every operation alike and give identical results.
 #[inline(always)]
 fn vectorised<R>(f: impl FnOnce() -> R) -> R {
