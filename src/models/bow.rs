@@ -5,7 +5,7 @@ use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 
 use super::init::Init;
-use super::{add_positions, dense, tanh};
+use super::{add_positions, causal_mean, dense, tanh};
 use crate::config::ModelConfig;
 
 #[derive(Module, Debug)]
@@ -34,17 +34,20 @@ impl<B: Backend> Bow<B> {
     }
 
     pub fn forward(&self, idx: Tensor<B, 2, Int>) -> Tensor<B, 3> {
-        let [_, t] = idx.dims();
-        let device = idx.device();
         let x = add_positions(self.wte.forward(idx), &self.wpe);
-        // Row i of the averaging matrix holds 1/(i+1) on columns 0..=i.
-        let weights: Vec<f32> = (0..t)
-            .flat_map(|i| (0..t).map(move |j| if j <= i { 1.0 / (i + 1) as f32 } else { 0.0 }))
-            .collect();
-        let average =
-            Tensor::<B, 2>::from_data(TensorData::new(weights, [t, t]), &device).unsqueeze::<3>();
-        let x = x.clone() + average.matmul(x);
+        let x = x.clone() + causal_mean(x, average);
         let x = x.clone() + dense(&self.c_proj, tanh(dense(&self.c_fc, x)));
         dense(&self.lm_head, x)
     }
+}
+
+/// Each position's mean with every earlier one, as a product with the averaging matrix (row i:
+/// 1/(i+1) on columns 0..=i): what `causal_mean` computes in one pass on the CPU.
+pub(super) fn average<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [_, t, _] = x.dims();
+    let weights: Vec<f32> = (0..t)
+        .flat_map(|i| (0..t).map(move |j| if j <= i { 1.0 / (i + 1) as f32 } else { 0.0 }))
+        .collect();
+    let average = Tensor::<B, 2>::from_data(TensorData::new(weights, [t, t]), &x.device());
+    average.unsqueeze::<3>().matmul(x)
 }

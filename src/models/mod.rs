@@ -14,7 +14,7 @@ use burn::prelude::*;
 pub use bigram::Bigram;
 pub use bow::Bow;
 pub use cnn::Cnn;
-use fused::{causal_attention, dense, gelu, layer_norm, log_softmax, sigmoid, tanh};
+use fused::{causal_attention, causal_mean, dense, gelu, layer_norm, log_softmax, sigmoid, tanh};
 pub use init::Init;
 pub use mlp::Mlp;
 pub use recurrent::Recurrent;

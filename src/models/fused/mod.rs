@@ -1,6 +1,7 @@
 //! Operations with a hand-written forward and backward pass on burn's CPU backend.
 //!
-//! Burn composes linear layers, activations, layer norm and attention of many small tensor operations: each
+//! Burn composes linear layers, activations, layer norm, attention and the bag of words' running
+//! average of many small tensor operations: each
 //! one a pass over memory, an allocation, often a strided copy, and a node of the autodiff
 //! graph. At makemore's sizes that overhead, not arithmetic, was most of a training step. Here
 //! each is one loop the compiler vectorises, forward and back, on the CPU backend's f32 tensors
@@ -8,6 +9,7 @@
 
 mod activations;
 mod attention;
+mod causal_mean;
 mod layer_norm;
 mod linear;
 
@@ -25,6 +27,7 @@ use burn::tensor::{DType, TensorPrimitive};
 
 pub use activations::{gelu, log_softmax, sigmoid, tanh};
 pub use attention::causal_attention;
+pub use causal_mean::causal_mean;
 pub use layer_norm::layer_norm;
 pub use linear::dense;
 
@@ -187,7 +190,8 @@ mod tests {
     use burn::prelude::*;
     use burn::tensor::Distribution;
 
-    use super::{causal_attention, dense, layer_norm};
+    use super::{causal_attention, causal_mean, dense, layer_norm};
+    use crate::models::bow::average;
     use crate::models::transformer::attend;
 
     type B = Autodiff<Flex>;
@@ -258,6 +262,12 @@ mod tests {
         let qkv = random([3, 7, 3 * 12]);
         let fused = |x| causal_attention(x, 3, |_| panic!("the CPU backend fuses it"));
         check("attention", qkv, &[], &[], fused, |x| attend(x, 3, 0.0));
+    }
+
+    #[test]
+    fn causal_mean_matches_the_averaging_product() {
+        let fused = |x| causal_mean(x, |_| panic!("the CPU backend fuses it"));
+        check("causal mean", random([3, 7, 5]), &[], &[], fused, average);
     }
 
     #[test]
