@@ -11,7 +11,7 @@ use burn::prelude::*;
 use burn::tensor::TensorMetadata;
 use burn::tensor::activation;
 
-use super::{CpuOp, exp, on_cpu, primitive, sum, values, vectorised};
+use super::{CpuOp, exp, on_cpu, primitive, sum, tensor, values, vectorised};
 
 /// σ(x) = 1 / (1 + e⁻ˣ).
 pub fn sigmoid<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
@@ -123,8 +123,7 @@ struct LogSoftmax;
 
 impl Fused for LogSoftmax {
     const KEEPS_INPUT: bool = false;
-    // Each loop that calls `exp` writes an element per element, so that it vectorises; the sums
-    // are left in order, element by element.
+    // Each loop that calls `exp` writes an element per element, so that it vectorises.
     #[inline(always)]
     fn forward(input: &[f32], output: &mut [f32], row: usize) {
         for (x, out) in input.chunks_exact(row).zip(output.chunks_exact_mut(row)) {
@@ -167,7 +166,7 @@ impl<F: Fused> CpuOp<1> for Activation<F> {
             #[inline(always)]
             || F::forward(values(x), &mut out, last_dim(x)),
         );
-        let out = tensor_like(out, x);
+        let out = tensor(out, x.shape());
         let kept = if F::KEEPS_INPUT {
             x.clone()
         } else {
@@ -182,7 +181,7 @@ impl<F: Fused> CpuOp<1> for Activation<F> {
             #[inline(always)]
             || F::backward(values(&kept), &mut grad, last_dim(&kept)),
         );
-        [tensor_like(grad, &kept)]
+        [tensor(grad, kept.shape())]
     }
 }
 
@@ -193,10 +192,6 @@ fn apply<F: Fused, B: Backend, const D: usize>(
 ) -> Tensor<B, D> {
     on_cpu(Activation::<F>(std::marker::PhantomData), [primitive(&x)])
         .unwrap_or_else(|| fallback(x))
-}
-
-fn tensor_like(values: Vec<f32>, like: &FlexTensor) -> FlexTensor {
-    FlexTensor::from_data(TensorData::new(values, like.shape()))
 }
 
 fn last_dim(x: &FlexTensor) -> usize {

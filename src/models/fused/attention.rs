@@ -75,46 +75,45 @@ impl Layout {
         (lane / LANES, lane % LANES)
     }
 
-    /// The parts of `[B, T, parts·C]` (head h's `hs` values of part p at `p·C + h·hs`) to
-    /// `[blocks, T, hs]` each.
-    fn gather<const P: usize>(&self, from: &[f32]) -> [Vec<Lanes>; P] {
-        let mut to = [(); P].map(|_| vec![[0.0; LANES]; self.blocks * self.per_block()]);
-        let width = P * self.c;
+    /// `f(i, part, j, lane)` for every head's `hs` values in `[B, T, parts·C]` (head h's of
+    /// part p at `p·C + h·hs`): where they start there (i), and in their part's `[blocks, T,
+    /// hs]` (j, in lane `lane`).
+    #[inline(always)]
+    fn walk(&self, parts: usize, mut f: impl FnMut(usize, usize, usize, usize)) {
         for b in 0..self.batch {
             for i in 0..self.t {
-                let row = &from[(b * self.t + i) * width..][..width];
-                for (part, to) in row.chunks_exact(self.c).zip(&mut to) {
-                    for (h, head) in part.chunks_exact(self.hs).enumerate() {
+                for part in 0..parts {
+                    for h in 0..self.heads {
                         let (block, lane) = self.lane(b, h);
-                        let to = &mut to[(block * self.t + i) * self.hs..][..self.hs];
-                        for (to, &x) in to.iter_mut().zip(head) {
-                            to[lane] = x;
-                        }
+                        let from = ((b * self.t + i) * parts + part) * self.c + h * self.hs;
+                        f(from, part, (block * self.t + i) * self.hs, lane);
                     }
                 }
             }
         }
+    }
+
+    /// The parts of `[B, T, P·C]` to `[blocks, T, hs]` each.
+    fn gather<const P: usize>(&self, from: &[f32]) -> [Vec<Lanes>; P] {
+        let mut to = [(); P].map(|_| vec![[0.0; LANES]; self.blocks * self.per_block()]);
+        self.walk(P, |i, part, j, lane| {
+            let to = &mut to[part][j..j + self.hs];
+            for (to, &x) in to.iter_mut().zip(&from[i..i + self.hs]) {
+                to[lane] = x;
+            }
+        });
         to
     }
 
     /// The inverse of `gather`.
     fn scatter<const P: usize>(&self, from: &[Vec<Lanes>; P]) -> Vec<f32> {
-        let width = P * self.c;
-        let mut to = vec![0.0; self.batch * self.t * width];
-        for b in 0..self.batch {
-            for i in 0..self.t {
-                let row = &mut to[(b * self.t + i) * width..][..width];
-                for (part, from) in row.chunks_exact_mut(self.c).zip(from) {
-                    for (h, head) in part.chunks_exact_mut(self.hs).enumerate() {
-                        let (block, lane) = self.lane(b, h);
-                        let from = &from[(block * self.t + i) * self.hs..][..self.hs];
-                        for (x, from) in head.iter_mut().zip(from) {
-                            *x = from[lane];
-                        }
-                    }
-                }
+        let mut to = vec![0.0; self.batch * self.t * P * self.c];
+        self.walk(P, |i, part, j, lane| {
+            let from = &from[part][j..j + self.hs];
+            for (x, from) in to[i..i + self.hs].iter_mut().zip(from) {
+                *x = from[lane];
             }
-        }
+        });
         to
     }
 

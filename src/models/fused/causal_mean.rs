@@ -8,7 +8,7 @@ use burn::backend::flex::FlexTensor;
 use burn::prelude::*;
 use burn::tensor::TensorMetadata;
 
-use super::{CpuOp, on_cpu, primitive, values, vectorised};
+use super::{CpuOp, on_cpu, primitive, tensor, values, vectorised};
 
 /// `x` `[B, T, C]` → the mean of positions 0..=t at each position t. `fallback` computes it with
 /// burn's operations, on other backends.
@@ -42,7 +42,7 @@ impl CpuOp<1> for CausalMean {
                 *x = *s * w;
             },
         );
-        let out = FlexTensor::from_data(TensorData::new(out, shape.clone()));
+        let out = tensor(out, shape.clone());
         (out, shape)
     }
 
@@ -61,7 +61,7 @@ impl CpuOp<1> for CausalMean {
                 *g = *s;
             },
         );
-        [FlexTensor::from_data(TensorData::new(dx, shape))]
+        [tensor(dx, shape)]
     }
 }
 

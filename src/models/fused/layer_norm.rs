@@ -59,8 +59,8 @@ impl CpuOp<3> for Normalise {
             },
         );
         let shape = x.shape();
-        let normalised = FlexTensor::from_data(TensorData::new(normalised, shape.clone()));
-        let out = FlexTensor::from_data(TensorData::new(out, shape));
+        let normalised = tensor(normalised, shape.clone());
+        let out = tensor(out, shape);
         (out, (normalised, inv_std, gamma.clone()))
     }
 
@@ -103,7 +103,7 @@ impl CpuOp<3> for Normalise {
                 }
             },
         );
-        let dx = FlexTensor::from_data(TensorData::new(dx, normalised.shape()));
+        let dx = tensor(dx, normalised.shape());
         [dx, tensor(d_gamma, [c]), tensor(d_beta, [c])]
     }
 }

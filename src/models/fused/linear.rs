@@ -80,7 +80,7 @@ fn forward(x: &FlexTensor, weight: &FlexTensor, bias: Option<&[f32]>) -> FlexTen
     let mut shape = x.shape();
     let last = shape.num_dims() - 1;
     shape[last] = n;
-    FlexTensor::from_data(TensorData::new(out, shape))
+    tensor(out, shape)
 }
 
 /// dx = g·Wᵀ, dW = xᵀ·g.
@@ -95,8 +95,7 @@ fn backward(x: &FlexTensor, weight: &FlexTensor, grad: &FlexTensor) -> [FlexTens
     product(&mut dx, false, g, w.t());
     let mut dw = vec![0.0; k * n];
     product(&mut dw, false, Matrix::rows(values(x), m, k).t(), g);
-    let dx = FlexTensor::from_data(TensorData::new(dx, x.shape()));
-    [dx, tensor(dw, [k, n])]
+    [tensor(dx, x.shape()), tensor(dw, [k, n])]
 }
 
 /// A matrix read from a slice with any row and column strides.

@@ -1,9 +1,8 @@
 //! Operations with a hand-written forward and backward pass on burn's CPU backend.
 //!
 //! Burn composes linear layers, activations, layer norm, attention and the bag of words' running
-//! average of many small tensor operations: each
-//! one a pass over memory, an allocation, often a strided copy, and a node of the autodiff
-//! graph. At makemore's sizes that overhead, not arithmetic, was most of a training step. Here
+//! average of many small tensor operations: each one a pass over memory, an allocation, often a
+//! strided copy, and a node of the autodiff graph. At makemore's sizes that overhead, not arithmetic, was most of a training step. Here
 //! each is one loop the compiler vectorises, forward and back, on the CPU backend's f32 tensors
 //! (with or without autodiff); other backends (CUDA) compute it with burn's own operations.
 
@@ -123,13 +122,14 @@ fn values(x: &FlexTensor) -> &[f32] {
     x.as_slice::<f32>().expect("a contiguous f32 tensor")
 }
 
-fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D]) -> FlexTensor {
+fn tensor(values: Vec<f32>, shape: impl Into<burn::tensor::Shape>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
 /// `f` compiled for AVX2 where the CPU has it, so that its loops work on 8 lanes; `f` (a
-/// closure marked `#[inline(always)]`) and what it calls must be inlined for that. Rust never fuses a multiply and an add on its
-/// own, so both versions round every operation alike and give identical results.
+/// closure marked `#[inline(always)]`) and what it calls must be inlined for that. Rust never
+/// fuses a multiply and an add on its own, so both versions round every operation alike and
+/// give identical results.
 #[inline(always)]
 fn vectorised<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
