@@ -245,6 +245,50 @@ fn concurrent_sweeps_run_each_trial_once() {
     }
 }
 
+/// A worker that read another's trial as running must not write its manifest over the one that
+/// trial's worker writes when it ends (Slurm array tasks finishing together): workers write the
+/// manifest under `trials.lock`, which this test holds while a worker finishes.
+#[test]
+fn the_manifest_is_written_under_a_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    grid(dir.path(), "");
+    let sweep_dir = dir.path().join("runs/g");
+    std::fs::create_dir_all(&sweep_dir).unwrap();
+    let lock = std::fs::File::create(sweep_dir.join("trials.lock")).unwrap();
+    lock.lock().unwrap();
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_makemore"))
+        .args(["sweep", "grid.toml", "--index", "0"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = &dry_run_ids(dir.path(), &[])[0].1;
+    let summary = sweep_dir.join(id).join("summary.json");
+    let started = Instant::now();
+    while !std::fs::read_to_string(&summary).is_ok_and(|s| s.contains("\"done\"")) {
+        assert!(
+            worker.try_wait().unwrap().is_none(),
+            "the worker ended early"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the trial never ended"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        worker.try_wait().unwrap().is_none(),
+        "the worker did not wait for the lock"
+    );
+    assert!(!sweep_dir.join("trials.csv").exists());
+    drop(lock);
+    let out = worker.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(manifest(dir.path())[0].2, "done");
+}
+
 #[test]
 fn an_index_runs_exactly_one_trial() {
     let dir = tempfile::tempdir().unwrap();

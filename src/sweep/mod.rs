@@ -101,7 +101,14 @@ fn state(dir: &Path, trial: &Trial) -> State {
 
 /// `trials.csv`: one line per trial of the current grid, rewritten whole (and atomically) from
 /// what is on disk, so it is consistent whichever worker wrote it last.
+///
+/// Workers read the states and write the file under one lock: without it a worker that read
+/// another's trial as running could rename its file over the one written after that trial ended.
 fn write_manifest(grid: &Grid, dir: &Path) -> Result<()> {
+    let lock_path = dir.join("trials.lock");
+    let lock = fs::File::create(&lock_path)
+        .and_then(|file| file.lock().map(|()| file))
+        .map_err(|e| anyhow::anyhow!("cannot lock {}: {e}", lock_path.display()))?;
     let mut out = csv::Writer::from_writer(Vec::new());
     out.write_record(["index", "id", "status", "run_dir", "overrides"])
         .map_err(anyhow::Error::from)?;
@@ -116,7 +123,9 @@ fn write_manifest(grid: &Grid, dir: &Path) -> Result<()> {
         .map_err(anyhow::Error::from)?;
     }
     let bytes = out.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(write_atomic(&dir.join("trials.csv"), &bytes)?)
+    write_atomic(&dir.join("trials.csv"), &bytes)?;
+    drop(lock);
+    Ok(())
 }
 
 fn dry_run(grid: &Grid, dir: &Path) {
