@@ -164,6 +164,8 @@ impl CpuOp<1> for CausalAttention {
         let l = saved.layout;
         let [g] = l.gather::<1>(values(grad));
         let mut grads = [(); 3].map(|_| vec![[0.0; LANES]; l.blocks * l.per_block()]);
+        // The scores' gradients of one block, kept for dk's sums by columns.
+        let mut ds = vec![[0.0; LANES]; l.triangle()];
         vectorised(
             #[inline(always)]
             || {
@@ -172,7 +174,7 @@ impl CpuOp<1> for CausalAttention {
                     let weights = &saved.weights[block * l.triangle()..][..l.triangle()];
                     let [dq, dk, dv] = grads.each_mut().map(|x| block_of_mut(&l, x, block));
                     let g = block_of(&l, &g, block);
-                    backward(&l, [q, k, v], weights, g, [dq, dk, dv]);
+                    backward(&l, [q, k, v], weights, g, &mut ds, [dq, dk, dv]);
                 }
             },
         );
@@ -188,40 +190,71 @@ fn block_of_mut<'a>(l: &Layout, x: &'a mut [Lanes], block: usize) -> &'a mut [La
     &mut x[block * l.per_block()..][..l.per_block()]
 }
 
-/// `acc` += `a` · `b`, lane by lane. Taking and returning values (not references) lets the
-/// compiler load all 8 lanes before it stores any, so that it makes them one vector operation.
-#[inline(always)]
-fn add_product(acc: &mut Lanes, a: &Lanes, b: &Lanes) {
-    *acc = mul_add(*acc, *a, *b);
-}
-
 #[inline(always)]
 fn mul_add(acc: Lanes, a: Lanes, b: Lanes) -> Lanes {
     std::array::from_fn(|l| acc[l] + a[l] * b[l])
 }
 
-/// `out[j]` = x · row j of `m` `[T, hs]`, for j < `out.len()`. The loops run along j inside,
-/// so the sums of different j proceed side by side rather than each waiting on its last
-/// addition, here and in `weighted_sum`.
+/// `out[c]` = Σ over `terms` (w, row) of w · row[c·`stride`], every sum in the terms' order.
+/// Every product of the attention is one of these: a few outputs at a time, their sums kept in
+/// registers, with loops of fixed length inside (the triangle's rows are short and of every
+/// length, so loops along them would mostly be spent entering and leaving).
 #[inline(always)]
-fn against_keys(out: &mut [Lanes], x: &[Lanes], m: &[Lanes], hs: usize) {
-    out.fill([0.0; LANES]);
-    for (d, x) in x.iter().enumerate() {
-        for (j, out) in out.iter_mut().enumerate() {
-            add_product(out, x, &m[j * hs + d]);
+fn combine<'a>(
+    out: &mut [Lanes],
+    stride: usize,
+    terms: impl Iterator<Item = (&'a Lanes, &'a [Lanes])> + Clone,
+) {
+    let mut c = 0;
+    let mut chunks = out.chunks_exact_mut(WIDE);
+    for out in &mut chunks {
+        out.copy_from_slice(&sums::<WIDE>(terms.clone(), c, stride));
+        c += WIDE;
+    }
+    for out in chunks.into_remainder() {
+        [*out] = sums::<1>(terms.clone(), c, stride);
+        c += 1;
+    }
+}
+
+/// Outputs `combine` computes together: with the weight and a row, 6 of the 16 vector registers.
+const WIDE: usize = 4;
+
+#[inline(always)]
+fn sums<'a, const R: usize>(
+    terms: impl Iterator<Item = (&'a Lanes, &'a [Lanes])>,
+    c: usize,
+    stride: usize,
+) -> [Lanes; R] {
+    let mut acc = [[0.0; LANES]; R];
+    for (w, row) in terms {
+        for (r, acc) in acc.iter_mut().enumerate() {
+            *acc = mul_add(*acc, *w, row[(c + r) * stride]);
         }
     }
+    acc
+}
+
+/// Row i of `m` `[T, hs]`.
+#[inline(always)]
+fn row(m: &[Lanes], i: usize, hs: usize) -> &[Lanes] {
+    &m[i * hs..][..hs]
+}
+
+/// `out[j]` = x · row j of `m` `[T, hs]`, for j < `out.len()`.
+#[inline(always)]
+fn against_rows(out: &mut [Lanes], x: &[Lanes], m: &[Lanes], hs: usize) {
+    combine(out, hs, x.iter().enumerate().map(|(d, x)| (x, &m[d..])));
 }
 
 /// `out` = Σ_j `w[j]` · row j of `m` `[T, hs]`.
 #[inline(always)]
-fn weighted_sum(out: &mut [Lanes], w: &[Lanes], m: &[Lanes], hs: usize) {
-    out.fill([0.0; LANES]);
-    for (j, w) in w.iter().enumerate() {
-        for (out, m) in out.iter_mut().zip(&m[j * hs..][..hs]) {
-            add_product(out, w, m);
-        }
-    }
+fn weighted_rows(out: &mut [Lanes], w: &[Lanes], m: &[Lanes], hs: usize) {
+    combine(
+        out,
+        1,
+        w.iter().enumerate().map(|(j, w)| (w, row(m, j, hs))),
+    );
 }
 
 /// Scores of query i on keys j ≤ i, their softmax over j, and y_i = Σ_j w_ij·v_j, for one
@@ -231,7 +264,7 @@ fn forward(l: &Layout, [q, k, v]: [&[Lanes]; 3], weights: &mut [Lanes], y: &mut 
     let (hs, scale) = (l.hs, l.scale());
     for i in 0..l.t {
         let w = &mut weights[i * (i + 1) / 2..][..=i];
-        against_keys(w, &q[i * hs..][..hs], k, hs);
+        against_rows(w, row(q, i, hs), k, hs);
         let mut max = [f32::NEG_INFINITY; LANES];
         for w in w.iter() {
             max.iter_mut().zip(w).for_each(|(m, &s)| *m = m.max(s));
@@ -246,44 +279,44 @@ fn forward(l: &Layout, [q, k, v]: [&[Lanes]; 3], weights: &mut [Lanes], y: &mut 
         for w in w.iter_mut() {
             w.iter_mut().zip(&sum).for_each(|(s, &total)| *s /= total);
         }
-        weighted_sum(&mut y[i * hs..][..hs], w, v, hs);
+        weighted_rows(&mut y[i * hs..][..hs], w, v, hs);
     }
 }
 
-/// With w the weights and g the output's gradient: dv_j = Σ_i w_ij·g_i, dw_ij = g_i·v_j, the
-/// scores' gradient ds_ij = w_ij·(dw_ij − Σ_j' w_ij'·dw_ij')·scale, dq_i = Σ_j ds_ij·k_j and
-/// dk_j = Σ_i ds_ij·q_i; for one block, as `forward`.
+/// With w the weights and g the output's gradient: dw_ij = g_i·v_j, the scores' gradient
+/// ds_ij = w_ij·(dw_ij − Σ_j' w_ij'·dw_ij')·scale, dq_i = Σ_j ds_ij·k_j, and then by columns
+/// dk_j = Σ_i ds_ij·q_i and dv_j = Σ_i w_ij·g_i; for one block, as `forward`.
 #[inline(always)]
-fn backward(
+fn backward<'a>(
     l: &Layout,
-    [q, k, v]: [&[Lanes]; 3],
-    weights: &[Lanes],
-    g: &[Lanes],
+    [q, k, v]: [&'a [Lanes]; 3],
+    weights: &'a [Lanes],
+    g: &'a [Lanes],
+    ds: &'a mut [Lanes],
     [dq, dk, dv]: [&mut [Lanes]; 3],
 ) {
     let (hs, scale) = (l.hs, l.scale());
-    let mut ds = vec![[0.0; LANES]; l.t];
     for i in 0..l.t {
-        let w = &weights[i * (i + 1) / 2..][..=i];
-        let (q_i, g_i) = (&q[i * hs..][..hs], &g[i * hs..][..hs]);
-        let ds = &mut ds[..=i];
+        let at = i * (i + 1) / 2;
+        let (w, ds) = (&weights[at..][..=i], &mut ds[at..][..=i]);
+        against_rows(ds, row(g, i, hs), v, hs);
         let mut mean = [0.0; LANES];
-        against_keys(ds, g_i, v, hs);
         for (ds, w) in ds.iter().zip(w) {
-            add_product(&mut mean, w, ds);
+            mean = mul_add(mean, *w, *ds);
         }
         for (ds, w) in ds.iter_mut().zip(w) {
             for ((ds, &w), &m) in ds.iter_mut().zip(w).zip(&mean) {
                 *ds = w * (*ds - m) * scale;
             }
         }
-        weighted_sum(&mut dq[i * hs..][..hs], ds, k, hs);
-        for (j, (ds, w)) in ds.iter().zip(w).enumerate() {
-            let (dk, dv) = (&mut dk[j * hs..][..hs], &mut dv[j * hs..][..hs]);
-            for d in 0..hs {
-                add_product(&mut dk[d], ds, &q_i[d]);
-                add_product(&mut dv[d], w, &g_i[d]);
-            }
-        }
+        weighted_rows(&mut dq[i * hs..][..hs], ds, k, hs);
+    }
+    let ds = &*ds;
+    for j in 0..l.t {
+        // Column j of a triangle (its entries i ≥ j), and the rows i ≥ j of `[T, hs]`.
+        let column = |tri: &'a [Lanes]| (j..l.t).map(move |i| &tri[i * (i + 1) / 2 + j]);
+        let rows = |m: &'a [Lanes]| (j..l.t).map(move |i| row(m, i, hs));
+        combine(&mut dk[j * hs..][..hs], 1, column(ds).zip(rows(q)));
+        combine(&mut dv[j * hs..][..hs], 1, column(weights).zip(rows(g)));
     }
 }
