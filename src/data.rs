@@ -263,6 +263,11 @@ pub fn batch<B: Backend>(
     )
 }
 
+/// How many targets `batch` makes of `items`: each token, and the end after the last.
+pub fn target_count(items: &[&[usize]]) -> usize {
+    items.iter().map(|tokens| tokens.len() + 1).sum()
+}
+
 /// One (context, next token) example per row: the item up to `position` as input, the token
 /// at `position` (or the stop token) as the only target. Nothing after the target is in the row.
 pub fn example_batch<B: Backend>(

@@ -20,6 +20,12 @@ pub fn rng(seed: u64, stream: Stream, step: usize) -> ChaCha8Rng {
     rng
 }
 
+/// The dropout generator for part `shard` of the batch of `step`: part 0's is the step's stream
+/// of `Stream::Dropout`, the others' sit above every step's (2³² of them).
+pub fn dropout_rng(seed: u64, step: usize, shard: usize) -> ChaCha8Rng {
+    rng(seed, Stream::Dropout, step | shard << 32)
+}
+
 thread_local! {
     static DROPOUT: std::cell::RefCell<Option<ChaCha8Rng>> = const { std::cell::RefCell::new(None) };
 }

@@ -7,11 +7,12 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rand::seq::SliceRandom;
+use rayon::prelude::*;
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::{Experiment, ModelType, OptimizerKind};
@@ -19,7 +20,7 @@ use crate::data::{self, Batcher, Dataset, Split};
 use crate::models::{Model, nll};
 use crate::optim;
 use crate::progress::Progress;
-use crate::rng::{Stream, rng, with_dropout};
+use crate::rng::{Stream, dropout_rng, rng, with_dropout};
 use crate::rundir::{RunDir, Summary, write_atomic};
 use crate::sample::{self, SampleOptions};
 
@@ -218,24 +219,85 @@ pub fn train_step<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
     device: &B::Device,
 ) -> (Model<B>, f64) {
     let s = &experiment.schedule;
-    let (x, y) = if model.trains_on_examples() {
+    let dropout = |shard| dropout_rng(experiment.seed, step, shard);
+    let (loss, grads) = if model.trains_on_examples() {
         let examples = batcher.next_examples(&data.train, s.batch_size);
-        data::example_batch::<B>(&examples, data.seq_len, device)
+        let (x, y) = data::example_batch::<B>(&examples, data.seq_len, device);
+        backward(&model, x, y, examples.len(), dropout(0))
     } else {
-        data::batch::<B>(
-            &batcher.next(&data.train, s.batch_size),
-            data.seq_len,
-            device,
+        let items = batcher.next(&data.train, s.batch_size);
+        let targets = data::target_count(&items);
+        let parts: Vec<_> = items
+            .chunks(items.len().div_ceil(model.batch_shards()))
+            .collect();
+        let part = |shard: usize| {
+            let (x, y) = data::batch::<B>(parts[shard], data.seq_len, device);
+            // Every part but the first on its own copy of the parameters: graphs that share
+            // leaves are merged by burn's autodiff into one, which two threads cannot share.
+            match shard {
+                0 => backward(&model, x, y, targets, dropout(0)),
+                _ => {
+                    let replica = Model::from_inner(model.valid());
+                    backward(&replica, x, y, targets, dropout(shard))
+                }
+            }
+        };
+        let mut results = match parts.len() {
+            1 => vec![part(0)],
+            n => (0..n).into_par_iter().map(part).collect(),
+        };
+        let (loss, mut grads) = results.remove(0);
+        let mut sum = SumGradients {
+            total: &mut grads,
+            parts: results.iter_mut().map(|(_, grads)| grads).collect(),
+        };
+        model.visit(&mut sum);
+        (
+            loss + results.iter().map(|(loss, _)| loss).sum::<f64>(),
+            grads,
         )
     };
-    let logits = with_dropout(rng(experiment.seed, Stream::Dropout, step), || {
-        model.forward(x)
-    });
-    let (sum, count) = nll(logits, y);
-    let loss = sum / count;
-    let grads = GradientsParams::from_grads(loss.backward(), &model);
     let model = optimizer.step(optim::learning_rate(s, step - 1), model, grads);
-    (model, loss.into_scalar().elem())
+    (model, loss)
+}
+
+/// Forward and backward on one part of a batch of `targets` targets in all: its share of the
+/// batch's mean loss, and that share's gradients of `model`'s parameters.
+fn backward<B: AutodiffBackend>(
+    model: &Model<B>,
+    x: Tensor<B, 2, Int>,
+    y: Tensor<B, 2, Int>,
+    targets: usize,
+    dropout: rand_chacha::ChaCha8Rng,
+) -> (f64, GradientsParams) {
+    let logits = with_dropout(dropout, || model.forward(x));
+    let (sum, _) = nll(logits, y);
+    let count = Tensor::<B, 1>::from_floats([targets as f32], &sum.device());
+    let loss = sum / count;
+    let grads = GradientsParams::from_grads(loss.backward(), model);
+    (loss.into_scalar().elem(), grads)
+}
+
+/// Adds each part's gradient of every parameter to `total`'s, in the parts' order, so that the
+/// sum does not depend on which thread finished first.
+struct SumGradients<'a> {
+    total: &'a mut GradientsParams,
+    parts: Vec<&'a mut GradientsParams>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for SumGradients<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        for part in &mut self.parts {
+            let Some(grad) = part.remove::<B::InnerBackend, D>(param.id) else {
+                continue;
+            };
+            let sum = match self.total.remove::<B::InnerBackend, D>(param.id) {
+                Some(total) => total + grad,
+                None => grad,
+            };
+            self.total.register(param.id, sum);
+        }
+    }
 }
 
 /// Periodic estimate on `eval_batches` random batches of each split; returns the test loss.

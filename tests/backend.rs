@@ -79,3 +79,39 @@ fn a_run_resumes_with_other_backend_settings() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("schedule.steps, backend.*"));
 }
+
+/// The Transformer splits each batch in two parts, on two threads where it has them: the
+/// numbers, dropout included, must be those of one thread, bit for bit.
+#[test]
+fn the_thread_count_does_not_change_the_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    experiment(dir.path(), "transformer", "");
+    let run = |threads: &str| {
+        let runs = format!("runs-{threads}");
+        let threads = format!("backend.threads={threads}");
+        let args = [
+            "run",
+            "transformer.toml",
+            "--runs",
+            &runs,
+            "--set",
+            &threads,
+            "--set",
+            "model.dropout=0.1",
+        ];
+        let out = makemore(&args, dir.path(), &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let run = only_run(&dir.path().join(&runs), "transformer");
+        let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+        // step, split, loss, lr: the timing columns differ between runs.
+        let losses: Vec<String> = metrics
+            .lines()
+            .map(|l| l.split(',').take(4).collect::<Vec<_>>().join(","))
+            .collect();
+        let samples = std::fs::read_to_string(run.join("samples.txt")).unwrap();
+        (losses, samples)
+    };
+    let (one, two) = (run("1"), run("2"));
+    assert!(one.0.len() > 5, "{:?}", one.0);
+    assert_eq!(one, two);
+}

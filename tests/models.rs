@@ -304,3 +304,83 @@ fn the_loss_falls_well_below_uniform_on_a_tiny_file() {
         );
     }
 }
+
+/// The Transformer trains on each batch in two parts (on two threads where it has them) and
+/// sums their gradients: one plain SGD step must move every parameter by the learning rate
+/// times the gradient of the whole batch's mean loss.
+#[test]
+fn a_batch_in_parts_takes_the_whole_batch_gradient_step() {
+    use burn::module::{AutodiffModule, ModuleVisitor, Param};
+    use burn::optim::GradientsParams;
+    type Ad = burn::backend::Autodiff<B>;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = names_shaped(dir.path());
+    let mut experiment = Experiment::defaults("t");
+    experiment.model = ModelConfig {
+        n_layer: 2,
+        n_embd: 16,
+        n_head: 2,
+        ..model_config(ModelType::Transformer)
+    };
+    experiment.schedule.batch_size = 6;
+    experiment.schedule.learning_rate = 0.5;
+    experiment.schedule.weight_decay = 0.0;
+    let device = Default::default();
+    let model: Model<Ad> = Model::new(&experiment.model, &data, 1, &device);
+    assert_eq!(model.batch_shards(), 2);
+
+    let mut batcher = makemore::data::Batcher::new(3);
+    let items = batcher
+        .clone()
+        .next(&data.train, experiment.schedule.batch_size);
+    let (x, y) = makemore::data::batch::<Ad>(&items, data.seq_len, &device);
+    let (sum, count) = makemore::models::nll(model.forward(x), y);
+    let whole = GradientsParams::from_grads((sum / count).backward(), &model);
+
+    let before = model.valid();
+    let mut sgd = makemore::optim::sgd(&experiment.schedule).init();
+    let (after, _) = makemore::train::train_step(
+        model,
+        &mut sgd,
+        &mut batcher,
+        1,
+        &experiment,
+        &data,
+        &device,
+    );
+
+    struct Steps<'a> {
+        grads: &'a GradientsParams,
+        after: Vec<Vec<f32>>,
+        worst: f32,
+    }
+    impl ModuleVisitor<B> for Steps<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let grad = self.grads.get::<B, D>(param.id).unwrap().into_data();
+            let after = self.after.remove(0);
+            let before = param.val().into_data().to_vec::<f32>().unwrap();
+            for ((g, a), b) in grad.iter::<f32>().zip(after).zip(before) {
+                let step = (b - a) / 0.5;
+                self.worst = self.worst.max((step - g).abs() / (g.abs() + 1e-3));
+            }
+        }
+    }
+    struct Values(Vec<Vec<f32>>);
+    impl ModuleVisitor<B> for Values {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            self.0
+                .push(param.val().into_data().to_vec::<f32>().unwrap());
+        }
+    }
+    let mut values = Values(Vec::new());
+    after.valid().visit(&mut values);
+    let mut steps = Steps {
+        grads: &whole,
+        after: values.0,
+        worst: 0.0,
+    };
+    before.visit(&mut steps);
+    assert!(steps.after.is_empty());
+    assert!(steps.worst < 1e-3, "relative difference {}", steps.worst);
+}

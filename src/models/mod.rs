@@ -77,6 +77,18 @@ impl<B: Backend> Model<B> {
         matches!(self, Model::Cnn(_))
     }
 
+    /// How many parts a training batch is split into, each with its own forward and backward,
+    /// on its own thread where the CPU backend has more than one. The parts' gradients are
+    /// summed in order, so the numbers do not depend on the thread count. Only the Transformer's
+    /// step (~12 ms at makemore's defaults) is long enough for a second core to pay for the
+    /// hand-over; the cnn's BatchNorm needs the whole batch in one forward.
+    pub fn batch_shards(&self) -> usize {
+        match self {
+            Model::Transformer(_) => 2,
+            _ => 1,
+        }
+    }
+
     /// Trained parameters, as PyTorch counts them: burn's `num_params` also counts BatchNorm's
     /// running statistics, which are state, not parameters.
     pub fn parameters(&self) -> usize {
