@@ -177,9 +177,13 @@ fn measure(experiment: &Experiment, request: &BenchRequest) -> Result<Figures> {
     let s = &experiment.schedule;
     let (model, times) = match s.optimizer {
         OptimizerKind::Adamw => {
-            time_steps(model, optim::adamw(s).init(), experiment, &data, request)
+            let optimizer = optim::Halves::new(|| optim::adamw(s).init(), &model);
+            time_steps(model, optimizer, experiment, &data, request)
         }
-        OptimizerKind::Sgd => time_steps(model, optim::sgd(s).init(), experiment, &data, request),
+        OptimizerKind::Sgd => {
+            let optimizer = optim::Halves::new(|| optim::sgd(s).init(), &model);
+            time_steps(model, optimizer, experiment, &data, request)
+        }
     };
     let model = model.valid();
 

@@ -1,9 +1,19 @@
 //! Optimizers with PyTorch's semantics, and the learning-rate schedule.
 
+use std::collections::{HashMap, HashSet};
+
+use burn::module::{ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamWConfig, SgdConfig, decay::WeightDecayConfig};
+use burn::optim::{
+    AdamWConfig, GradientsParams, LearningRate, MultiGradientsParams, Optimizer, SgdConfig,
+    decay::WeightDecayConfig,
+};
+use burn::prelude::*;
+use burn::tensor::TensorPrimitive;
+use burn::tensor::backend::AutodiffBackend;
 
 use crate::config::{LrSchedule, ScheduleConfig};
+use crate::models::Model;
 
 /// AdamW with decoupled weight decay, betas and eps set explicitly: burn's defaults differ from
 /// PyTorch's (eps 1e-5, weight decay 1e-4, beta2 0.999).
@@ -26,6 +36,157 @@ pub fn sgd(s: &ScheduleConfig) -> SgdConfig {
             dampening: 0.0,
             nesterov: false,
         }))
+}
+
+/// Two optimizers of one kind, each updating its half of the parameters, side by side on two
+/// threads where there are two. Burn's optimizers update one parameter after another, which
+/// on one thread took a tenth of a two-thread Transformer step. Their state is saved as one
+/// optimizer's would be, so checkpoints do not depend on the split.
+#[derive(Clone)]
+pub struct Halves<O> {
+    optimizers: [O; 2],
+    /// The parameters the first optimizer updates; the second updates the rest.
+    first: HashSet<ParamId>,
+}
+
+impl<O> Halves<O> {
+    /// `make()` twice, for `model`'s parameters split in two halves of about equal size when
+    /// the model trains on parts of a batch in parallel; else all for the first.
+    pub fn new<B: Backend>(make: impl Fn() -> O, model: &Model<B>) -> Self {
+        let mut sizes = Sizes(Vec::new());
+        model.visit(&mut sizes);
+        let total: usize = sizes.0.iter().map(|(_, n)| n).sum();
+        let half = match model.batch_shards() {
+            1 => total,
+            _ => total / 2,
+        };
+        let mut taken = 0;
+        let first = sizes
+            .0
+            .into_iter()
+            .take_while(|&(_, n)| {
+                taken += n;
+                taken - n < half
+            })
+            .map(|(id, _)| id)
+            .collect();
+        Halves {
+            optimizers: [make(), make()],
+            first,
+        }
+    }
+}
+
+/// Each float parameter's id and number of values, in the model's order.
+struct Sizes(Vec<(ParamId, usize)>);
+
+impl<B: Backend> ModuleVisitor<B> for Sizes {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        self.0.push((param.id, param.shape().num_elements()));
+    }
+}
+
+impl<B, O, R> Optimizer<Model<B>, B> for Halves<O>
+where
+    B: AutodiffBackend,
+    O: Optimizer<Model<B>, B>,
+    // Burn's optimizers keep their state as a map from parameter to record.
+    O::Record: IntoIterator<Item = (ParamId, R)> + FromIterator<(ParamId, R)>,
+    O::Record: Default + Extend<(ParamId, R)>,
+{
+    type Record = O::Record;
+
+    fn step(&mut self, lr: LearningRate, model: Model<B>, mut grads: GradientsParams) -> Model<B> {
+        let mut second = Move {
+            first: &self.first,
+            from: &mut grads,
+            to: GradientsParams::new(),
+        };
+        model.visit(&mut second);
+        let second = second.to;
+        let [a, b] = &mut self.optimizers;
+        if second.is_empty() {
+            return a.step(lr, model, grads);
+        }
+        let copy = model.clone();
+        let (updated, theirs) =
+            rayon::join(|| a.step(lr, model, grads), || b.step(lr, copy, second));
+        let mut values = Values(HashMap::new());
+        theirs.visit(&mut values);
+        updated.map(&mut Merge {
+            first: &self.first,
+            values: values.0,
+        })
+    }
+
+    fn step_multi(&mut self, _: LearningRate, _: Model<B>, _: MultiGradientsParams) -> Model<B> {
+        unimplemented!("gradients from several devices: the training loop has one")
+    }
+
+    fn to_record(&self) -> Self::Record {
+        let [a, b] = &self.optimizers;
+        let mine = |id: &ParamId, index: usize| self.first.contains(id) == (index == 0);
+        let a = a.to_record().into_iter().filter(|(id, _)| mine(id, 0));
+        let b = b.to_record().into_iter().filter(|(id, _)| mine(id, 1));
+        a.chain(b).collect()
+    }
+
+    fn load_record(self, record: Self::Record) -> Self {
+        let (a, b): (O::Record, O::Record) = record
+            .into_iter()
+            .partition(|(id, _)| self.first.contains(id));
+        let [first_optimizer, second_optimizer] = self.optimizers;
+        Halves {
+            optimizers: [
+                first_optimizer.load_record(a),
+                second_optimizer.load_record(b),
+            ],
+            first: self.first,
+        }
+    }
+}
+
+/// Moves the gradients of the second half's parameters from `from` to `to`.
+struct Move<'a> {
+    first: &'a HashSet<ParamId>,
+    from: &'a mut GradientsParams,
+    to: GradientsParams,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for Move<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if !self.first.contains(&param.id)
+            && let Some(grad) = self.from.remove::<B::InnerBackend, D>(param.id)
+        {
+            self.to.register(param.id, grad);
+        }
+    }
+}
+
+/// Every float parameter's value, by id.
+struct Values<B: Backend>(HashMap<ParamId, TensorPrimitive<B>>);
+
+impl<B: Backend> ModuleVisitor<B> for Values<B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        self.0.insert(param.id, param.val().into_primitive());
+    }
+}
+
+/// Takes the second half's parameters from `values`, the second optimizer's result.
+struct Merge<'a, B: Backend> {
+    first: &'a HashSet<ParamId>,
+    values: HashMap<ParamId, TensorPrimitive<B>>,
+}
+
+impl<B: Backend> ModuleMapper<B> for Merge<'_, B> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (id, tensor, mapper) = param.consume();
+        let tensor = match self.first.contains(&id) {
+            true => tensor,
+            false => Tensor::from_primitive(self.values.remove(&id).expect("the same model")),
+        };
+        Param::from_mapped_value(id, tensor, mapper)
+    }
 }
 
 /// The learning rate for the update at `step` (0-based).

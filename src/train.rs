@@ -58,8 +58,14 @@ pub fn train<B: AutodiffBackend>(
             save(&model, Vec::new(), &state, session)?;
             Ended::Finished(model)
         }
-        (_, OptimizerKind::Adamw) => optimize(model, optim::adamw(s).init(), resume, session)?,
-        (_, OptimizerKind::Sgd) => optimize(model, optim::sgd(s).init(), resume, session)?,
+        (_, OptimizerKind::Adamw) => {
+            let optimizer = optim::Halves::new(|| optim::adamw(s).init(), &model);
+            optimize(model, optimizer, resume, session)?
+        }
+        (_, OptimizerKind::Sgd) => {
+            let optimizer = optim::Halves::new(|| optim::sgd(s).init(), &model);
+            optimize(model, optimizer, resume, session)?
+        }
     };
     session.progress.finish();
     let Ended::Finished(model) = ended else {

@@ -384,3 +384,65 @@ fn a_batch_in_parts_takes_the_whole_batch_gradient_step() {
     assert!(steps.after.is_empty());
     assert!(steps.worst < 1e-3, "relative difference {}", steps.worst);
 }
+
+/// The Transformer's optimizer is two, each updating half of the parameters: two steps of it,
+/// its state saved and loaded in between, must give one optimizer's parameters bit for bit.
+#[test]
+fn two_half_optimizers_update_as_one() {
+    use burn::module::{AutodiffModule, ModuleVisitor, Param};
+    use burn::optim::{GradientsParams, Optimizer};
+    use makemore::optim::{Halves, adamw};
+    type Ad = burn::backend::Autodiff<B>;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = names_shaped(dir.path());
+    let config = ModelConfig {
+        n_layer: 2,
+        n_embd: 16,
+        n_head: 2,
+        ..model_config(ModelType::Transformer)
+    };
+    let schedule = Experiment::defaults("t").schedule;
+    let device = Default::default();
+    let items = makemore::data::Batcher::new(3).next(&data.train, 6);
+    let (x, y) = makemore::data::batch::<Ad>(&items, data.seq_len, &device);
+    let grads = |model: &Model<Ad>| {
+        let (sum, count) = makemore::models::nll(model.forward(x.clone()), y.clone());
+        GradientsParams::from_grads((sum / count).backward(), model)
+    };
+    let model: Model<Ad> = Model::new(&config, &data, 1, &device);
+
+    let mut one = adamw(&schedule).init();
+    let mut reference = model.clone();
+    for _ in 0..2 {
+        let g = grads(&reference);
+        reference = one.step(1e-2, reference, g);
+    }
+
+    let mut halves = Halves::new(|| adamw(&schedule).init(), &model);
+    let g = grads(&model);
+    let model = halves.step(1e-2, model, g);
+    let record = halves.to_record();
+    let mut halves = Halves::new(|| adamw(&schedule).init(), &model).load_record(record);
+    let g = grads(&model);
+    let model = halves.step(1e-2, model, g);
+
+    struct Values(Vec<Vec<f32>>);
+    impl ModuleVisitor<B> for Values {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            self.0
+                .push(param.val().into_data().to_vec::<f32>().unwrap());
+        }
+    }
+    let values = |model: Model<Ad>| {
+        let mut values = Values(Vec::new());
+        model.valid().visit(&mut values);
+        values.0
+    };
+    let (reference, split) = (values(reference), values(model));
+    assert_eq!(reference.len(), split.len());
+    assert!(
+        reference == split,
+        "the halves' parameters differ from one optimizer's"
+    );
+}
