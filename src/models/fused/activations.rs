@@ -26,7 +26,7 @@ pub fn tanh<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
 /// makemore.py's NewGELU, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) = x·σ(u) with
 /// u = 2√(2/π)·(x + 0.044715·x³).
 pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    apply::<Gelu, B, D>(x, activation::gelu_approximate)
+    on_cpu(Gelu, [primitive(&x)]).unwrap_or_else(|| activation::gelu_approximate(x))
 }
 
 /// log-softmax over the last dimension.
@@ -79,23 +79,61 @@ impl Pointwise for Tanh {
     }
 }
 
-#[derive(Debug)]
+/// GELU keeps its input and its gate σ(u) for the backward pass: computing the gate again
+/// there, an exponential and a division per element, cost more than the forward pass.
+#[derive(Clone, Debug)]
 struct Gelu;
 
 impl Gelu {
     /// 2√(2/π)
     const K: f32 = std::f32::consts::FRAC_2_SQRT_PI * std::f32::consts::SQRT_2;
     const A: f32 = 0.044_715;
+
+    /// σ(u): GELU(x) = x·σ(u).
+    #[inline(always)]
+    fn gate(x: f32) -> f32 {
+        sigmoid_one(x * (Gelu::K + Gelu::K * Gelu::A * x * x))
+    }
+
+    /// The derivative at x, whose gate is s.
+    #[inline(always)]
+    fn derivative(x: f32, s: f32) -> f32 {
+        s + x * s * (1.0 - s) * (Gelu::K + 3.0 * Gelu::K * Gelu::A * x * x)
+    }
 }
 
-impl Pointwise for Gelu {
-    const KEEPS_INPUT: bool = true;
-    fn value(x: f32) -> f32 {
-        x * sigmoid_one(x * (Gelu::K + Gelu::K * Gelu::A * x * x))
+impl CpuOp<1> for Gelu {
+    /// The input and the gate of each element.
+    type State = std::sync::Arc<(FlexTensor, Vec<f32>)>;
+
+    fn forward(&self, [x]: [&FlexTensor; 1]) -> (FlexTensor, Self::State) {
+        let n = values(x).len();
+        let (mut out, mut gates) = (vec![0.0; n], vec![0.0; n]);
+        vectorised(
+            #[inline(always)]
+            || {
+                for ((o, s), &x) in out.iter_mut().zip(&mut gates).zip(values(x)) {
+                    *s = Gelu::gate(x);
+                    *o = x * *s;
+                }
+            },
+        );
+        let state = std::sync::Arc::new((x.clone(), gates));
+        (tensor(out, x.shape()), state)
     }
-    fn derivative(x: f32) -> f32 {
-        let s = sigmoid_one(x * (Gelu::K + Gelu::K * Gelu::A * x * x));
-        s + x * s * (1.0 - s) * (Gelu::K + 3.0 * Gelu::K * Gelu::A * x * x)
+
+    fn backward(&self, state: Self::State, grad: &FlexTensor) -> [FlexTensor; 1] {
+        let (x, gates) = &*state;
+        let mut grad = values(grad).to_vec();
+        vectorised(
+            #[inline(always)]
+            || {
+                for ((g, &x), &s) in grad.iter_mut().zip(values(x)).zip(gates) {
+                    *g *= Gelu::derivative(x, s);
+                }
+            },
+        );
+        [tensor(grad, x.shape())]
     }
 }
 
@@ -229,7 +267,7 @@ mod tests {
             let xd = x as f64;
             close(Sigmoid::value(x), sigma(xd), "σ", x);
             close(Tanh::value(x), xd.tanh(), "tanh", x);
-            close(Gelu::value(x), gelu(xd), "gelu", x);
+            close(x * Gelu::gate(x), gelu(xd), "gelu", x);
             let ds = sigma(xd) * (1.0 - sigma(xd));
             close(Sigmoid::derivative(Sigmoid::value(x)), ds, "σ'", x);
             close(
@@ -240,7 +278,7 @@ mod tests {
             );
             let h = 1e-4;
             let numeric = (gelu(xd + h) - gelu(xd - h)) / (2.0 * h);
-            close(Gelu::derivative(x), numeric, "gelu'", x);
+            close(Gelu::derivative(x, Gelu::gate(x)), numeric, "gelu'", x);
         }
         assert!(sigmoid_one(-200.0) < 1e-37 && sigmoid_one(200.0) == 1.0);
     }
