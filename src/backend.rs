@@ -14,6 +14,12 @@ pub type Cpu = Autodiff<Flex>;
 #[cfg(feature = "cuda")]
 pub type Gpu = Autodiff<burn::backend::Cuda>;
 
+/// Whether `B` is the CPU backend, with or without autodiff.
+pub fn is_cpu<B: burn::prelude::Backend>() -> bool {
+    use std::any::TypeId;
+    [TypeId::of::<Cpu>(), TypeId::of::<Flex>()].contains(&TypeId::of::<B>())
+}
+
 /// A backend that is built in and usable on this machine.
 #[derive(Debug, Clone, Copy)]
 pub enum Selected {

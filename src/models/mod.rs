@@ -81,10 +81,11 @@ impl<B: Backend> Model<B> {
     /// on its own thread where the CPU backend has more than one. The parts' gradients are
     /// summed in order, so the numbers do not depend on the thread count. Only the Transformer's
     /// step (~12 ms at makemore's defaults) is long enough for a second core to pay for the
-    /// hand-over; the cnn's BatchNorm needs the whole batch in one forward.
+    /// hand-over; the cnn's BatchNorm needs the whole batch in one forward; on a GPU the parts
+    /// would only launch every kernel twice.
     pub fn batch_shards(&self) -> usize {
         match self {
-            Model::Transformer(_) => 2,
+            Model::Transformer(_) if crate::backend::is_cpu::<B>() => 2,
             _ => 1,
         }
     }
