@@ -305,24 +305,48 @@ fn the_loss_falls_well_below_uniform_on_a_tiny_file() {
     }
 }
 
-/// The Transformer trains on each batch in two parts (on two threads where it has them) and
-/// sums their gradients: one plain SGD step must move every parameter by the learning rate
-/// times the gradient of the whole batch's mean loss.
-#[test]
-fn a_batch_in_parts_takes_the_whole_batch_gradient_step() {
-    use burn::module::{AutodiffModule, ModuleVisitor, Param};
-    use burn::optim::GradientsParams;
-    type Ad = burn::backend::Autodiff<B>;
+/// Every float parameter's values, or with `grads` its gradient, in the model's order.
+fn flat(model: &Model<B>, grads: Option<&burn::optim::GradientsParams>) -> Vec<Vec<f32>> {
+    use burn::module::{ModuleVisitor, Param};
+    struct Flat<'a>(Option<&'a burn::optim::GradientsParams>, Vec<Vec<f32>>);
+    impl ModuleVisitor<B> for Flat<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let tensor = match self.0 {
+                Some(grads) => grads.get::<B, D>(param.id).expect("a gradient"),
+                None => param.val(),
+            };
+            self.1.push(tensor.into_data().to_vec().unwrap());
+        }
+    }
+    let mut flat = Flat(grads, Vec::new());
+    model.visit(&mut flat);
+    flat.1
+}
 
-    let dir = tempfile::tempdir().unwrap();
-    let data = names_shaped(dir.path());
-    let mut experiment = Experiment::defaults("t");
-    experiment.model = ModelConfig {
+/// A Transformer of 2 layers of width 16 with 2 heads, and its data.
+fn small_transformer(dir: &std::path::Path) -> (ModelConfig, Dataset) {
+    let config = ModelConfig {
         n_layer: 2,
         n_embd: 16,
         n_head: 2,
         ..model_config(ModelType::Transformer)
     };
+    (config, names_shaped(dir))
+}
+
+/// The Transformer trains on each batch in two parts (on two threads where it has them) and
+/// sums their gradients: one plain SGD step must move every parameter by the learning rate
+/// times the gradient of the whole batch's mean loss.
+#[test]
+fn a_batch_in_parts_takes_the_whole_batch_gradient_step() {
+    use burn::module::AutodiffModule;
+    use burn::optim::GradientsParams;
+    type Ad = burn::backend::Autodiff<B>;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (config, data) = small_transformer(dir.path());
+    let mut experiment = Experiment::defaults("t");
+    experiment.model = config;
     experiment.schedule.batch_size = 6;
     experiment.schedule.learning_rate = 0.5;
     experiment.schedule.weight_decay = 0.0;
@@ -349,59 +373,36 @@ fn a_batch_in_parts_takes_the_whole_batch_gradient_step() {
         &data,
         &device,
     );
-
-    struct Steps<'a> {
-        grads: &'a GradientsParams,
-        after: Vec<Vec<f32>>,
-        worst: f32,
+    let (grads, after, before) = (
+        flat(&before, Some(&whole)),
+        flat(&after.valid(), None),
+        flat(&before, None),
+    );
+    assert_eq!(grads.len(), after.len());
+    let mut worst = 0.0f32;
+    for ((g, a), b) in grads
+        .iter()
+        .flatten()
+        .zip(after.iter().flatten())
+        .zip(before.iter().flatten())
+    {
+        let step = (b - a) / 0.5;
+        worst = worst.max((step - g).abs() / (g.abs() + 1e-3));
     }
-    impl ModuleVisitor<B> for Steps<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            let grad = self.grads.get::<B, D>(param.id).unwrap().into_data();
-            let after = self.after.remove(0);
-            let before = param.val().into_data().to_vec::<f32>().unwrap();
-            for ((g, a), b) in grad.iter::<f32>().zip(after).zip(before) {
-                let step = (b - a) / 0.5;
-                self.worst = self.worst.max((step - g).abs() / (g.abs() + 1e-3));
-            }
-        }
-    }
-    struct Values(Vec<Vec<f32>>);
-    impl ModuleVisitor<B> for Values {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            self.0
-                .push(param.val().into_data().to_vec::<f32>().unwrap());
-        }
-    }
-    let mut values = Values(Vec::new());
-    after.valid().visit(&mut values);
-    let mut steps = Steps {
-        grads: &whole,
-        after: values.0,
-        worst: 0.0,
-    };
-    before.visit(&mut steps);
-    assert!(steps.after.is_empty());
-    assert!(steps.worst < 1e-3, "relative difference {}", steps.worst);
+    assert!(worst < 1e-3, "relative difference {worst}");
 }
 
 /// The Transformer's optimizer is two, each updating half of the parameters: two steps of it,
 /// its state saved and loaded in between, must give one optimizer's parameters bit for bit.
 #[test]
 fn two_half_optimizers_update_as_one() {
-    use burn::module::{AutodiffModule, ModuleVisitor, Param};
+    use burn::module::AutodiffModule;
     use burn::optim::{GradientsParams, Optimizer};
     use makemore::optim::{Halves, adamw};
     type Ad = burn::backend::Autodiff<B>;
 
     let dir = tempfile::tempdir().unwrap();
-    let data = names_shaped(dir.path());
-    let config = ModelConfig {
-        n_layer: 2,
-        n_embd: 16,
-        n_head: 2,
-        ..model_config(ModelType::Transformer)
-    };
+    let (config, data) = small_transformer(dir.path());
     let schedule = Experiment::defaults("t").schedule;
     let device = Default::default();
     let items = makemore::data::Batcher::new(3).next(&data.train, 6);
@@ -427,22 +428,8 @@ fn two_half_optimizers_update_as_one() {
     let g = grads(&model);
     let model = halves.step(1e-2, model, g);
 
-    struct Values(Vec<Vec<f32>>);
-    impl ModuleVisitor<B> for Values {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            self.0
-                .push(param.val().into_data().to_vec::<f32>().unwrap());
-        }
-    }
-    let values = |model: Model<Ad>| {
-        let mut values = Values(Vec::new());
-        model.valid().visit(&mut values);
-        values.0
-    };
-    let (reference, split) = (values(reference), values(model));
-    assert_eq!(reference.len(), split.len());
     assert!(
-        reference == split,
+        flat(&reference.valid(), None) == flat(&model.valid(), None),
         "the halves' parameters differ from one optimizer's"
     );
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{experiment, makemore, stderr, stdout, write};
+use common::{experiment, losses, makemore, stderr, stdout, write};
 
 /// A grid of 4 tiny mlp trials (2 widths × 2 seeds) over `mlp.toml`.
 fn grid(dir: &Path, extra: &str) -> PathBuf {
@@ -54,14 +54,6 @@ fn dry_run_ids(dir: &Path, args: &[&str]) -> Vec<(String, String)> {
             (f[0].into(), f[1].into())
         })
         .collect()
-}
-
-fn losses(run: &Path) -> String {
-    let text = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
-    text.lines()
-        .map(|l| l.split(',').take(4).collect::<Vec<_>>().join(","))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[test]

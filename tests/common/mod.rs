@@ -97,3 +97,13 @@ pub fn only_run(runs: &Path, name: &str) -> PathBuf {
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     dirs.into_iter().next().unwrap()
 }
+
+/// Step, split, loss and learning rate of every row of a run's metrics.csv: what two runs that
+/// compute the same must share (the timing columns differ between runs).
+pub fn losses(run: &Path) -> String {
+    let text = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    text.lines()
+        .map(|l| l.split(',').take(4).collect::<Vec<_>>().join(","))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
