@@ -404,14 +404,24 @@ pub fn evaluate<B: Backend>(
     if order.is_empty() {
         return None;
     }
-    let (mut total, mut count) = (0.0, 0.0);
-    for chunk in order.chunks(batch_size) {
+    let batch = |chunk: &[usize]| {
         let items: Vec<&[usize]> = chunk.iter().map(|&i| split.tokens[i].as_slice()).collect();
         let (x, y) = data::batch::<B>(&items, data.seq_len, device);
         let (sum, n) = nll(model.forward(x), y);
-        total += sum.into_scalar().elem::<f64>();
-        count += n.into_scalar().elem::<f64>();
-    }
+        (
+            sum.into_scalar().elem::<f64>(),
+            n.into_scalar().elem::<f64>(),
+        )
+    };
+    // The batches are independent: on the CPU every thread of the pool takes some; their sums
+    // are added in order all the same.
+    let sums: Vec<(f64, f64)> = match crate::backend::is_cpu::<B>() {
+        true => order.par_chunks(batch_size).map(batch).collect(),
+        false => order.chunks(batch_size).map(batch).collect(),
+    };
+    let (total, count) = sums.iter().fold((0.0, 0.0), |(total, count), (sum, n)| {
+        (total + sum, count + n)
+    });
     Some(total / count)
 }
 
