@@ -66,7 +66,7 @@ impl Layout {
     }
 
     fn triangle(&self) -> usize {
-        self.t * (self.t + 1) / 2
+        row_start(self.t)
     }
 
     /// Where head `h` of item `b` is: its block, and its lane there.
@@ -235,6 +235,12 @@ fn sums<'a, const R: usize>(
     acc
 }
 
+/// Where row i of a causal triangle (its entries j ≤ i) starts, the rows one after the other.
+#[inline(always)]
+fn row_start(i: usize) -> usize {
+    i * (i + 1) / 2
+}
+
 /// Row i of `m` `[T, hs]`.
 #[inline(always)]
 fn row(m: &[Lanes], i: usize, hs: usize) -> &[Lanes] {
@@ -263,7 +269,7 @@ fn weighted_rows(out: &mut [Lanes], w: &[Lanes], m: &[Lanes], hs: usize) {
 fn forward(l: &Layout, [q, k, v]: [&[Lanes]; 3], weights: &mut [Lanes], y: &mut [Lanes]) {
     let (hs, scale) = (l.hs, l.scale());
     for i in 0..l.t {
-        let w = &mut weights[i * (i + 1) / 2..][..=i];
+        let w = &mut weights[row_start(i)..][..=i];
         against_rows(w, row(q, i, hs), k, hs);
         let mut max = [f32::NEG_INFINITY; LANES];
         for w in w.iter() {
@@ -297,7 +303,7 @@ fn backward<'a>(
 ) {
     let (hs, scale) = (l.hs, l.scale());
     for i in 0..l.t {
-        let at = i * (i + 1) / 2;
+        let at = row_start(i);
         let (w, ds) = (&weights[at..][..=i], &mut ds[at..][..=i]);
         against_rows(ds, row(g, i, hs), v, hs);
         let mut mean = [0.0; LANES];
@@ -314,7 +320,7 @@ fn backward<'a>(
     let ds = &*ds;
     for j in 0..l.t {
         // Column j of a triangle (its entries i ≥ j), and the rows i ≥ j of `[T, hs]`.
-        let column = |tri: &'a [Lanes]| (j..l.t).map(move |i| &tri[i * (i + 1) / 2 + j]);
+        let column = |tri: &'a [Lanes]| (j..l.t).map(move |i| &tri[row_start(i) + j]);
         let rows = |m: &'a [Lanes]| (j..l.t).map(move |i| row(m, i, hs));
         combine(&mut dk[j * hs..][..hs], 1, column(ds).zip(rows(q)));
         combine(&mut dv[j * hs..][..hs], 1, column(weights).zip(rows(g)));

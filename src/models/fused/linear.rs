@@ -24,7 +24,10 @@ pub fn dense<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) -> 
 
 /// `layer` applied to `x` as one `[rows, in]` matrix: burn's `Linear` on a 3-D input multiplies
 /// batch by batch and builds one weight gradient per batch element before summing them.
-fn by_rows<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
+pub(super) fn by_rows<B: Backend, const D: usize>(
+    layer: &Linear<B>,
+    x: Tensor<B, D>,
+) -> Tensor<B, D> {
     let mut dims = x.dims();
     let y = layer.forward(x.reshape([-1, dims[D - 1] as i32]));
     dims[D - 1] = y.dims()[1];
