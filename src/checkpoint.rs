@@ -1,6 +1,6 @@
 //! Checkpoints: one self-contained file each (`best.ckpt`, `last.ckpt`), written atomically.
 //!
-//! A checkpoint holds the model, the optimizer state, the step, the best test loss and the
+//! A checkpoint holds the model, the optimizer state, the step, the best selection loss and the
 //! data-order generator: everything a run needs to go on where it stopped.
 
 use std::path::Path;
@@ -21,7 +21,9 @@ use crate::rundir::{Written, read_config, write_atomic};
 pub struct Checkpoint {
     /// Optimizer steps taken.
     pub step: usize,
-    pub best_test_loss: Option<f64>,
+    /// The best periodic estimate of the selection split's loss (val, else test) so far.
+    #[serde(alias = "best_test_loss")]
+    pub best_loss: Option<f64>,
     /// Evaluations since the best one, for early stopping.
     pub stale_evaluations: usize,
     /// The data-order generator, so a resumed run draws the batches an uninterrupted one would.

@@ -51,6 +51,35 @@ impl Vocab {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SplitName {
+    Train,
+    Val,
+    Test,
+}
+
+impl SplitName {
+    pub const ALL: [SplitName; 3] = [SplitName::Train, SplitName::Val, SplitName::Test];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SplitName::Train => "train",
+            SplitName::Val => "val",
+            SplitName::Test => "test",
+        }
+    }
+}
+
+/// Held-out items that also occur in the training split.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overlap {
+    pub val_items: usize,
+    pub val_in_train: usize,
+    pub test_items: usize,
+    pub test_in_train: usize,
+}
+
 /// Items of one split, encoded.
 #[derive(Debug, Clone, Default)]
 pub struct Split {
@@ -171,6 +200,42 @@ impl Dataset {
             data_hash,
             split_hash,
         })
+    }
+
+    /// The split that chooses the best checkpoint and when to stop: val when the data has one,
+    /// else test (as makemore.py, whose test figure is then not a held-out one).
+    pub fn selection_split(&self) -> SplitName {
+        match self.val.is_empty() {
+            true => SplitName::Test,
+            false => SplitName::Val,
+        }
+    }
+
+    pub fn split(&self, name: SplitName) -> &Split {
+        match name {
+            SplitName::Train => &self.train,
+            SplitName::Val => &self.val,
+            SplitName::Test => &self.test,
+        }
+    }
+
+    /// How many val and test items also occur in the training split (a file that repeats
+    /// items, as makemore's names.txt does, puts copies on both sides unless `dedup` is on).
+    pub fn overlap(&self) -> Overlap {
+        let train: HashSet<&str> = self.train.items.iter().map(String::as_str).collect();
+        let in_train = |split: &Split| {
+            split
+                .items
+                .iter()
+                .filter(|i| train.contains(i.as_str()))
+                .count()
+        };
+        Overlap {
+            val_items: self.val.len(),
+            val_in_train: in_train(&self.val),
+            test_items: self.test.len(),
+            test_in_train: in_train(&self.test),
+        }
     }
 
     /// Every item of every split, to mark samples as in-train, in-test or new.

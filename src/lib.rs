@@ -21,5 +21,6 @@ pub mod rundir;
 pub mod sample;
 pub mod score;
 pub mod signals;
+pub mod stats;
 pub mod sweep;
 pub mod train;

@@ -12,7 +12,7 @@ use burn::tensor::backend::AutodiffBackend;
 use crate::backend::{self, on_backend};
 use crate::checkpoint::Checkpoint;
 use crate::config::{self, Experiment, ModelType};
-use crate::data::Dataset;
+use crate::data::{Dataset, Overlap, SplitName};
 use crate::error::{Error, Result};
 use crate::interchange::Weights;
 use crate::models::Model;
@@ -60,10 +60,16 @@ fn start(
             params: model.parameters(),
             step: 0,
             steps: planned_steps(experiment),
-            best_test_loss: None,
-            final_test_loss: None,
+            selected_on: Some(data.selection_split()),
+            selected_step: None,
+            best_estimate: None,
+            val_loss: None,
+            test_loss: None,
+            test_loss_se: None,
+            test_loss_last: None,
             final_train_loss: None,
             final_val_loss: None,
+            overlap: Some(data.overlap()),
             ms_per_step: None,
             tokens_per_s: None,
             wall_s: 0.0,
@@ -147,7 +153,9 @@ pub fn resume(dir: &Path, sets: &[String]) -> Result<PathBuf> {
         summary.steps = planned_steps(&experiment);
         summary.backend = backend.describe();
         summary.config_hash = experiment.identity_hash();
-        summary.best_test_loss = checkpoint.as_ref().and_then(|c| c.best_test_loss);
+        summary.best_estimate = checkpoint.as_ref().and_then(|c| c.best_loss);
+        summary.selected_on = Some(data.selection_split());
+        summary.overlap = Some(data.overlap());
         run.log(&format!("resuming at step {step} on {}", summary.backend))?;
         execute(
             &experiment,
@@ -194,6 +202,9 @@ fn execute<B: AutodiffBackend>(
         run_path.display()
     );
     train::say(&mut session, &header)?;
+    if let Some(warning) = overlap_warning(&data.overlap()) {
+        train::say(&mut session, &warning)?;
+    }
 
     let wall_before = session.summary.wall_s;
     // A panic inside the training stack must still leave a summary that says the run failed.
@@ -245,6 +256,25 @@ fn execute<B: AutodiffBackend>(
     }
 }
 
+/// A line for when held-out items also occur in train, above 1% of a split.
+pub fn overlap_warning(overlap: &Overlap) -> Option<String> {
+    let share = |n: usize, of: usize| n as f64 / of.max(1) as f64;
+    let parts: Vec<String> = [
+        ("val", overlap.val_in_train, overlap.val_items),
+        ("test", overlap.test_in_train, overlap.test_items),
+    ]
+    .into_iter()
+    .filter(|&(_, n, of)| share(n, of) > 0.01)
+    .map(|(split, n, of)| format!("{n} of {of} {split} items"))
+    .collect();
+    (!parts.is_empty()).then(|| {
+        format!(
+            "warning: {} also occur in the training split (the data repeats items); dataset.dedup = true removes them",
+            parts.join(" and ")
+        )
+    })
+}
+
 fn planned_steps(experiment: &Experiment) -> usize {
     match experiment.model.kind {
         ModelType::Counts => 0,
@@ -277,12 +307,26 @@ fn report(summary: &Summary, samples: &[(String, &str)], run: &Path) {
             .map_or("-".into(), |t| format!("{t:.0}")),
     );
     println!(
-        "final loss (nats per character, every item): train {} | val {} | test {} (best test {})",
+        "last model (nats per character, every item): train {} | val {} | test {}",
         loss(summary.final_train_loss),
         loss(summary.final_val_loss),
-        loss(summary.final_test_loss),
-        loss(summary.best_test_loss)
+        loss(summary.test_loss_last),
     );
+    let se = summary
+        .test_loss_se
+        .map_or(String::new(), |se| format!(" ± {se:.4}"));
+    println!(
+        "selected on {} at step {}: val {} | test {}{se}",
+        summary.selected_on().name(),
+        summary.selected_step.unwrap_or(0),
+        loss(summary.val_loss),
+        loss(summary.test_loss),
+    );
+    if summary.selected_on() == SplitName::Test {
+        println!(
+            "  no validation split: the test split chose the checkpoint, so its figure is not held out (as in makemore.py); set dataset.val_fraction for one"
+        );
+    }
     println!("samples:");
     for (item, mark) in samples {
         println!("  {item:<20} {mark}");

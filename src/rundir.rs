@@ -13,6 +13,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Experiment;
+use crate::data::{Overlap, SplitName};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -24,6 +25,11 @@ pub enum Status {
 }
 
 /// `summary.json`: what happened, kept up to date while the run goes on.
+///
+/// The best checkpoint is chosen on `selected_on` (val when the data has a validation split);
+/// `test_loss` is that checkpoint's loss over every test item, computed once at the end. Older
+/// run directories wrote `best_test_loss` and `final_test_loss`: they read as `best_estimate`
+/// and `test_loss_last`, selected on test.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub status: Status,
@@ -32,10 +38,29 @@ pub struct Summary {
     pub params: usize,
     pub step: usize,
     pub steps: usize,
-    pub best_test_loss: Option<f64>,
-    pub final_test_loss: Option<f64>,
+    #[serde(default)]
+    pub selected_on: Option<SplitName>,
+    /// The step of the checkpoint in `checkpoints/best.ckpt`.
+    #[serde(default)]
+    pub selected_step: Option<usize>,
+    /// The best periodic estimate of the selection split's loss: what chose the checkpoint.
+    #[serde(alias = "best_test_loss")]
+    pub best_estimate: Option<f64>,
+    /// At the selected checkpoint, over every item.
+    #[serde(default)]
+    pub val_loss: Option<f64>,
+    #[serde(default)]
+    pub test_loss: Option<f64>,
+    /// The standard error of `test_loss`, with the test items as the sampled units.
+    #[serde(default)]
+    pub test_loss_se: Option<f64>,
+    /// The last model's losses over every item.
+    #[serde(alias = "final_test_loss")]
+    pub test_loss_last: Option<f64>,
     pub final_train_loss: Option<f64>,
     pub final_val_loss: Option<f64>,
+    #[serde(default)]
+    pub overlap: Option<Overlap>,
     pub ms_per_step: Option<f64>,
     pub tokens_per_s: Option<f64>,
     pub wall_s: f64,
@@ -47,6 +72,27 @@ pub struct Summary {
     pub started_at: String,
     pub updated_at: String,
     pub error: Option<String>,
+}
+
+impl Summary {
+    /// The split that chose the checkpoint; runs from before the choice was recorded chose on test.
+    pub fn selected_on(&self) -> SplitName {
+        self.selected_on.unwrap_or(SplitName::Test)
+    }
+
+    /// What runs are ranked by: the selection split's loss at the selected checkpoint over every
+    /// item (older runs: their best test estimate).
+    pub fn selection_loss(&self) -> Option<f64> {
+        match self.selected_on() {
+            SplitName::Val => self.val_loss,
+            _ => self.test_loss.or(self.best_estimate),
+        }
+    }
+
+    /// The headline figure: the selected checkpoint's test loss (older runs: the last model's).
+    pub fn headline_test_loss(&self) -> Option<f64> {
+        self.test_loss.or(self.test_loss_last)
+    }
 }
 
 pub struct RunDir {

@@ -1,8 +1,10 @@
 //! The training loop, written once against burn's `AutodiffBackend`.
 //!
 //! Step-based, as makemore.py: each step draws a random batch, takes one optimizer step, and
-//! every `eval_every` steps estimates the losses, keeps the best checkpoint by test loss and may
-//! stop early. The run ends with an evaluation over every item of each split.
+//! every `eval_every` steps (and at the last) estimates the losses, keeps the best checkpoint by
+//! the selection split's loss (val when the data has one, else test) and may stop early. The run
+//! ends with the last model and the selected checkpoint each evaluated over every item; with a
+//! validation split, that is the only time the test split is read.
 
 use std::time::{Duration, Instant};
 
@@ -16,12 +18,13 @@ use rayon::prelude::*;
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::{Experiment, ModelType, OptimizerKind};
-use crate::data::{self, Batcher, Dataset, Split};
-use crate::models::{Model, nll};
+use crate::data::{self, Batcher, Dataset, Split, SplitName};
+use crate::models::{Model, nll, token_nll};
 use crate::optim;
 use crate::progress::Progress;
 use crate::rng::{Stream, dropout_rng, rng, with_dropout};
 use crate::rundir::{RunDir, Summary, write_atomic};
+use crate::stats;
 use crate::sample::{self, SampleOptions};
 
 /// What a training run needs besides the model, and the summary it keeps up to date.
@@ -55,7 +58,7 @@ pub fn train<B: AutodiffBackend>(
     let ended = match (session.experiment.model.kind, s.optimizer) {
         (ModelType::Counts, _) => {
             let state = State::new(session.experiment.seed);
-            save(&model, Vec::new(), &state, session)?;
+            save(&model, Vec::new(), &state, true, session)?;
             Ended::Finished(model)
         }
         (_, OptimizerKind::Adamw) => {
@@ -72,19 +75,6 @@ pub fn train<B: AutodiffBackend>(
         return Ok(Ended::Interrupted);
     };
     finish(&model, session)?;
-    // The final model may beat every periodic estimate (or there was none): then it is the best.
-    let final_test = session
-        .summary
-        .final_test_loss
-        .expect("the test split is never empty");
-    if session
-        .summary
-        .best_test_loss
-        .is_none_or(|best| final_test < best)
-    {
-        session.summary.best_test_loss = Some(final_test);
-        promote_last_to_best(session)?;
-    }
     Ok(Ended::Finished(model))
 }
 
@@ -146,6 +136,12 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
             &device,
         );
         step_time += timer.elapsed();
+        // A diverged run says so and stops: its checkpoints keep the last finite state.
+        if !loss.is_finite() {
+            anyhow::bail!(
+                "step {step}: the training loss is {loss}; training diverged (lower schedule.learning_rate?)"
+            );
+        }
 
         let timed = (step + 1 - first) as f64;
         let tokens_per_s = tokens_per_step * timed / step_time.as_secs_f64();
@@ -162,32 +158,29 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
         if step % s.sample_every == 0 {
             record_samples(&model.valid(), step, session)?;
         }
-        if step % s.eval_every == 0 {
-            let test = estimate(&model.valid(), step, lr, session)?;
-            let improved = session
-                .summary
-                .best_test_loss
-                .is_none_or(|best| test < best);
+        // The last step is always evaluated, so that the selection sees the final model too.
+        if step % s.eval_every == 0 || step == s.steps {
+            let loss = estimate(&model.valid(), step, lr, session)?;
+            let improved = improves(loss, session.summary.best_estimate);
             if improved {
-                session.summary.best_test_loss = Some(test);
+                session.summary.best_estimate = Some(loss);
+                session.summary.selected_step = Some(step);
                 state.stale_evaluations = 0;
             } else {
                 state.stale_evaluations += 1;
             }
             // Every evaluation leaves a checkpoint to resume from, should the process die.
             let optimizer_bytes = checkpoint::encode::<B, _>(optimizer.to_record())?;
-            save(&model, optimizer_bytes, &state, session)?;
+            save(&model, optimizer_bytes, &state, improved, session)?;
             saved_at = Some(step);
-            if improved {
-                promote_last_to_best(session)?;
-            }
             session.run.write_summary(&session.summary)?;
-            if s.early_stop_patience > 0 && state.stale_evaluations >= s.early_stop_patience {
-                let stale = state.stale_evaluations;
+            let patience = s.early_stop_patience;
+            if patience > 0 && state.stale_evaluations >= patience && step < s.steps {
+                let split = session.data.selection_split().name();
                 say(
                     session,
                     &format!(
-                        "step {step}: no test improvement in {stale} evaluations, stopping early"
+                        "step {step}: no {split} improvement in {patience} evaluations, stopping early"
                     ),
                 )?;
                 break;
@@ -204,7 +197,7 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
     }
     if saved_at != Some(session.summary.step) {
         let optimizer_bytes = checkpoint::encode::<B, _>(optimizer.to_record())?;
-        save(&model, optimizer_bytes, &state, session)?;
+        save(&model, optimizer_bytes, &state, false, session)?;
     }
     Ok(if interrupted {
         Ended::Interrupted
@@ -306,7 +299,16 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for SumGradients<'_> {
     }
 }
 
-/// Periodic estimate on `eval_batches` random batches of each split; returns the test loss.
+/// Whether an estimate beats the best so far. A loss that is not a number never does, so a
+/// diverged evaluation cannot become the best.
+fn improves(loss: f64, best: Option<f64>) -> bool {
+    loss.is_finite() && best.is_none_or(|best| loss < best)
+}
+
+/// Periodic estimate on at most `eval_batches × eval_batch_size` items of train and of the
+/// selection split (the test split is left alone when val chooses). The items are drawn once
+/// from the seed, the same at every evaluation, so that two estimates differ by their models
+/// and not by their samples. Returns the selection split's loss.
 fn estimate<B: Backend>(
     model: &Model<B>,
     step: usize,
@@ -315,16 +317,29 @@ fn estimate<B: Backend>(
 ) -> Result<f64> {
     let s = &session.experiment.schedule;
     let limit = s.eval_batches * s.eval_batch_size;
-    let mut rng = rng(session.experiment.seed, Stream::Evaluate, step);
-    let [_, _, test] =
-        evaluate_splits(model, step, lr, &format!("step {step}"), session, |order| {
-            order.shuffle(&mut rng);
+    let seed = session.experiment.seed;
+    let selection = session.data.selection_split();
+    let [_, val, test] = evaluate_splits(
+        model,
+        step,
+        lr,
+        &format!("step {step}"),
+        &[SplitName::Train, selection],
+        session,
+        |order| {
+            order.shuffle(&mut rng(seed, Stream::Evaluate, 0));
             order.truncate(limit);
-        })?;
-    Ok(test.expect("the test split is never empty"))
+        },
+    )?;
+    let chosen = match selection {
+        SplitName::Val => val,
+        _ => test,
+    };
+    Ok(chosen.expect("the selection split is not empty").loss)
 }
 
-/// The exact loss over every item of each split, recorded as the final figures.
+/// The end of a finished run: the last model over every item of each split (the final rows of
+/// metrics.csv), then the selected checkpoint over every val and test item, for the summary.
 fn finish<B: AutodiffBackend>(model: &Model<B>, session: &mut Session<B::Device>) -> Result<()> {
     let step = session.summary.step;
     // The rate of the last update; a fitted model (counts, step 0) had none.
@@ -332,37 +347,87 @@ fn finish<B: AutodiffBackend>(model: &Model<B>, session: &mut Session<B::Device>
         0 => 0.0,
         _ => optim::learning_rate(&session.experiment.schedule, step - 1),
     };
+    let model = model.valid();
     let [train, val, test] = evaluate_splits(
-        &model.valid(),
+        &model,
         step,
         lr,
-        "final (every item)",
+        "last model (every item)",
+        &SplitName::ALL,
         session,
         |_| {},
     )?;
-    session.summary.final_train_loss = train;
-    session.summary.final_val_loss = val;
-    session.summary.final_test_loss = test;
-    Ok(())
+    let summary = &mut session.summary;
+    summary.final_train_loss = train.map(|e| e.loss);
+    summary.final_val_loss = val.map(|e| e.loss);
+    summary.test_loss_last = test.map(|e| e.loss);
+
+    // A run without a periodic evaluation (no steps: counts, an import) selects its only model.
+    let best_path = session.run.checkpoint_path("best");
+    if !best_path.exists() {
+        write_atomic(&best_path, &std::fs::read(session.run.checkpoint_path("last"))?)?;
+    }
+    let best = Checkpoint::read(&best_path)?;
+    let [val, test] = match best.step == step {
+        true => [val, test],
+        false => {
+            let best_model = best.load_model(model, &session.device)?;
+            let every = |split: SplitName, session: &Session<B::Device>| {
+                let split = session.data.split(split);
+                let order: Vec<usize> = (0..split.len()).collect();
+                let batch_size = session.experiment.schedule.eval_batch_size;
+                evaluate(&best_model, split, &order, batch_size, session.data, &session.device)
+            };
+            [every(SplitName::Val, session), every(SplitName::Test, session)]
+        }
+    };
+    let summary = &mut session.summary;
+    summary.selected_on = Some(session.data.selection_split());
+    summary.selected_step = Some(best.step);
+    summary.val_loss = val.map(|e| e.loss);
+    summary.test_loss = test.map(|e| e.loss);
+    summary.test_loss_se = test.and_then(|e| e.se);
+    let line = selected_line(summary, test.map_or(0, |e| e.items));
+    say(session, &line)
 }
 
-/// Evaluates train, val and test on the items `select` keeps of each, records the losses in
-/// metrics.csv and logs them on one line; an empty split gives `None`.
+/// The log line that says which checkpoint was selected, on what, and its held-out figures.
+fn selected_line(summary: &Summary, test_items: usize) -> String {
+    let loss = |l: Option<f64>| l.map_or("-".into(), |l| format!("{l:.4}"));
+    let se = summary
+        .test_loss_se
+        .map_or(String::new(), |se| format!(" ± {se:.4}"));
+    format!(
+        "selected checkpoint (every item): step {} by {} | val {} | test {}{se} ({test_items} items)",
+        summary.selected_step.unwrap_or(0),
+        summary.selected_on().name(),
+        loss(summary.val_loss),
+        loss(summary.test_loss),
+    )
+}
+
+/// Evaluates the `which` splits on the items `select` keeps of each, records the losses in
+/// metrics.csv and logs them on one line; a split not asked for, or empty, gives `None`.
 fn evaluate_splits<B: Backend>(
     model: &Model<B>,
     step: usize,
     lr: f64,
     label: &str,
+    which: &[SplitName],
     session: &mut Session<B::Device>,
     mut select: impl FnMut(&mut Vec<usize>),
-) -> Result<[Option<f64>; 3]> {
-    let mut losses = [None; 3];
+) -> Result<[Option<Evaluation>; 3]> {
+    let mut evaluations = [None; 3];
     let mut line = Vec::new();
-    for (i, (split_name, split)) in splits(session.data).into_iter().enumerate() {
+    for (i, name) in SplitName::ALL.into_iter().enumerate() {
+        if !which.contains(&name) {
+            continue;
+        }
+        let split = session.data.split(name);
         let mut order: Vec<usize> = (0..split.len()).collect();
         select(&mut order);
         let batch_size = session.experiment.schedule.eval_batch_size;
-        losses[i] = evaluate(
+        evaluations[i] = evaluate(
             model,
             split,
             &order,
@@ -370,29 +435,31 @@ fn evaluate_splits<B: Backend>(
             session.data,
             &session.device,
         );
-        if let Some(loss) = losses[i] {
+        if let Some(Evaluation { loss, .. }) = evaluations[i] {
             let elapsed = session.started.elapsed().as_secs_f64();
             let tokens_per_s = session.summary.tokens_per_s.unwrap_or(0.0);
             session
                 .run
-                .metric(step, split_name, loss, lr, elapsed, tokens_per_s)?;
-            line.push(format!("{split_name} {loss:.4}"));
+                .metric(step, name.name(), loss, lr, elapsed, tokens_per_s)?;
+            line.push(format!("{} {loss:.4}", name.name()));
         }
     }
     say(session, &format!("{label}: {}", line.join(" | ")))?;
-    Ok(losses)
+    Ok(evaluations)
 }
 
-fn splits(data: &Dataset) -> [(&'static str, &Split); 3] {
-    [
-        ("train", &data.train),
-        ("val", &data.val),
-        ("test", &data.test),
-    ]
+/// A loss over some items of a split, and what it rests on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evaluation {
+    /// Token-weighted mean negative log-likelihood (nats per character).
+    pub loss: f64,
+    /// Its standard error with the items as the sampled units (`None` for a single item).
+    pub se: Option<f64>,
+    pub items: usize,
 }
 
 /// Token-weighted mean negative log-likelihood over the items of `split` at `order`, in batches
-/// of `batch_size`.
+/// of `batch_size`, with its standard error.
 pub fn evaluate<B: Backend>(
     model: &Model<B>,
     split: &Split,
@@ -400,54 +467,61 @@ pub fn evaluate<B: Backend>(
     batch_size: usize,
     data: &Dataset,
     device: &B::Device,
-) -> Option<f64> {
+) -> Option<Evaluation> {
     if order.is_empty() {
         return None;
     }
     let batch = |chunk: &[usize]| {
         let items: Vec<&[usize]> = chunk.iter().map(|&i| split.tokens[i].as_slice()).collect();
         let (x, y) = data::batch::<B>(&items, data.seq_len, device);
-        let (sum, n) = nll(model.forward(x), y);
-        (
-            sum.into_scalar().elem::<f64>(),
-            n.into_scalar().elem::<f64>(),
-        )
+        let (nll, counted) = token_nll(model.forward(x), y);
+        let per_item = nll.clone().sum_dim(1).into_data().to_vec::<f32>();
+        let sum = nll.sum().into_scalar().elem::<f64>();
+        let n = counted.sum().into_scalar().elem::<f64>();
+        (sum, n, per_item.expect("f32 losses"))
     };
     // The batches are independent: on the CPU every thread of the pool takes some; their sums
     // are added in order all the same.
-    let sums: Vec<(f64, f64)> = match crate::backend::is_cpu::<B>() {
+    let sums: Vec<(f64, f64, Vec<f32>)> = match crate::backend::is_cpu::<B>() {
         true => order.par_chunks(batch_size).map(batch).collect(),
         false => order.chunks(batch_size).map(batch).collect(),
     };
-    let (total, count) = sums.iter().fold((0.0, 0.0), |(total, count), (sum, n)| {
+    let (total, count) = sums.iter().fold((0.0, 0.0), |(total, count), (sum, n, _)| {
         (total + sum, count + n)
     });
-    Some(total / count)
+    let item_losses = sums.iter().flat_map(|(_, _, items)| items).map(|&l| l as f64);
+    let item_lengths = order.iter().map(|&i| (split.tokens[i].len() + 1) as f64);
+    let items: Vec<(f64, f64)> = item_losses.zip(item_lengths).collect();
+    Some(Evaluation {
+        loss: total / count,
+        se: stats::ratio_standard_error(&items),
+        items: order.len(),
+    })
 }
 
-/// Writes last.ckpt: the model, the optimizer's state and the loop's.
+/// Writes last.ckpt: the model, the optimizer's state and the loop's; and, when it is the `best`
+/// so far, best.ckpt first. (A process killed between the two resumes from the older last.ckpt,
+/// reaches the same evaluation again and writes the same best.ckpt: the pair stays consistent.)
 fn save<B: AutodiffBackend>(
     model: &Model<B>,
     optimizer: Vec<u8>,
     state: &State,
+    best: bool,
     session: &Session<B::Device>,
 ) -> Result<()> {
     let checkpoint = Checkpoint {
         step: session.summary.step,
-        best_test_loss: session.summary.best_test_loss,
+        best_loss: session.summary.best_estimate,
         stale_evaluations: state.stale_evaluations,
         batcher: state.batcher.clone(),
         written: Some(session.run.written()),
         model: checkpoint::encode::<B::InnerBackend, _>(model.valid().into_record())?,
         optimizer,
     };
+    if best {
+        checkpoint.save(&session.run.checkpoint_path("best"))?;
+    }
     checkpoint.save(&session.run.checkpoint_path("last"))
-}
-
-/// The model just saved as last.ckpt is the best so far: best.ckpt becomes a copy of it.
-fn promote_last_to_best<D>(session: &Session<D>) -> Result<()> {
-    let last = std::fs::read(session.run.checkpoint_path("last"))?;
-    write_atomic(&session.run.checkpoint_path("best"), &last)
 }
 
 /// Draws `sampling.count` items, marks each in-train / in-test / new and appends them to

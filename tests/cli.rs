@@ -56,8 +56,14 @@ fn a_run_leaves_a_complete_directory() {
         "model_type",
         "params",
         "step",
-        "best_test_loss",
-        "final_test_loss",
+        "selected_on",
+        "selected_step",
+        "best_estimate",
+        "val_loss",
+        "test_loss",
+        "test_loss_se",
+        "test_loss_last",
+        "overlap",
         "final_train_loss",
         "final_val_loss",
         "ms_per_step",
@@ -94,7 +100,7 @@ fn a_run_leaves_a_complete_directory() {
     );
     let printed = stdout(&out);
     assert!(
-        printed.contains("final loss") && printed.contains("samples:"),
+        printed.contains("last model") && printed.contains("selected on") && printed.contains("samples:"),
         "{printed}"
     );
     assert!(

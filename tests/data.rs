@@ -242,3 +242,24 @@ fn examples_cover_every_position_of_every_item() {
     let total: usize = data.train.tokens.iter().map(|t| t.len() + 1).sum();
     assert_eq!(seen.len(), total);
 }
+
+#[test]
+fn a_validation_split_leaves_the_test_split_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = common::write(dir.path(), "d.txt", &items(300));
+    let without = Dataset::load(&config(path.clone())).unwrap();
+    for val_fraction in [0.05, 0.1, 0.3] {
+        let with = Dataset::load(&DatasetConfig {
+            val_fraction,
+            ..config(path.clone())
+        })
+        .unwrap();
+        assert_eq!(with.test.items, without.test.items, "val_fraction {val_fraction}");
+        // Val comes out of what was train, nothing else.
+        let mut train: Vec<&String> = with.train.items.iter().chain(&with.val.items).collect();
+        let mut before: Vec<&String> = without.train.items.iter().collect();
+        train.sort();
+        before.sort();
+        assert_eq!(train, before);
+    }
+}

@@ -1,88 +1,190 @@
-//! `makemore report` on a runs directory made from tiny real runs: two learning rates with two
-//! seeds each, one run on another split, a failed and a running run, and a damaged directory.
+//! `makemore report` on hand-written run directories with chosen numbers: the expected means,
+//! confidence intervals and Welch tests are worked out here from first principles (t quantiles
+//! from printed tables, tail probabilities by integrating the t density), never taken from the
+//! program's output.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{experiment, makemore, stderr, stdout};
+use common::{makemore, stderr, stdout};
+use serde_json::{Value, json};
 
-/// The fixture, built once per test (each test has its own directory).
+/// A resolved experiment as a run directory keeps it; `{lr}`, `{seed}` and `{name}` vary.
+const CONFIG: &str = r#"name = "{name}"
+seed = {seed}
+
+[dataset]
+path = "names.txt"
+test_size = 1000
+test_fraction = 0.1
+val_fraction = 0.1
+split_seed = 42
+dedup = false
+
+[model]
+type = "rnn"
+n_layer = 4
+n_head = 4
+n_embd = 64
+n_embd2 = 64
+block_size = 0
+blank_token = true
+smoothing = 1.0
+dropout = 0.0
+
+[backend]
+name = "cpu"
+device = 0
+threads = 0
+
+[schedule]
+steps = 3000
+batch_size = 32
+optimizer = "adamw"
+learning_rate = {lr}
+weight_decay = 0.01
+betas = [0.9, 0.99]
+eps = 0.00000001
+momentum = 0.0
+lr_schedule = "constant"
+warmup_steps = 0
+min_lr = 0.0
+milestones = []
+gamma = 0.1
+eval_every = 500
+eval_batches = 10
+eval_batch_size = 100
+sample_every = 200
+early_stop_patience = 0
+
+[sampling]
+count = 10
+temperature = 1.0
+top_k = 0
+"#;
+
+/// One run directory: its config, a summary (`fields` over a finished run's defaults) and a
+/// metrics.csv with a val curve that ends at the summary's val loss.
+struct Fixture {
+    name: &'static str,
+    dir: &'static str,
+    seed: u64,
+    lr: &'static str,
+    fields: Value,
+}
+
+fn write_run(runs: &Path, run: &Fixture) -> PathBuf {
+    let dir = runs.join(run.name).join(run.dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = CONFIG
+        .replace("{name}", run.name)
+        .replace("{seed}", &run.seed.to_string())
+        .replace("{lr}", run.lr);
+    std::fs::write(dir.join("config.toml"), config).unwrap();
+    let mut summary = json!({
+        "status": "done", "name": run.name, "model_type": "rnn", "params": 11803,
+        "step": 3000, "steps": 3000, "selected_on": "val", "selected_step": 2500,
+        "best_estimate": null, "val_loss": null, "test_loss": null, "test_loss_se": null,
+        "test_loss_last": null, "final_train_loss": 2.0, "final_val_loss": null,
+        "overlap": {"val_items": 3203, "val_in_train": 0, "test_items": 1000, "test_in_train": 0},
+        "ms_per_step": 1.0, "tokens_per_s": 50000.0, "wall_s": 60.0, "backend": "cpu (burn flex)",
+        "version": "0.1.0", "config_hash": format!("{}-{}", run.lr, run.seed),
+        "data_hash": "d1", "split_hash": "s1", "started_at": "2026-11-01T10:00:00+00:00",
+        "updated_at": "2026-11-01T10:01:00+00:00", "error": null
+    });
+    for (key, value) in run.fields.as_object().unwrap() {
+        summary[key] = value.clone();
+    }
+    std::fs::write(dir.join("summary.json"), summary.to_string()).unwrap();
+    let val = summary["val_loss"].as_f64().unwrap_or(3.0);
+    let metrics = format!(
+        "step,split,loss,lr,elapsed_s,tokens_per_s\n500,val,{},0.01,1,1\n3000,val,{val},0.01,2,1\n",
+        val + 0.5
+    );
+    std::fs::write(dir.join("metrics.csv"), metrics).unwrap();
+    dir
+}
+
+fn done(val: f64, test: f64) -> Value {
+    json!({"val_loss": val, "test_loss": test, "test_loss_last": test + 0.01,
+           "best_estimate": val - 0.001})
+}
+
+/// A sweep of three learning rates: 0.01 (3 seeds, one interrupted, one older repeat of seed 1),
+/// 0.003 (3 seeds, one failed), 0.001 (2 seeds); then a run on another split selected on test
+/// with overlapping items, and a run directory from before selection on val existed.
 fn fixture() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    experiment(dir.path(), "rnn", "");
     let runs = dir.path().join("runs");
-    let run = |args: &[&str]| {
-        let mut all = vec![
-            "run",
-            "rnn.toml",
-            "--runs",
-            runs.to_str().unwrap(),
-            "--set",
-            "schedule.steps=40",
-        ];
-        all.extend_from_slice(args);
-        let out = makemore(&all, dir.path(), &[]);
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let sweep = |dir, seed, lr, fields| Fixture {
+        name: "sweep",
+        dir,
+        seed,
+        lr,
+        fields,
     };
-    for lr in ["1e-2", "3e-3"] {
-        for seed in ["1", "2"] {
-            run(&[
-                "--set",
-                &format!("schedule.learning_rate={lr}"),
-                "--set",
-                &format!("seed={seed}"),
-            ]);
-        }
+    let fixtures = [
+        sweep("a1", 1, "0.01", done(2.10, 2.15)),
+        sweep("a2", 2, "0.01", done(2.12, 2.16)),
+        sweep("a3", 3, "0.01", done(2.14, 2.20)),
+        // An older run of the same configuration and seed: replaced by a1, never averaged.
+        sweep("a1-old", 1, "0.01", {
+            let mut v = done(9.0, 9.0);
+            v["started_at"] = "2026-10-01T10:00:00+00:00".into();
+            v
+        }),
+        sweep("a4", 4, "0.01", json!({"status": "interrupted", "step": 1200})),
+        sweep("b1", 1, "0.003", done(2.13, 2.18)),
+        sweep("b2", 2, "0.003", done(2.15, 2.17)),
+        sweep("b3", 3, "0.003", done(2.17, 2.22)),
+        sweep("b4", 4, "0.003", json!({"status": "failed", "step": 10, "error": "boom"})),
+        sweep("c1", 1, "0.001", done(2.40, 2.45)),
+        sweep("c2", 2, "0.001", done(2.41, 2.46)),
+        Fixture {
+            name: "on-test",
+            dir: "t1",
+            seed: 1,
+            lr: "0.01",
+            fields: json!({"selected_on": "test", "split_hash": "s2", "val_loss": null,
+                "test_loss": 1.9734, "test_loss_se": 0.0125, "test_loss_last": 1.98,
+                "overlap": {"val_items": 0, "val_in_train": 0, "test_items": 1000,
+                            "test_in_train": 153}}),
+        },
+        Fixture {
+            name: "old",
+            dir: "o1",
+            seed: 1,
+            lr: "0.01",
+            fields: json!({"split_hash": "s3"}),
+        },
+    ];
+    for run in &fixtures {
+        write_run(&runs, run);
     }
-    run(&["--set", "dataset.split_seed=5", "--set", "name=other-split"]);
-    run(&[
-        "--set",
-        "schedule.learning_rate=1e-3",
-        "--set",
-        "name=failed",
-    ]);
-    run(&[
-        "--set",
-        "schedule.learning_rate=1e-3",
-        "--set",
-        "seed=9",
-        "--set",
-        "name=running",
-    ]);
-    // Timings differ from run to run: pin them so the outputs can be compared with golden files.
-    for summary in walk(&runs)
-        .into_iter()
-        .filter(|p| p.ends_with("summary.json"))
-    {
-        let mut value: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
-        value["wall_s"] = 1.5.into();
-        value["tokens_per_s"] = 12345.0.into();
-        value["ms_per_step"] = 2.0.into();
-        let name = value["name"].as_str().unwrap().to_string();
-        if name == "failed" || name == "running" {
-            value["status"] = name.into();
-        }
-        std::fs::write(&summary, serde_json::to_string_pretty(&value).unwrap()).unwrap();
+    // An older summary.json: best_test_loss and final_test_loss, none of the new keys.
+    let old = runs.join("old/o1/summary.json");
+    let mut summary: Value = serde_json::from_str(&std::fs::read_to_string(&old).unwrap()).unwrap();
+    let map = summary.as_object_mut().unwrap();
+    for key in [
+        "selected_on",
+        "selected_step",
+        "best_estimate",
+        "val_loss",
+        "test_loss",
+        "test_loss_se",
+        "test_loss_last",
+        "overlap",
+    ] {
+        map.remove(key);
     }
+    map.insert("best_test_loss".into(), 2.05.into());
+    map.insert("final_test_loss".into(), 2.07.into());
+    std::fs::write(&old, summary.to_string()).unwrap();
     let damaged = runs.join("damaged/20260101-000000-abcdef");
     std::fs::create_dir_all(&damaged).unwrap();
     std::fs::write(damaged.join("summary.json"), "{ not json").unwrap();
     (dir, runs)
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 fn report(dir: &Path, runs: &Path, args: &[&str]) -> String {
@@ -90,114 +192,203 @@ fn report(dir: &Path, runs: &Path, args: &[&str]) -> String {
     all.extend_from_slice(args);
     let out = makemore(&all, dir, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    // Paths and run names (times, random suffixes) vary between test runs.
-    let text = stdout(&out).replace(runs.to_str().unwrap(), "<runs>");
-    regex::Regex::new(r"\d{8}-\d{6}-[0-9a-f]{6}")
-        .unwrap()
-        .replace_all(&text, "<run>")
-        .into_owned()
+    stdout(&out).replace(runs.to_str().unwrap(), "<runs>")
 }
 
-/// Compares with tests/golden/NAME; `UPDATE_GOLDEN=1` rewrites the file instead. Numbers are
-/// compared to 6 decimals: another CPU's SIMD may round the last bits of a loss differently.
-fn golden(name: &str, actual: &str) {
-    let rounded = regex::Regex::new(r"\d+\.\d{7,}")
-        .unwrap()
-        .replace_all(actual, |c: &regex::Captures| {
+/// Compares each output with tests/golden/NAME. `UPDATE_GOLDEN=1` writes the files and fails,
+/// so that an update is always looked at and never passes as a comparison of a file with itself.
+fn golden(outputs: &[(&str, String)]) {
+    // Numbers beyond 6 decimals are compared rounded: a quantile or tail probability may differ
+    // in its last bits with another CPU's or system's maths library.
+    let long = regex::Regex::new(r"\d+\.\d{7,}").unwrap();
+    let rounded = |text: &str| {
+        long.replace_all(text, |c: &regex::Captures| {
             format!("{:.6}", c[0].parse::<f64>().unwrap())
-        });
-    let actual = rounded.as_ref();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
+        })
+        .into_owned()
+    };
+    let outputs: Vec<(&str, String)> = outputs.iter().map(|(n, t)| (*n, rounded(t))).collect();
+    let path = |name: &str| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden")
+            .join(name)
+    };
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).unwrap();
+        for (name, actual) in &outputs {
+            std::fs::write(path(name), actual).unwrap();
+        }
+        panic!("golden files written: check them by hand, then run the tests without UPDATE_GOLDEN");
     }
-    let expected = std::fs::read_to_string(&path).unwrap_or_default();
-    assert_eq!(
-        actual, expected,
-        "{name} differs from the golden file (UPDATE_GOLDEN=1 to accept)"
-    );
+    for (name, actual) in &outputs {
+        let expected = std::fs::read_to_string(path(name)).unwrap_or_default();
+        assert_eq!(
+            actual, &expected,
+            "{name} differs from the golden file (UPDATE_GOLDEN=1 rewrites it)"
+        );
+    }
 }
 
 #[test]
 fn every_format_matches_its_golden_output() {
     let (dir, runs) = fixture();
-    golden("report.table", &report(dir.path(), &runs, &[]));
-    // Its rows would be 103 columns with two spaces between columns: it narrows to fit 100.
-    let table = report(dir.path(), &runs, &[]);
-    for line in table.lines().filter(|l| !l.starts_with("damaged:")) {
-        assert!(line.chars().count() <= 100, "{line}");
+    let format = |f: &str| report(dir.path(), &runs, &["--format", f]);
+    golden(&[
+        ("report.table", report(dir.path(), &runs, &[])),
+        ("report.md", format("md")),
+        ("report.csv", format("csv")),
+        ("report.json", format("json")),
+    ]);
+}
+
+/// Student t quantiles t(0.975, df), from a printed table (e.g. NIST/SEMATECH e-Handbook 1.3.6.7.2).
+fn t975(df: usize) -> f64 {
+    match df {
+        1 => 12.706204736174698,
+        2 => 4.302652729911275,
+        _ => panic!("no table entry for {df}"),
     }
-    golden("report.md", &report(dir.path(), &runs, &["--format", "md"]));
-    golden(
-        "report.csv",
-        &report(dir.path(), &runs, &["--format", "csv"]),
+}
+
+/// Two-sided tail probability of Student's t with `df` (not necessarily whole) degrees of
+/// freedom beyond |t|: the density integrated by Simpson's rule on [0, |t|], its normalising
+/// constant from the integral over [0, ∞) taken the same way after x = tan θ.
+fn two_sided_p(t: f64, df: f64) -> f64 {
+    let density = |x: f64| (1.0 + x * x / df).powf(-(df + 1.0) / 2.0);
+    let simpson = |f: &dyn Fn(f64) -> f64, a: f64, b: f64| {
+        let n = 200_000;
+        let h = (b - a) / n as f64;
+        let inner: f64 = (1..n)
+            .map(|i| f(a + i as f64 * h) * if i % 2 == 1 { 4.0 } else { 2.0 })
+            .sum();
+        (f(a) + f(b) + inner) * h / 3.0
+    };
+    let half_pi = std::f64::consts::FRAC_PI_2;
+    let whole = simpson(
+        &|theta: f64| density(theta.tan()) / theta.cos().powi(2),
+        0.0,
+        half_pi - 1e-9,
     );
-    golden(
-        "report.json",
-        &report(dir.path(), &runs, &["--format", "json"]),
+    1.0 - simpson(&density, 0.0, t.abs()) / whole
+}
+
+fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
+}
+
+/// Welch's t and its degrees of freedom, as in the textbooks.
+fn welch(a: &[f64], b: &[f64]) -> (f64, f64) {
+    let ((ma, sa), (mb, sb)) = (mean_std(a), mean_std(b));
+    let (va, vb) = (
+        sa * sa / a.len() as f64,
+        sb * sb / b.len() as f64,
+    );
+    let t = (ma - mb) / (va + vb).sqrt();
+    let df = (va + vb).powi(2)
+        / (va * va / (a.len() - 1) as f64 + vb * vb / (b.len() - 1) as f64);
+    (t, df)
+}
+
+fn rows(json: &Value) -> Vec<Value> {
+    json["rows"].as_array().unwrap().clone()
+}
+
+fn row<'a>(rows: &'a [Value], lr: &str) -> &'a Value {
+    rows.iter()
+        .find(|r| r["keys"]["schedule.learning_rate"] == lr)
+        .unwrap_or_else(|| panic!("no row for {lr}"))
+}
+
+fn close(actual: &Value, expected: f64, tolerance: f64) {
+    let actual = actual.as_f64().unwrap_or(f64::NAN);
+    assert!(
+        (actual - expected).abs() < tolerance,
+        "{actual} vs {expected}"
     );
 }
 
 #[test]
-fn seeds_aggregate_splits_separate_and_nothing_crashes() {
+fn figures_over_seeds_come_from_finished_runs_counted_once() {
     let (dir, runs) = fixture();
-    let json: serde_json::Value =
-        serde_json::from_str(&report(dir.path(), &runs, &["--format", "json"])).unwrap();
-    let rows = json["rows"].as_array().unwrap();
-    assert_eq!(
-        json["groups"].as_array().unwrap().len(),
-        2,
-        "two splits, two groups"
-    );
-    assert_eq!(json["damaged"].as_array().unwrap().len(), 1);
+    let json: Value = serde_json::from_str(&report(dir.path(), &runs, &["--format", "json"])).unwrap();
+    let rows = rows(&json);
+    let sweep: Vec<&Value> = rows.iter().filter(|r| r["group"] == 1).collect();
+    // Ranked by val: 0.01 (2.12), 0.003 (2.15), 0.001 (2.405).
+    let order: Vec<&str> = sweep
+        .iter()
+        .map(|r| r["keys"]["schedule.learning_rate"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["0.01", "0.003", "0.001"]);
 
-    // Mean and sample std over the seeds, against the runs' own summaries.
-    for lr in ["0.01", "0.003"] {
-        let best: Vec<f64> = walk(&runs)
-            .into_iter()
-            .filter(|p| p.ends_with("config.toml"))
-            .filter(|p| {
-                let config: toml::Table =
-                    toml::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
-                config["name"].as_str() == Some("rnn")
-                    && config["schedule"]["learning_rate"].as_float() == lr.parse().ok()
-            })
-            .map(|p| {
-                makemore::rundir::read_summary(p.parent().unwrap())
-                    .unwrap()
-                    .best_test_loss
-                    .unwrap()
-            })
-            .collect();
-        assert_eq!(best.len(), 2, "two seeds at {lr}");
-        let mean = best.iter().sum::<f64>() / 2.0;
-        let std = (best.iter().map(|b| (b - mean).powi(2)).sum::<f64>()).sqrt();
-        let row = rows
-            .iter()
-            .find(|r| {
-                r["keys"]["schedule.learning_rate"] == lr
-                    && r["seeds"].as_array().unwrap().len() == 2
-            })
-            .unwrap();
-        assert!((row["best_test_loss"]["mean"].as_f64().unwrap() - mean).abs() < 1e-12);
-        assert!((row["best_test_loss"]["std"].as_f64().unwrap() - std).abs() < 1e-12);
-        assert_eq!(row["best_test_loss"]["n"], 2);
-        assert_eq!(row["seeds"].as_array().unwrap().len(), 2);
-    }
-    let statuses: Vec<&str> = rows.iter().map(|r| r["status"].as_str().unwrap()).collect();
-    // The failed and the running run share a configuration: the row counts each status.
-    assert!(statuses.contains(&"failed 1, running 1"), "{statuses:?}");
-    // Sorted by test loss within each group.
-    for pair in rows.windows(2) {
-        if pair[0]["group"] == pair[1]["group"] {
-            assert!(
-                pair[0]["best_test_loss"]["mean"].as_f64()
-                    <= pair[1]["best_test_loss"]["mean"].as_f64()
-            );
-        }
-    }
+    let a = row(&rows, "0.01");
+    // The older repeat of seed 1 (9.0) and the interrupted run are not averaged.
+    assert_eq!(a["runs"].as_array().unwrap().len(), 3);
+    assert_eq!(a["repeats"].as_array().unwrap().len(), 1);
+    assert_eq!(a["not_done"], json!({"interrupted": 1}));
+    assert_eq!(a["status"], "3 done; interrupted 1; 1 repeat");
+    close(&a["selection_loss"]["mean"], 2.12, 1e-12);
+    close(&a["selection_loss"]["std"], 0.02, 1e-12);
+    // statrs's quantiles agree with the tables to about 1e-11.
+    close(&a["selection_loss"]["ci95"], t975(2) * 0.02 / 3f64.sqrt(), 1e-9);
+    close(&a["test_loss"]["mean"], 2.17, 1e-12);
+    close(&a["test_loss"]["std"], (7e-4f64).sqrt(), 1e-12);
+    close(&a["test_loss"]["ci95"], t975(2) * (7e-4f64 / 3.0).sqrt(), 1e-9);
+    close(&a["test_logprob"], -2.17, 1e-12);
+
+    let b = row(&rows, "0.003");
+    assert_eq!(b["status"], "3 done; failed 1");
+    assert_eq!(b["steps"], 3000, "the failed run's steps are not counted");
+    let (t, df) = welch(&[2.13, 2.15, 2.17], &[2.10, 2.12, 2.14]);
+    close(&Value::from(df), 4.0, 1e-12);
+    close(&b["p_vs_top"], two_sided_p(t, df), 1e-6);
+    // t = 0.03 / sqrt(2 × 0.0004 / 3) = 1.837 on 4 degrees of freedom: p ≈ 0.14, a tie.
+    assert_eq!(b["tied_with_top"], true);
+
+    let c = row(&rows, "0.001");
+    let (t, df) = welch(&[2.40, 2.41], &[2.10, 2.12, 2.14]);
+    close(&c["p_vs_top"], two_sided_p(t, df), 1e-6);
+    assert_eq!(c["tied_with_top"], false);
+    close(&c["selection_loss"]["ci95"], t975(1) * (0.01f64 / 2f64.sqrt()) / 2f64.sqrt(), 1e-9);
+    assert!(a["p_vs_top"].is_null(), "the top row is not compared with itself");
+}
+
+#[test]
+fn single_runs_selection_on_test_overlap_and_old_runs_are_said() {
+    let (dir, runs) = fixture();
+    let json: Value = serde_json::from_str(&report(dir.path(), &runs, &["--format", "json"])).unwrap();
+    let rows = rows(&json);
+    let groups = json["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 3, "three splits");
+    let on_test = rows.iter().find(|r| r["group"] == 2).unwrap();
+    close(&on_test["test_loss"]["mean"], 1.9734, 1e-12);
+    close(&on_test["test_loss_se"], 0.0125, 1e-12);
+    assert!(on_test["test_loss"]["ci95"].is_null());
+    assert_eq!(groups[1]["selected_on"], "test");
+    // Older summaries: best_test_loss ranks, final_test_loss is the test figure.
+    let old = rows.iter().find(|r| r["group"] == 3).unwrap();
+    close(&old["selection_loss"]["mean"], 2.05, 1e-12);
+    close(&old["test_loss"]["mean"], 2.07, 1e-12);
+    assert_eq!(groups[2]["selected_on"], "test");
+
+    let table = report(dir.path(), &runs, &[]);
+    assert!(table.contains("1.9734±0.0125 se"), "{table}");
+    assert!(table.contains("group 2: selected on test"), "{table}");
+    assert!(
+        table.contains("group 2: warning: 153 of 1000 test items also occur in the training split"),
+        "{table}"
+    );
+    assert!(!table.contains("group 1: warning"), "{table}");
+    assert!(table.contains("damaged: <runs>/damaged/"), "{table}");
+}
+
+#[test]
+fn an_empty_directory_says_no_runs_were_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = makemore(&["report", "."], dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("no runs found"), "{}", stdout(&out));
 }
 
 #[test]
@@ -206,24 +397,15 @@ fn filter_by_top_and_plot() {
     let csv = report(
         dir.path(),
         &runs,
-        &["--format", "csv", "--filter", "schedule.learning_rate=0.01"],
+        &["--format", "csv", "--filter", "schedule.learning_rate=0.003"],
     );
-    assert_eq!(csv.lines().count(), 3, "0.01 in each group: {csv}");
-    let csv = report(
-        dir.path(),
-        &runs,
-        &["--format", "csv", "--by", "model.type"],
-    );
-    assert_eq!(csv.lines().count(), 3, "one row per group: {csv}");
+    assert_eq!(csv.lines().count(), 2, "0.003 in the sweep's group only: {csv}");
+    let csv = report(dir.path(), &runs, &["--format", "csv", "--by", "model.type"]);
+    assert_eq!(csv.lines().count(), 4, "one row per group: {csv}");
     let csv = report(dir.path(), &runs, &["--format", "csv", "--top", "1"]);
-    assert_eq!(csv.lines().count(), 3, "the best of each group: {csv}");
+    assert_eq!(csv.lines().count(), 4, "the best of each group: {csv}");
     let out = makemore(
-        &[
-            "report",
-            runs.to_str().unwrap(),
-            "--filter",
-            "model.colour=red",
-        ],
+        &["report", runs.to_str().unwrap(), "--filter", "model.colour=red"],
         dir.path(),
         &[],
     );
@@ -231,12 +413,7 @@ fn filter_by_top_and_plot() {
 
     let svg = dir.path().join("curves.svg");
     let out = makemore(
-        &[
-            "report",
-            runs.to_str().unwrap(),
-            "--plot",
-            svg.to_str().unwrap(),
-        ],
+        &["report", runs.to_str().unwrap(), "--plot", svg.to_str().unwrap()],
         dir.path(),
         &[],
     );
@@ -248,8 +425,5 @@ fn filter_by_top_and_plot() {
         .descendants()
         .filter(|n| n.has_tag_name("polyline"))
         .count();
-    assert!(
-        lines >= 4,
-        "a curve per configuration, and the axes: {lines}"
-    );
+    assert!(lines >= 5, "a curve per configuration, and the axes: {lines}");
 }

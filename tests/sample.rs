@@ -151,9 +151,9 @@ fn scores_add_up_to_the_model_loss() {
     let summary = makemore::rundir::read_summary(&run).unwrap();
     let loss = -total / characters as f64;
     assert!(
-        (loss - summary.final_test_loss.unwrap()).abs() < 1e-5,
+        (loss - summary.test_loss_last.unwrap()).abs() < 1e-5,
         "{loss} vs {:?}",
-        summary.final_test_loss
+        summary.test_loss_last
     );
 
     // From the command line, arguments or standard input, one line per item.

@@ -158,7 +158,7 @@ fn an_interrupted_trial_resumes_to_the_same_losses() {
     // The same trial through a whole sweep, killed outright once it has a checkpoint.
     let mut all = vec!["sweep", "grid.toml", "-j", "1"];
     all.extend_from_slice(&long);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_makemore"))
+    let mut child = common::command(Path::new("."))
         .args(&all)
         .current_dir(dir.path())
         .stdout(Stdio::null())
@@ -211,7 +211,7 @@ fn concurrent_sweeps_run_each_trial_once() {
     grid(dir.path(), "");
     let workers: Vec<_> = (0..2)
         .map(|_| {
-            Command::new(env!("CARGO_BIN_EXE_makemore"))
+            common::command(Path::new("."))
                 .args(["sweep", "grid.toml"])
                 .current_dir(dir.path())
                 .stdout(Stdio::piped())
@@ -233,7 +233,7 @@ fn concurrent_sweeps_run_each_trial_once() {
         assert!(!log.contains("going on"), "{log}");
         let train_log =
             std::fs::read_to_string(dir.path().join(format!("runs/g/{id}/train.log"))).unwrap();
-        assert_eq!(train_log.matches("final (every item)").count(), 1);
+        assert_eq!(train_log.matches("last model (every item)").count(), 1);
     }
 }
 
@@ -248,7 +248,7 @@ fn the_manifest_is_written_under_a_lock() {
     std::fs::create_dir_all(&sweep_dir).unwrap();
     let lock = std::fs::File::create(sweep_dir.join("trials.lock")).unwrap();
     lock.lock().unwrap();
-    let mut worker = Command::new(env!("CARGO_BIN_EXE_makemore"))
+    let mut worker = common::command(Path::new("."))
         .args(["sweep", "grid.toml", "--index", "0"])
         .current_dir(dir.path())
         .stdout(Stdio::null())

@@ -319,9 +319,9 @@ impl Experiment {
             "must be at least 1".into(),
         )?;
         check(
-            s.learning_rate > 0.0,
+            s.learning_rate > 0.0 && s.learning_rate.is_finite(),
             "schedule.learning_rate",
-            format!("must be > 0, got {}", s.learning_rate),
+            format!("must be a finite number > 0, got {}", s.learning_rate),
         )?;
         check(
             s.weight_decay >= 0.0,

@@ -1,5 +1,6 @@
-//! `makemore report`: one row per configuration, seeds aggregated, ranked by test loss, and
-//! runs on different data or splits never ranked together without saying so.
+//! `makemore report`: one row per configuration, finished seeds aggregated with how sure each
+//! figure is, ranked by the selection split's loss (val when there is one), and runs on different
+//! data or splits never ranked together without saying so.
 
 mod plot;
 
@@ -9,8 +10,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::data::{Overlap, SplitName};
 use crate::error::{Error, Result};
 use crate::rundir::{self, Status, Summary};
+use crate::stats::{self, Stat};
 
 /// Keys that never tell configurations apart: `seed` is what gets aggregated, the rest name
 /// things (the data itself is identified by its hash).
@@ -39,40 +42,12 @@ struct Run {
     dir: PathBuf,
     summary: Summary,
     config: BTreeMap<String, String>,
-    /// (step, test loss) of each evaluation, the final one included.
+    /// (step, loss) of each evaluation of the selection split, the final ones included.
     curve: Vec<(usize, f64)>,
 }
 
-/// Mean, sample standard deviation and count of one figure over a configuration's runs.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
-pub struct Stat {
-    pub mean: f64,
-    pub std: f64,
-    pub n: usize,
-}
-
-impl Stat {
-    fn of(values: impl Iterator<Item = Option<f64>>) -> Option<Stat> {
-        let values: Vec<f64> = values.flatten().collect();
-        let n = values.len();
-        if n == 0 {
-            return None;
-        }
-        let mean = values.iter().sum::<f64>() / n as f64;
-        let var = if n > 1 {
-            values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64
-        } else {
-            0.0
-        };
-        Some(Stat {
-            mean,
-            std: var.sqrt(),
-            n,
-        })
-    }
-}
-
 /// One configuration: the runs that agree on everything but the seed (or on the `--by` keys).
+/// Only finished runs enter the figures; a configuration hash and seed counts once (the newest).
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
     /// Runs with the same data and split share a group; only rows of one group are comparable.
@@ -80,19 +55,33 @@ pub struct Row {
     pub keys: BTreeMap<String, String>,
     pub model_type: String,
     pub params: usize,
-    pub steps: usize,
+    /// The most steps among the counted runs.
+    pub steps: Option<usize>,
+    /// The finished runs the figures rest on, and their seeds.
     pub runs: Vec<PathBuf>,
     pub seeds: Vec<String>,
-    pub best_test_loss: Option<Stat>,
-    pub final_test_loss: Option<Stat>,
-    pub final_val_loss: Option<Stat>,
+    /// What the rows are ranked by: the selection split's loss at each run's selected checkpoint.
+    pub selection_loss: Option<Stat>,
+    /// The headline: the test loss at each run's selected checkpoint.
+    pub test_loss: Option<Stat>,
+    /// A single run's standard error of its test loss, over the test items.
+    pub test_loss_se: Option<f64>,
+    pub test_loss_last: Option<Stat>,
     pub final_train_loss: Option<Stat>,
-    /// makemore.py's "test logprob": minus the mean best test loss.
+    /// Welch's test of the selection loss against the group's top row (at least 2 runs each).
+    pub p_vs_top: Option<f64>,
+    /// Whether the difference from the top row is not significant (p ≥ 0.05).
+    pub tied_with_top: Option<bool>,
+    /// makemore.py's "test logprob": minus the mean test loss.
     pub test_logprob: Option<f64>,
     pub bits_per_char: Option<f64>,
     pub tokens_per_s: Option<f64>,
-    pub wall_s: f64,
-    /// "done", or the count of each status when they differ ("done 2, failed 1").
+    pub wall_s: Option<f64>,
+    /// Runs that did not finish (failed, running, interrupted), counted but not averaged.
+    pub not_done: BTreeMap<String, usize>,
+    /// Older finished runs of a configuration hash and seed that a newer run replaces.
+    pub repeats: Vec<PathBuf>,
+    /// "3 done", with the others and the repeats when there are any.
     pub status: String,
 }
 
@@ -101,6 +90,9 @@ pub struct Group {
     pub id: usize,
     pub data_hash: String,
     pub split_hash: String,
+    /// The split its runs chose their checkpoints on.
+    pub selected_on: SplitName,
+    pub overlap: Option<Overlap>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -118,8 +110,12 @@ pub struct Report {
     pub damaged: Vec<Damaged>,
 }
 
+/// The p-value at or above which a row counts as tied with the top row.
+const TIE_P: f64 = 0.05;
+
 pub fn report_command(dirs: &[PathBuf], request: &ReportRequest) -> Result<()> {
-    let report = build(dirs, request)?;
+    let (runs, damaged) = read_runs(dirs, request)?;
+    let report = build_from(&runs, damaged, request);
     let text = match request.format {
         Format::Table => table(&report, std::io::stdout().is_terminal()),
         Format::Md => markdown(&report),
@@ -128,7 +124,7 @@ pub fn report_command(dirs: &[PathBuf], request: &ReportRequest) -> Result<()> {
     };
     print!("{text}");
     if let Some(path) = &request.plot {
-        let curves = curves(dirs, request)?;
+        let curves = runs.into_iter().map(|r| (r.dir, r.curve)).collect();
         plot::draw(path, &report, &curves)
             .map_err(|e| Error::Failed(anyhow::anyhow!("{}: {e}", path.display())))?;
         eprintln!("plot: {}", path.display());
@@ -139,19 +135,20 @@ pub fn report_command(dirs: &[PathBuf], request: &ReportRequest) -> Result<()> {
 /// Reads every run below `dirs` and builds the ranked rows.
 pub fn build(dirs: &[PathBuf], request: &ReportRequest) -> Result<Report> {
     let (runs, damaged) = read_runs(dirs, request)?;
-    let groups = groups(&runs);
+    Ok(build_from(&runs, damaged, request))
+}
+
+fn build_from(runs: &[Run], damaged: Vec<Damaged>, request: &ReportRequest) -> Report {
+    let groups = groups(runs);
     let columns = if request.by.is_empty() {
-        varying_keys(&runs, &groups)
+        varying_keys(runs, &groups)
     } else {
         request.by.clone()
     };
-    let mut rows: Vec<Row> = aggregate(&runs, &columns, &groups);
-    rows.sort_by(|a, b| {
-        let loss = |r: &Row| r.best_test_loss.map_or(f64::INFINITY, |s| s.mean);
-        (a.group, loss(a))
-            .partial_cmp(&(b.group, loss(b)))
-            .expect("losses are not NaN")
-    });
+    let mut rows: Vec<Row> = aggregate(runs, &columns, &groups);
+    let loss = |r: &Row| r.selection_loss.map_or(f64::INFINITY, |s| s.mean);
+    rows.sort_by(|a, b| a.group.cmp(&b.group).then(loss(a).total_cmp(&loss(b))));
+    compare_with_top(&mut rows);
     if let Some(top) = request.top {
         let mut kept = BTreeMap::<usize, usize>::new();
         rows.retain(|r| {
@@ -160,12 +157,29 @@ pub fn build(dirs: &[PathBuf], request: &ReportRequest) -> Result<Report> {
             *n <= top
         });
     }
-    Ok(Report {
+    Report {
         columns,
         groups,
         rows,
         damaged,
-    })
+    }
+}
+
+/// Welch's test of each row's selection loss against the top row of its group.
+fn compare_with_top(rows: &mut [Row]) {
+    let mut top: Option<(usize, Stat)> = None;
+    for row in rows.iter_mut() {
+        let Some(stat) = row.selection_loss else {
+            continue;
+        };
+        match top {
+            Some((group, best)) if group == row.group => {
+                row.p_vs_top = stats::welch_p(&stat, &best);
+                row.tied_with_top = row.p_vs_top.map(|p| p >= TIE_P);
+            }
+            _ => top = Some((row.group, stat)),
+        }
+    }
 }
 
 fn read_runs(dirs: &[PathBuf], request: &ReportRequest) -> Result<(Vec<Run>, Vec<Damaged>)> {
@@ -236,7 +250,8 @@ fn read_run(dir: &Path) -> std::result::Result<Run, String> {
             other => (key, other.to_string()),
         })
         .collect();
-    let curve = read_curve(dir).map_err(|e| format!("metrics.csv: {e}"))?;
+    let split = summary.selected_on().name();
+    let curve = read_curve(dir, split).map_err(|e| format!("metrics.csv: {e}"))?;
     Ok(Run {
         dir: dir.to_path_buf(),
         summary,
@@ -245,14 +260,16 @@ fn read_run(dir: &Path) -> std::result::Result<Run, String> {
     })
 }
 
-fn read_curve(dir: &Path) -> std::result::Result<Vec<(usize, f64)>, String> {
+fn read_curve(dir: &Path, split: &str) -> std::result::Result<Vec<(usize, f64)>, String> {
     let mut reader = csv::Reader::from_path(dir.join("metrics.csv")).map_err(|e| e.to_string())?;
     let mut curve = Vec::new();
     for record in reader.records() {
         // A run killed mid-line leaves a partial last line: keep what is whole.
         let Ok(record) = record else { break };
         let parsed = (record.get(0).map(str::parse), record.get(2).map(str::parse));
-        if let (Some("test"), (Some(Ok(step)), Some(Ok(loss)))) = (record.get(1), parsed) {
+        if let (Some(name), (Some(Ok(step)), Some(Ok(loss)))) = (record.get(1), parsed)
+            && name == split
+        {
             curve.push((step, loss));
         }
     }
@@ -282,17 +299,23 @@ fn varying_keys(runs: &[Run], groups: &[Group]) -> Vec<String> {
 }
 
 fn groups(runs: &[Run]) -> Vec<Group> {
-    let pairs: BTreeSet<(&str, &str)> = runs
-        .iter()
-        .map(|r| (r.summary.data_hash.as_str(), r.summary.split_hash.as_str()))
-        .collect();
-    pairs
+    let mut first: BTreeMap<(&str, &str), &Summary> = BTreeMap::new();
+    for run in runs {
+        let key = (run.summary.data_hash.as_str(), run.summary.split_hash.as_str());
+        first.entry(key).or_insert(&run.summary);
+    }
+    first
         .into_iter()
         .enumerate()
-        .map(|(i, (data, split))| Group {
+        .map(|(i, ((data, split), summary))| Group {
             id: i + 1,
             data_hash: data.into(),
             split_hash: split.into(),
+            selected_on: summary.selected_on(),
+            overlap: runs
+                .iter()
+                .filter(|r| r.summary.data_hash == data && r.summary.split_hash == split)
+                .find_map(|r| r.summary.overlap),
         })
         .collect()
 }
@@ -321,82 +344,124 @@ fn aggregate(runs: &[Run], columns: &[String], groups: &[Group]) -> Vec<Row> {
     }
     configurations
         .into_iter()
-        .map(|((group, _), mut runs)| {
-            runs.sort_by(|a, b| {
-                (a.config.get("seed"), &a.dir).cmp(&(b.config.get("seed"), &b.dir))
-            });
-            let first = &runs[0].summary;
-            let stat =
-                |f: fn(&Summary) -> Option<f64>| Stat::of(runs.iter().map(|r| f(&r.summary)));
-            let best = stat(|s| s.best_test_loss);
-            let mut statuses = BTreeMap::<&str, usize>::new();
-            for run in &runs {
-                *statuses.entry(status_name(run.summary.status)).or_default() += 1;
-            }
-            let status = match statuses.len() {
-                1 => statuses.keys().next().expect("one").to_string(),
-                _ => statuses
-                    .iter()
-                    .map(|(s, n)| format!("{s} {n}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            };
-            Row {
-                group,
-                keys: columns
-                    .iter()
-                    .map(|c| {
-                        (
-                            c.clone(),
-                            runs[0].config.get(c).cloned().unwrap_or_default(),
-                        )
-                    })
-                    .collect(),
-                model_type: first.model_type.clone(),
-                params: first.params,
-                steps: runs.iter().map(|r| r.summary.step).max().unwrap_or(0),
-                runs: runs.iter().map(|r| r.dir.clone()).collect(),
-                seeds: runs
-                    .iter()
-                    .map(|r| r.config.get("seed").cloned().unwrap_or_default())
-                    .collect(),
-                best_test_loss: best,
-                final_test_loss: stat(|s| s.final_test_loss),
-                final_val_loss: stat(|s| s.final_val_loss),
-                final_train_loss: stat(|s| s.final_train_loss),
-                test_logprob: best.map(|s| -s.mean),
-                bits_per_char: best.map(|s| s.mean / std::f64::consts::LN_2),
-                tokens_per_s: stat(|s| s.tokens_per_s).map(|s| s.mean),
-                wall_s: runs.iter().map(|r| r.summary.wall_s).sum::<f64>() / runs.len() as f64,
-                status,
-            }
-        })
+        .map(|((group, _), runs)| row(group, columns, runs))
         .collect()
 }
 
-fn status_name(status: Status) -> &'static str {
-    match status {
-        Status::Running => "running",
-        Status::Done => "done",
-        Status::Failed => "failed",
-        Status::Interrupted => "interrupted",
+/// The finished runs that count, newest first within a configuration hash (which includes the
+/// seed), and the older ones they replace.
+fn counted_and_repeats(runs: &[&Run]) -> (Vec<Run>, Vec<PathBuf>) {
+    let mut done: Vec<&Run> = runs
+        .iter()
+        .copied()
+        .filter(|r| r.summary.status == Status::Done)
+        .collect();
+    done.sort_by(|a, b| {
+        (&b.summary.started_at, &b.dir).cmp(&(&a.summary.started_at, &a.dir))
+    });
+    let mut seen = BTreeSet::new();
+    let (mut counted, mut repeats) = (Vec::new(), Vec::new());
+    for run in done {
+        match seen.insert(run.summary.config_hash.as_str()) {
+            true => counted.push(run.clone()),
+            false => repeats.push(run.dir.clone()),
+        }
+    }
+    counted.sort_by(|a, b| (a.config.get("seed"), &a.dir).cmp(&(b.config.get("seed"), &b.dir)));
+    repeats.sort();
+    (counted, repeats)
+}
+
+fn row(group: usize, columns: &[String], runs: Vec<&Run>) -> Row {
+    let (counted, repeats) = counted_and_repeats(&runs);
+    let mut not_done = BTreeMap::<String, usize>::new();
+    for run in runs.iter().filter(|r| r.summary.status != Status::Done) {
+        *not_done.entry(status_name(run.summary.status)).or_default() += 1;
+    }
+    let stat = |f: fn(&Summary) -> Option<f64>| {
+        let values: Vec<f64> = counted.iter().filter_map(|r| f(&r.summary)).collect();
+        Stat::of(&values)
+    };
+    let test = stat(Summary::headline_test_loss);
+    let described = counted.first().unwrap_or(runs[0]);
+    let mean_of = |f: fn(&Summary) -> Option<f64>| stat(f).map(|s| s.mean);
+    Row {
+        group,
+        keys: columns
+            .iter()
+            .map(|c| (c.clone(), described.config.get(c).cloned().unwrap_or_default()))
+            .collect(),
+        model_type: described.summary.model_type.clone(),
+        params: described.summary.params,
+        steps: counted.iter().map(|r| r.summary.step).max(),
+        runs: counted.iter().map(|r| r.dir.clone()).collect(),
+        seeds: counted
+            .iter()
+            .map(|r| r.config.get("seed").cloned().unwrap_or_default())
+            .collect(),
+        selection_loss: stat(Summary::selection_loss),
+        test_loss: test,
+        test_loss_se: match counted.as_slice() {
+            [only] => only.summary.test_loss_se,
+            _ => None,
+        },
+        test_loss_last: stat(|s| s.test_loss_last),
+        final_train_loss: stat(|s| s.final_train_loss),
+        p_vs_top: None,
+        tied_with_top: None,
+        test_logprob: test.map(|s| -s.mean),
+        bits_per_char: test.map(|s| s.mean / std::f64::consts::LN_2),
+        tokens_per_s: mean_of(|s| s.tokens_per_s),
+        wall_s: mean_of(|s| Some(s.wall_s)),
+        status: status_text(counted.len(), &not_done, repeats.len()),
+        not_done,
+        repeats,
     }
 }
 
-/// The test-loss curves of each row's runs, for the plot: per row, the runs' (step, loss) lists.
-fn curves(
-    dirs: &[PathBuf],
-    request: &ReportRequest,
-) -> Result<BTreeMap<PathBuf, Vec<(usize, f64)>>> {
-    let (runs, _) = read_runs(dirs, request)?;
-    Ok(runs.into_iter().map(|r| (r.dir, r.curve)).collect())
+/// "3 done", then the unfinished runs by status and the repeats: "2 done; failed 1; 1 repeat".
+fn status_text(done: usize, not_done: &BTreeMap<String, usize>, repeats: usize) -> String {
+    let mut parts = vec![format!("{done} done")];
+    if !not_done.is_empty() {
+        let others: Vec<String> = not_done.iter().map(|(s, n)| format!("{s} {n}")).collect();
+        parts.push(others.join(", "));
+    }
+    if repeats > 0 {
+        parts.push(format!("{repeats} repeat{}", if repeats > 1 { "s" } else { "" }));
+    }
+    parts.join("; ")
 }
 
+fn status_name(status: Status) -> String {
+    serde_json::to_value(status)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .expect("a status serialises to its name")
+}
+
+/// "mean±std (n)" over seeds.
 fn fmt_stat(stat: Option<Stat>) -> String {
     match stat {
         None => "-".into(),
         Some(Stat { mean, n: 1, .. }) => format!("{mean:.4}"),
-        Some(Stat { mean, std, n }) => format!("{mean:.4}±{std:.4} ({n})"),
+        Some(Stat { mean, std, n, .. }) => format!("{mean:.4}±{std:.4} ({n})"),
+    }
+}
+
+/// The headline test cell: over seeds as `fmt_stat`, or one run's loss ± its standard error.
+fn fmt_test(row: &Row) -> String {
+    match (row.test_loss, row.test_loss_se) {
+        (Some(Stat { mean, n: 1, .. }), Some(se)) => format!("{mean:.4}±{se:.4} se"),
+        (stat, _) => fmt_stat(stat),
+    }
+}
+
+fn fmt_vs_top(row: &Row) -> String {
+    match (row.p_vs_top, row.tied_with_top) {
+        (Some(p), Some(true)) => format!("tie p={p:.2}"),
+        (Some(p), _) if p < 0.001 => "p<0.001".into(),
+        (Some(p), _) => format!("p={p:.3}"),
+        _ => "-".into(),
     }
 }
 
@@ -406,16 +471,7 @@ fn short(key: &str) -> &str {
 }
 
 const FIGURES: [&str; 10] = [
-    "model",
-    "params",
-    "steps",
-    "test (best)",
-    "test",
-    "val",
-    "train",
-    "tok/s",
-    "wall",
-    "status",
+    "model", "params", "steps", "val", "test", "95% CI", "vs top", "train", "wall", "runs",
 ];
 
 /// A column's title: the key's last part, or the whole key where that would be ambiguous.
@@ -459,17 +515,23 @@ fn all_cells(report: &Report) -> (Vec<String>, Vec<Vec<String>>) {
                 .iter()
                 .map(|c| row.keys.get(c).cloned().unwrap_or_default())
                 .collect();
+            let on_val = report
+                .groups
+                .iter()
+                .any(|g| g.id == row.group && g.selected_on == SplitName::Val);
             cells.extend([
                 row.model_type.clone(),
                 row.params.to_string(),
-                row.steps.to_string(),
-                fmt_stat(row.best_test_loss),
-                fmt_stat(row.final_test_loss.map(|s| Stat { n: 1, ..s })),
-                fmt_stat(row.final_val_loss.map(|s| Stat { n: 1, ..s })),
+                row.steps.map_or("-".into(), |s| s.to_string()),
+                if on_val { fmt_stat(row.selection_loss) } else { "-".into() },
+                fmt_test(row),
+                row.selection_loss
+                    .and_then(|s| s.ci95)
+                    .map_or("-".into(), |ci| format!("±{ci:.4}")),
+                fmt_vs_top(row),
                 fmt_stat(row.final_train_loss.map(|s| Stat { n: 1, ..s })),
-                row.tokens_per_s
-                    .map_or("-".into(), |t| format!("{:.0}k", t / 1e3)),
-                crate::progress::format_duration(row.wall_s),
+                row.wall_s
+                    .map_or("-".into(), crate::progress::format_duration),
                 row.status.clone(),
             ]);
             cells
@@ -493,7 +555,36 @@ fn group_title(report: &Report, group: &Group) -> String {
     )
 }
 
+/// What the figures mean, and each group's caveats: selection on test, held-out items in train.
+fn legend(report: &Report) -> String {
+    let mut out = String::from(
+        "losses in nats per character, lower is better, over every item of a split; only finished runs \
+         are averaged, a configuration and seed once (the newest)\n\
+         val: at each run's selected checkpoint (the best by val), what rows are ranked by; test: that \
+         checkpoint's test loss, evaluated once; train: the last model's; mean±std (runs) over seeds, \
+         one run ± the standard error over the test items (se)\n\
+         95% CI: half-width of the 95% confidence interval of the ranked figure's mean (Student t); \
+         vs top: Welch's t-test against the group's first row, tie when p ≥ 0.05\n",
+    );
+    for group in &report.groups {
+        if group.selected_on == SplitName::Test {
+            out.push_str(&format!(
+                "group {}: selected on test (no validation split, or runs from before selection on val): \
+                 its test figures chose the checkpoints and are not held out; set dataset.val_fraction\n",
+                group.id
+            ));
+        }
+        if let Some(warning) = group.overlap.as_ref().and_then(crate::run::overlap_warning) {
+            out.push_str(&format!("group {}: {warning}\n", group.id));
+        }
+    }
+    out
+}
+
 pub fn table(report: &Report, colour: bool) -> String {
+    if report.rows.is_empty() && report.damaged.is_empty() {
+        return "no runs found (a run directory holds summary.json and config.toml)\n".into();
+    }
     let (header, rows) = cells(report);
     let widths: Vec<usize> = (0..header.len())
         .map(|i| {
@@ -531,8 +622,8 @@ pub fn table(report: &Report, colour: bool) -> String {
             .filter(|(r, _)| r.group == group.id)
         {
             let text = line(cells);
-            // The best row of each group, in bold green on a colour terminal.
-            if colour && first && row.best_test_loss.is_some() {
+            // The top row of each group, in bold green on a colour terminal.
+            if colour && first && row.selection_loss.is_some() {
                 out.push_str(&format!("\x1b[1;32m{text}\x1b[0m\n"));
             } else {
                 out.push_str(&text);
@@ -542,9 +633,7 @@ pub fn table(report: &Report, colour: bool) -> String {
         }
         out.push('\n');
     }
-    out.push_str(
-        "loss: nats per character, lower is better; test (best) is mean±std (runs) over seeds\n",
-    );
+    out.push_str(&legend(report));
     damaged_lines(report, &mut out);
     out
 }
@@ -566,6 +655,7 @@ pub fn markdown(report: &Report) -> String {
         }
         out.push('\n');
     }
+    out.push_str(&legend(report));
     damaged_lines(report, &mut out);
     out
 }
@@ -580,34 +670,46 @@ fn damaged_lines(report: &Report, out: &mut String) {
     }
 }
 
-/// One line per configuration; the columns are documented in the README.
+const CSV_FIGURES: [&str; 29] = [
+    "model_type",
+    "params",
+    "steps",
+    "runs",
+    "selected_on",
+    "selection_loss_mean",
+    "selection_loss_std",
+    "selection_loss_ci95",
+    "test_loss_mean",
+    "test_loss_std",
+    "test_loss_ci95",
+    "test_loss_se",
+    "p_vs_top",
+    "tied_with_top",
+    "test_loss_last_mean",
+    "final_train_loss_mean",
+    "test_logprob",
+    "bits_per_char",
+    "tokens_per_s",
+    "wall_s",
+    "failed",
+    "running",
+    "interrupted",
+    "repeats",
+    "val_items",
+    "val_in_train",
+    "test_items",
+    "test_in_train",
+    "status",
+];
+
+/// One line per configuration, every figure unrounded; the columns are documented in the README.
 pub fn csv(report: &Report) -> Result<String> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     let mut header: Vec<String> = vec!["group".into()];
     header.extend(report.columns.iter().cloned());
-    header.extend(
-        [
-            "model_type",
-            "params",
-            "steps",
-            "runs",
-            "best_test_loss_mean",
-            "best_test_loss_std",
-            "final_test_loss_mean",
-            "final_test_loss_std",
-            "final_val_loss_mean",
-            "final_train_loss_mean",
-            "test_logprob",
-            "bits_per_char",
-            "tokens_per_s",
-            "wall_s",
-            "status",
-        ]
-        .map(String::from),
-    );
+    header.extend(CSV_FIGURES.map(String::from));
     let io = |e: csv::Error| Error::Failed(e.into());
     writer.write_record(&header).map_err(io)?;
-    let num = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
     for row in &report.rows {
         let mut record = vec![row.group.to_string()];
         record.extend(
@@ -616,27 +718,50 @@ pub fn csv(report: &Report) -> Result<String> {
                 .iter()
                 .map(|c| row.keys.get(c).cloned().unwrap_or_default()),
         );
-        record.extend([
-            row.model_type.clone(),
-            row.params.to_string(),
-            row.steps.to_string(),
-            row.runs.len().to_string(),
-            num(row.best_test_loss.map(|s| s.mean)),
-            num(row.best_test_loss.map(|s| s.std)),
-            num(row.final_test_loss.map(|s| s.mean)),
-            num(row.final_test_loss.map(|s| s.std)),
-            num(row.final_val_loss.map(|s| s.mean)),
-            num(row.final_train_loss.map(|s| s.mean)),
-            num(row.test_logprob),
-            num(row.bits_per_char),
-            num(row.tokens_per_s),
-            row.wall_s.to_string(),
-            row.status.clone(),
-        ]);
+        record.extend(csv_figures(report, row));
         writer.write_record(&record).map_err(io)?;
     }
     let bytes = writer
         .into_inner()
         .map_err(|e| Error::Failed(anyhow::anyhow!("{e}")))?;
     Ok(String::from_utf8(bytes).expect("CSV of UTF-8 fields"))
+}
+
+fn csv_figures(report: &Report, row: &Row) -> Vec<String> {
+    let num = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+    let count = |v: Option<usize>| v.map_or(String::new(), |v| v.to_string());
+    let group = report.groups.iter().find(|g| g.id == row.group);
+    let overlap = group.and_then(|g| g.overlap);
+    let not_done = |status: &str| row.not_done.get(status).copied().unwrap_or(0).to_string();
+    vec![
+        row.model_type.clone(),
+        row.params.to_string(),
+        count(row.steps),
+        row.runs.len().to_string(),
+        group.map_or(String::new(), |g| g.selected_on.name().into()),
+        num(row.selection_loss.map(|s| s.mean)),
+        num(row.selection_loss.map(|s| s.std)),
+        num(row.selection_loss.and_then(|s| s.ci95)),
+        num(row.test_loss.map(|s| s.mean)),
+        num(row.test_loss.map(|s| s.std)),
+        num(row.test_loss.and_then(|s| s.ci95)),
+        num(row.test_loss_se),
+        num(row.p_vs_top),
+        row.tied_with_top.map_or(String::new(), |t| t.to_string()),
+        num(row.test_loss_last.map(|s| s.mean)),
+        num(row.final_train_loss.map(|s| s.mean)),
+        num(row.test_logprob),
+        num(row.bits_per_char),
+        num(row.tokens_per_s),
+        num(row.wall_s),
+        not_done("failed"),
+        not_done("running"),
+        not_done("interrupted"),
+        row.repeats.len().to_string(),
+        count(overlap.map(|o| o.val_items)),
+        count(overlap.map(|o| o.val_in_train)),
+        count(overlap.map(|o| o.test_items)),
+        count(overlap.map(|o| o.test_in_train)),
+        row.status.clone(),
+    ]
 }

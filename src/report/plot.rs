@@ -1,5 +1,5 @@
-//! The report's plot: test-loss curves per configuration (mean over seeds, with the min–max
-//! band), and the best test loss of each configuration.
+//! The report's plot: loss curves of the selection split (val, else test) per configuration
+//! (mean over seeds, with the min–max band), and each configuration's selection loss.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use super::Report;
 
 type Curves = BTreeMap<PathBuf, Vec<(usize, f64)>>;
 
-/// (step, mean, min, max) of the test loss over a configuration's runs.
+/// (step, mean, min, max) of the selection loss over a configuration's runs.
 type Band = Vec<(usize, f64, f64, f64)>;
 
 pub fn draw(
@@ -57,7 +57,7 @@ pub fn draw(
         (0.0, 1.0)
     };
     let mut chart = ChartBuilder::on(&left)
-        .caption("test loss (nats/char) by step", ("sans-serif", 18))
+        .caption("selection loss (nats/char) by step", ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(56)
@@ -98,7 +98,7 @@ pub fn draw(
         .rows
         .iter()
         .enumerate()
-        .filter_map(|(i, row)| row.best_test_loss.map(|s| (i, s.mean, s.std)))
+        .filter_map(|(i, row)| row.selection_loss.map(|s| (i, s.mean, s.std)))
         .collect();
     let (lo, hi) = best.iter().fold(
         (f64::INFINITY, f64::NEG_INFINITY),
@@ -111,7 +111,7 @@ pub fn draw(
     };
     let mut chart = ChartBuilder::on(&right)
         .caption(
-            "best test loss per configuration (mean ± std)",
+            "selection loss per configuration (mean ± std)",
             ("sans-serif", 18),
         )
         .margin(12)

@@ -72,12 +72,22 @@ pub fn experiment(dir: &Path, model: &str, extra: &str) -> PathBuf {
 }
 
 pub fn makemore(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_makemore"))
-        .args(args)
-        .current_dir(cwd)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap()
+    command(cwd).args(args).envs(env.iter().copied()).output().unwrap()
+}
+
+/// The binary, in `cwd`, without the caller's settings: a user's `MAKEMORE_*` or a Slurm job's
+/// `SLURM_*` would change what every command does.
+pub fn command(cwd: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_makemore"));
+    command.current_dir(cwd);
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("MAKEMORE_") || key.starts_with("SLURM_") || key == "RAYON_NUM_THREADS"
+        {
+            command.env_remove(key.as_ref());
+        }
+    }
+    command
 }
 
 pub fn stderr(output: &Output) -> String {
