@@ -6,7 +6,6 @@
 use std::path::Path;
 
 use anyhow::Context;
-use burn::module::Module;
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Record, Recorder};
 use serde::{Deserialize, Serialize};
@@ -67,9 +66,11 @@ impl Checkpoint {
         model: Model<B>,
         device: &B::Device,
     ) -> anyhow::Result<Model<B>> {
-        let record = decode(&self.model, device)
-            .context("the checkpoint does not match the configured model")?;
-        Ok(model.load_record(record))
+        const MISMATCH: &str = "the checkpoint does not match the run's configured model";
+        let record = decode(&self.model, device).context(MISMATCH)?;
+        model
+            .load_checked(record)
+            .map_err(|why| anyhow::anyhow!("{MISMATCH}: {why}"))
     }
 }
 

@@ -44,8 +44,8 @@ pub enum Command {
         #[arg(long, default_value = "runs")]
         runs: PathBuf,
         /// Trials at once; each gets an equal share of the cores.
-        #[arg(short = 'j', long = "jobs", default_value_t = 1)]
-        jobs: usize,
+        #[arg(short = 'j', long = "jobs", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: u16,
         /// Run exactly this trial (default: SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX if set).
         #[arg(long)]
         index: Option<usize>,

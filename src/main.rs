@@ -25,11 +25,6 @@ fn keep_freed_memory() {
 }
 
 fn main() -> ExitCode {
-    // Output piped into `head` should end the program quietly, as any Unix tool, rather than
-    // make a print panic on the closed pipe. Rust ignores SIGPIPE by default.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
     keep_freed_memory();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -39,6 +34,15 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    // Output piped into `head` should end the program quietly, as any Unix tool, rather than
+    // make a print panic on the closed pipe (Rust ignores SIGPIPE by default). Not training: a
+    // run's output is a log, and a closed pipe must not stop it; its prints ignore the error.
+    if !matches!(cli.command, Command::Run { .. }) {
+        // SAFETY: called before any other thread exists; SIG_DFL is a valid disposition.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let result = match cli.command {
         Command::Run {
             experiment,
@@ -72,7 +76,7 @@ fn main() -> ExitCode {
             grid,
             sets,
             runs,
-            jobs,
+            jobs: jobs.into(),
             index,
             dry_run,
             fail_fast,

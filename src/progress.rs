@@ -1,6 +1,7 @@
 //! Progress for people: a bar on a terminal, plain log lines everywhere else (CI, Slurm, pipes).
 
 use std::io::IsTerminal;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -41,11 +42,11 @@ impl Progress {
             None if step.is_multiple_of(self.every) || step == self.total => {
                 let elapsed = self.started.elapsed().as_secs_f64();
                 let eta = elapsed / step as f64 * (self.total - step) as f64;
-                println!(
+                print_line(&format!(
                     "step {step}/{} | {status} | eta {}",
                     self.total,
                     format_duration(eta)
-                );
+                ));
             }
             None => {}
         }
@@ -54,7 +55,7 @@ impl Progress {
     pub fn println(&self, line: &str) {
         match &self.bar {
             Some(bar) => bar.println(line),
-            None => println!("{line}"),
+            None => print_line(line),
         }
     }
 
@@ -63,6 +64,12 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
+}
+
+/// Writes a line to stdout. A closed stdout (`makemore run … | head`) loses the line and nothing
+/// else: the run goes on and its files say what happened.
+pub fn print_line(line: &str) {
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
 pub fn format_duration(seconds: f64) -> String {

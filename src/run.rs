@@ -16,7 +16,7 @@ use crate::data::{Dataset, Overlap, SplitName};
 use crate::error::{Error, Result};
 use crate::interchange::Weights;
 use crate::models::Model;
-use crate::progress::{Progress, format_duration};
+use crate::progress::{Progress, format_duration, print_line};
 use crate::rundir::{self, RunDir, Status, Summary};
 use crate::train::{self, Ended, Session};
 
@@ -112,11 +112,11 @@ pub fn resume(dir: &Path, sets: &[String]) -> Result<PathBuf> {
         )));
     }
     if summary.status == Status::Done && experiment.schedule.steps <= summary.step {
-        println!(
+        print_line(&format!(
             "{} finished at step {}; nothing to resume (raise schedule.steps to train longer)",
             dir.display(),
             summary.step
-        );
+        ));
         return Ok(dir.to_path_buf());
     }
     let data = Dataset::load(&experiment.dataset)?;
@@ -294,7 +294,7 @@ fn changed_keys(a: &Experiment, b: &Experiment) -> Vec<String> {
 
 fn report(summary: &Summary, samples: &[(String, &str)], run: &Path) {
     let loss = |l: Option<f64>| l.map_or("-".into(), |l| format!("{l:.4}"));
-    println!(
+    print_line(&format!(
         "done in {}: {} steps, {} parameters, {} ms/step, {} tokens/s",
         format_duration(summary.wall_s),
         summary.step,
@@ -305,31 +305,31 @@ fn report(summary: &Summary, samples: &[(String, &str)], run: &Path) {
         summary
             .tokens_per_s
             .map_or("-".into(), |t| format!("{t:.0}")),
-    );
-    println!(
+    ));
+    print_line(&format!(
         "last model (nats per character, every item): train {} | val {} | test {}",
         loss(summary.final_train_loss),
         loss(summary.final_val_loss),
         loss(summary.test_loss_last),
-    );
+    ));
     let se = summary
         .test_loss_se
         .map_or(String::new(), |se| format!(" ± {se:.4}"));
-    println!(
+    print_line(&format!(
         "selected on {} at step {}: val {} | test {}{se}",
         summary.selected_on().name(),
         summary.selected_step.unwrap_or(0),
         loss(summary.val_loss),
         loss(summary.test_loss),
-    );
+    ));
     if summary.selected_on() == SplitName::Test {
-        println!(
+        print_line(&format!(
             "  no validation split: the test split chose the checkpoint, so its figure is not held out (as in makemore.py); set dataset.val_fraction for one"
-        );
+        ));
     }
-    println!("samples:");
+    print_line("samples:");
     for (item, mark) in samples {
-        println!("  {item:<20} {mark}");
+        print_line(&format!("  {item:<20} {mark}"));
     }
-    println!("run directory: {}", run.display());
+    print_line(&format!("run directory: {}", run.display()));
 }

@@ -48,15 +48,31 @@ pub fn scores(trained: &Trained, items: &[String]) -> Result<Vec<(f64, f64)>> {
 
 /// Prints `item <tab> total log-prob <tab> per character` for each item, from the arguments or,
 /// when there are none, from standard input (one per line).
+/// Stripped, non-blank lines; a line that is not UTF-8 (or a read that fails) stops with an
+/// error that names it, rather than dropping what follows.
+fn read_items(input: impl std::io::BufRead) -> Result<Vec<String>> {
+    let mut items = Vec::new();
+    for (number, line) in input.split(b'\n').enumerate() {
+        let line = line.map_err(|e| Error::input(format!("standard input: cannot read: {e}")))?;
+        let line = String::from_utf8(line).map_err(|e| {
+            Error::input(format!(
+                "standard input:{}: not valid UTF-8 (byte {} of the line)",
+                number + 1,
+                e.utf8_error().valid_up_to() + 1
+            ))
+        })?;
+        let item = line.trim();
+        if !item.is_empty() {
+            items.push(item.to_string());
+        }
+    }
+    Ok(items)
+}
+
 pub fn score_command(dir: &Path, checkpoint: &str, items: Vec<String>) -> Result<()> {
     let trained = Trained::open(dir, checkpoint)?;
     let items: Vec<String> = if items.is_empty() {
-        std::io::stdin()
-            .lines()
-            .map_while(|l| l.ok())
-            .map(|l| l.trim().to_string())
-            .filter(|l| !l.is_empty())
-            .collect()
+        read_items(std::io::stdin().lock())?
     } else {
         items
     };

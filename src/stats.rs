@@ -50,12 +50,7 @@ impl Stat {
         };
         let std = var.sqrt();
         let ci95 = (n > 1).then(|| t_quantile(0.975, (n - 1) as f64) * std / (n as f64).sqrt());
-        Some(Stat {
-            mean,
-            std,
-            n,
-            ci95,
-        })
+        Some(Stat { mean, std, n, ci95 })
     }
 }
 
@@ -79,8 +74,7 @@ pub fn welch_p(a: &Stat, b: &Stat) -> Option<f64> {
         return Some(if diff == 0.0 { 1.0 } else { 0.0 });
     }
     let t = diff / (va + vb).sqrt();
-    let df = (va + vb).powi(2)
-        / (va.powi(2) / (a.n - 1) as f64 + vb.powi(2) / (b.n - 1) as f64);
+    let df = (va + vb).powi(2) / (va.powi(2) / (a.n - 1) as f64 + vb.powi(2) / (b.n - 1) as f64);
     let dist = StudentsT::new(0.0, 1.0, df).expect("degrees of freedom > 0");
     Some(2.0 * dist.sf(t))
 }

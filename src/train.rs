@@ -24,8 +24,8 @@ use crate::optim;
 use crate::progress::Progress;
 use crate::rng::{Stream, dropout_rng, rng, with_dropout};
 use crate::rundir::{RunDir, Summary, write_atomic};
-use crate::stats;
 use crate::sample::{self, SampleOptions};
+use crate::stats;
 
 /// What a training run needs besides the model, and the summary it keeps up to date.
 pub struct Session<'a, D> {
@@ -365,7 +365,10 @@ fn finish<B: AutodiffBackend>(model: &Model<B>, session: &mut Session<B::Device>
     // A run without a periodic evaluation (no steps: counts, an import) selects its only model.
     let best_path = session.run.checkpoint_path("best");
     if !best_path.exists() {
-        write_atomic(&best_path, &std::fs::read(session.run.checkpoint_path("last"))?)?;
+        write_atomic(
+            &best_path,
+            &std::fs::read(session.run.checkpoint_path("last"))?,
+        )?;
     }
     let best = Checkpoint::read(&best_path)?;
     let [val, test] = match best.step == step {
@@ -376,9 +379,19 @@ fn finish<B: AutodiffBackend>(model: &Model<B>, session: &mut Session<B::Device>
                 let split = session.data.split(split);
                 let order: Vec<usize> = (0..split.len()).collect();
                 let batch_size = session.experiment.schedule.eval_batch_size;
-                evaluate(&best_model, split, &order, batch_size, session.data, &session.device)
+                evaluate(
+                    &best_model,
+                    split,
+                    &order,
+                    batch_size,
+                    session.data,
+                    &session.device,
+                )
             };
-            [every(SplitName::Val, session), every(SplitName::Test, session)]
+            [
+                every(SplitName::Val, session),
+                every(SplitName::Test, session),
+            ]
         }
     };
     let summary = &mut session.summary;
@@ -489,7 +502,10 @@ pub fn evaluate<B: Backend>(
     let (total, count) = sums.iter().fold((0.0, 0.0), |(total, count), (sum, n, _)| {
         (total + sum, count + n)
     });
-    let item_losses = sums.iter().flat_map(|(_, _, items)| items).map(|&l| l as f64);
+    let item_losses = sums
+        .iter()
+        .flat_map(|(_, _, items)| items)
+        .map(|&l| l as f64);
     let item_lengths = order.iter().map(|&i| (split.tokens[i].len() + 1) as f64);
     let items: Vec<(f64, f64)> = item_losses.zip(item_lengths).collect();
     Some(Evaluation {

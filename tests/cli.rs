@@ -100,7 +100,9 @@ fn a_run_leaves_a_complete_directory() {
     );
     let printed = stdout(&out);
     assert!(
-        printed.contains("last model") && printed.contains("selected on") && printed.contains("samples:"),
+        printed.contains("last model")
+            && printed.contains("selected on")
+            && printed.contains("samples:"),
         "{printed}"
     );
     assert!(

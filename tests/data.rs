@@ -254,7 +254,10 @@ fn a_validation_split_leaves_the_test_split_as_it_was() {
             ..config(path.clone())
         })
         .unwrap();
-        assert_eq!(with.test.items, without.test.items, "val_fraction {val_fraction}");
+        assert_eq!(
+            with.test.items, without.test.items,
+            "val_fraction {val_fraction}"
+        );
         // Val comes out of what was train, nothing else.
         let mut train: Vec<&String> = with.train.items.iter().chain(&with.val.items).collect();
         let mut before: Vec<&String> = without.train.items.iter().collect();

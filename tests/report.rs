@@ -134,11 +134,21 @@ fn fixture() -> (tempfile::TempDir, PathBuf) {
             v["started_at"] = "2026-10-01T10:00:00+00:00".into();
             v
         }),
-        sweep("a4", 4, "0.01", json!({"status": "interrupted", "step": 1200})),
+        sweep(
+            "a4",
+            4,
+            "0.01",
+            json!({"status": "interrupted", "step": 1200}),
+        ),
         sweep("b1", 1, "0.003", done(2.13, 2.18)),
         sweep("b2", 2, "0.003", done(2.15, 2.17)),
         sweep("b3", 3, "0.003", done(2.17, 2.22)),
-        sweep("b4", 4, "0.003", json!({"status": "failed", "step": 10, "error": "boom"})),
+        sweep(
+            "b4",
+            4,
+            "0.003",
+            json!({"status": "failed", "step": 10, "error": "boom"}),
+        ),
         sweep("c1", 1, "0.001", done(2.40, 2.45)),
         sweep("c2", 2, "0.001", done(2.41, 2.46)),
         Fixture {
@@ -217,7 +227,9 @@ fn golden(outputs: &[(&str, String)]) {
         for (name, actual) in &outputs {
             std::fs::write(path(name), actual).unwrap();
         }
-        panic!("golden files written: check them by hand, then run the tests without UPDATE_GOLDEN");
+        panic!(
+            "golden files written: check them by hand, then run the tests without UPDATE_GOLDEN"
+        );
     }
     for (name, actual) in &outputs {
         let expected = std::fs::read_to_string(path(name)).unwrap_or_default();
@@ -281,13 +293,9 @@ fn mean_std(values: &[f64]) -> (f64, f64) {
 /// Welch's t and its degrees of freedom, as in the textbooks.
 fn welch(a: &[f64], b: &[f64]) -> (f64, f64) {
     let ((ma, sa), (mb, sb)) = (mean_std(a), mean_std(b));
-    let (va, vb) = (
-        sa * sa / a.len() as f64,
-        sb * sb / b.len() as f64,
-    );
+    let (va, vb) = (sa * sa / a.len() as f64, sb * sb / b.len() as f64);
     let t = (ma - mb) / (va + vb).sqrt();
-    let df = (va + vb).powi(2)
-        / (va * va / (a.len() - 1) as f64 + vb * vb / (b.len() - 1) as f64);
+    let df = (va + vb).powi(2) / (va * va / (a.len() - 1) as f64 + vb * vb / (b.len() - 1) as f64);
     (t, df)
 }
 
@@ -312,7 +320,8 @@ fn close(actual: &Value, expected: f64, tolerance: f64) {
 #[test]
 fn figures_over_seeds_come_from_finished_runs_counted_once() {
     let (dir, runs) = fixture();
-    let json: Value = serde_json::from_str(&report(dir.path(), &runs, &["--format", "json"])).unwrap();
+    let json: Value =
+        serde_json::from_str(&report(dir.path(), &runs, &["--format", "json"])).unwrap();
     let rows = rows(&json);
     let sweep: Vec<&Value> = rows.iter().filter(|r| r["group"] == 1).collect();
     // Ranked by val: 0.01 (2.12), 0.003 (2.15), 0.001 (2.405).
@@ -331,10 +340,18 @@ fn figures_over_seeds_come_from_finished_runs_counted_once() {
     close(&a["selection_loss"]["mean"], 2.12, 1e-12);
     close(&a["selection_loss"]["std"], 0.02, 1e-12);
     // statrs's quantiles agree with the tables to about 1e-11.
-    close(&a["selection_loss"]["ci95"], t975(2) * 0.02 / 3f64.sqrt(), 1e-9);
+    close(
+        &a["selection_loss"]["ci95"],
+        t975(2) * 0.02 / 3f64.sqrt(),
+        1e-9,
+    );
     close(&a["test_loss"]["mean"], 2.17, 1e-12);
     close(&a["test_loss"]["std"], (7e-4f64).sqrt(), 1e-12);
-    close(&a["test_loss"]["ci95"], t975(2) * (7e-4f64 / 3.0).sqrt(), 1e-9);
+    close(
+        &a["test_loss"]["ci95"],
+        t975(2) * (7e-4f64 / 3.0).sqrt(),
+        1e-9,
+    );
     close(&a["test_logprob"], -2.17, 1e-12);
 
     let b = row(&rows, "0.003");
@@ -350,14 +367,22 @@ fn figures_over_seeds_come_from_finished_runs_counted_once() {
     let (t, df) = welch(&[2.40, 2.41], &[2.10, 2.12, 2.14]);
     close(&c["p_vs_top"], two_sided_p(t, df), 1e-6);
     assert_eq!(c["tied_with_top"], false);
-    close(&c["selection_loss"]["ci95"], t975(1) * (0.01f64 / 2f64.sqrt()) / 2f64.sqrt(), 1e-9);
-    assert!(a["p_vs_top"].is_null(), "the top row is not compared with itself");
+    close(
+        &c["selection_loss"]["ci95"],
+        t975(1) * (0.01f64 / 2f64.sqrt()) / 2f64.sqrt(),
+        1e-9,
+    );
+    assert!(
+        a["p_vs_top"].is_null(),
+        "the top row is not compared with itself"
+    );
 }
 
 #[test]
 fn single_runs_selection_on_test_overlap_and_old_runs_are_said() {
     let (dir, runs) = fixture();
-    let json: Value = serde_json::from_str(&report(dir.path(), &runs, &["--format", "json"])).unwrap();
+    let json: Value =
+        serde_json::from_str(&report(dir.path(), &runs, &["--format", "json"])).unwrap();
     let rows = rows(&json);
     let groups = json["groups"].as_array().unwrap();
     assert_eq!(groups.len(), 3, "three splits");
@@ -388,7 +413,11 @@ fn an_empty_directory_says_no_runs_were_found() {
     let dir = tempfile::tempdir().unwrap();
     let out = makemore(&["report", "."], dir.path(), &[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stdout(&out).starts_with("no runs found"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with("no runs found"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -397,15 +426,33 @@ fn filter_by_top_and_plot() {
     let csv = report(
         dir.path(),
         &runs,
-        &["--format", "csv", "--filter", "schedule.learning_rate=0.003"],
+        &[
+            "--format",
+            "csv",
+            "--filter",
+            "schedule.learning_rate=0.003",
+        ],
     );
-    assert_eq!(csv.lines().count(), 2, "0.003 in the sweep's group only: {csv}");
-    let csv = report(dir.path(), &runs, &["--format", "csv", "--by", "model.type"]);
+    assert_eq!(
+        csv.lines().count(),
+        2,
+        "0.003 in the sweep's group only: {csv}"
+    );
+    let csv = report(
+        dir.path(),
+        &runs,
+        &["--format", "csv", "--by", "model.type"],
+    );
     assert_eq!(csv.lines().count(), 4, "one row per group: {csv}");
     let csv = report(dir.path(), &runs, &["--format", "csv", "--top", "1"]);
     assert_eq!(csv.lines().count(), 4, "the best of each group: {csv}");
     let out = makemore(
-        &["report", runs.to_str().unwrap(), "--filter", "model.colour=red"],
+        &[
+            "report",
+            runs.to_str().unwrap(),
+            "--filter",
+            "model.colour=red",
+        ],
         dir.path(),
         &[],
     );
@@ -413,7 +460,12 @@ fn filter_by_top_and_plot() {
 
     let svg = dir.path().join("curves.svg");
     let out = makemore(
-        &["report", runs.to_str().unwrap(), "--plot", svg.to_str().unwrap()],
+        &[
+            "report",
+            runs.to_str().unwrap(),
+            "--plot",
+            svg.to_str().unwrap(),
+        ],
         dir.path(),
         &[],
     );
@@ -425,5 +477,8 @@ fn filter_by_top_and_plot() {
         .descendants()
         .filter(|n| n.has_tag_name("polyline"))
         .count();
-    assert!(lines >= 5, "a curve per configuration, and the axes: {lines}");
+    assert!(
+        lines >= 5,
+        "a curve per configuration, and the axes: {lines}"
+    );
 }

@@ -28,7 +28,11 @@ fn rows(run: &Path) -> Vec<(usize, String, f64)> {
         .skip(1)
         .map(|line| {
             let f: Vec<&str> = line.split(',').collect();
-            (f[0].parse().unwrap(), f[1].to_string(), f[2].parse().unwrap())
+            (
+                f[0].parse().unwrap(),
+                f[1].to_string(),
+                f[2].parse().unwrap(),
+            )
         })
         .collect()
 }
@@ -42,12 +46,19 @@ fn loss_and_se(run: &Path, which: &str, items: impl Fn(&Trained) -> Vec<String>)
     let items = items(&trained);
     let scores = makemore::score::scores(&trained, &items).unwrap();
     let y: Vec<f64> = scores.iter().map(|(total, _)| -total).collect();
-    let x: Vec<f64> = items.iter().map(|i| (i.chars().count() + 1) as f64).collect();
+    let x: Vec<f64> = items
+        .iter()
+        .map(|i| (i.chars().count() + 1) as f64)
+        .collect();
     let m = y.len() as f64;
     let (mx, my) = (x.iter().sum::<f64>() / m, y.iter().sum::<f64>() / m);
     let ratio = my / mx;
     let cov = |a: &[f64], ma: f64, b: &[f64], mb: f64| {
-        a.iter().zip(b).map(|(a, b)| (a - ma) * (b - mb)).sum::<f64>() / (m - 1.0)
+        a.iter()
+            .zip(b)
+            .map(|(a, b)| (a - ma) * (b - mb))
+            .sum::<f64>()
+            / (m - 1.0)
     };
     let var = cov(&y, my, &y, my) - 2.0 * ratio * cov(&x, mx, &y, my)
         + ratio * ratio * cov(&x, mx, &x, mx);
@@ -64,8 +75,11 @@ fn with_a_validation_split_val_selects_and_test_is_read_once() {
     // 40 names: 4 test, 8 val (all of them in every estimate), a rate that overfits fast.
     let file = experiment(dir.path(), "transformer", "");
     let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, text.replace("test_size = 4\n", "test_size = 4\nval_fraction = 0.2\n"))
-        .unwrap();
+    std::fs::write(
+        &file,
+        text.replace("test_size = 4\n", "test_size = 4\nval_fraction = 0.2\n"),
+    )
+    .unwrap();
     let (run, printed) = train(
         dir.path(),
         "transformer.toml",
@@ -99,7 +113,10 @@ fn with_a_validation_split_val_selects_and_test_is_read_once() {
             if *loss < b { (*step, *loss) } else { (s, b) }
         });
     assert_eq!(summary.selected_step, Some(best_step));
-    assert!(best_step < last_step, "it overfitted: {best_step} vs {last_step}");
+    assert!(
+        best_step < last_step,
+        "it overfitted: {best_step} vs {last_step}"
+    );
     assert_eq!(summary.best_estimate, Some(best));
     let log = std::fs::read_to_string(run.join("train.log")).unwrap();
     assert!(log.contains("no val improvement in 4 evaluations"), "{log}");
@@ -109,14 +126,20 @@ fn with_a_validation_split_val_selects_and_test_is_read_once() {
     let best_ckpt = Checkpoint::read(&run.join("checkpoints/best.ckpt")).unwrap();
     assert_eq!(best_ckpt.step, best_step);
     let (test, se) = loss_and_se(&run, "best", test_items);
-    assert!((summary.test_loss.unwrap() - test).abs() < 1e-5, "{summary:?} vs {test}");
+    assert!(
+        (summary.test_loss.unwrap() - test).abs() < 1e-5,
+        "{summary:?} vs {test}"
+    );
     assert!((summary.test_loss_se.unwrap() - se).abs() < 1e-5, "{se}");
     let (val, _) = loss_and_se(&run, "best", |t| t.data.val.items.clone());
     assert!((summary.val_loss.unwrap() - val).abs() < 1e-5);
     let (last, _) = loss_and_se(&run, "last", test_items);
     assert!((summary.test_loss_last.unwrap() - last).abs() < 1e-5);
     assert_ne!(summary.test_loss, summary.test_loss_last);
-    assert!(printed.contains(&format!("selected on val at step {best_step}")), "{printed}");
+    assert!(
+        printed.contains(&format!("selected on val at step {best_step}")),
+        "{printed}"
+    );
 }
 
 #[test]
@@ -128,7 +151,9 @@ fn without_a_validation_split_test_selects_and_says_so() {
     assert_eq!(summary.selected_on(), makemore::data::SplitName::Test);
     assert!(summary.val_loss.is_none());
     assert_eq!(
-        Checkpoint::read(&run.join("checkpoints/best.ckpt")).unwrap().step,
+        Checkpoint::read(&run.join("checkpoints/best.ckpt"))
+            .unwrap()
+            .step,
         summary.selected_step.unwrap()
     );
     assert!(printed.contains("selected on test"), "{printed}");
@@ -184,5 +209,9 @@ fn a_diverged_run_fails_and_keeps_its_best_checkpoint() {
     let error = summary.error.unwrap();
     assert!(error.contains("diverged"), "{error}");
     // Diverged at step 1 or 2, before any evaluation: nothing NaN became "best".
-    assert!(summary.best_estimate.is_none(), "{:?}", summary.best_estimate);
+    assert!(
+        summary.best_estimate.is_none(),
+        "{:?}",
+        summary.best_estimate
+    );
 }

@@ -159,6 +159,23 @@ pub struct SamplingConfig {
     pub top_k: usize,
 }
 
+/// A run's or a sweep's name becomes one directory below `--runs`: it must be one path
+/// component that stays there.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let bad = name.is_empty()
+        || name == "."
+        || name == ".."
+        || name
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control());
+    match bad {
+        true => Err(format!(
+            "must be a non-empty name without '/', '\\' or control characters, and not '.' or '..', got {name:?}"
+        )),
+        false => Ok(()),
+    }
+}
+
 impl Experiment {
     /// makemore.py's defaults, with a finite number of steps.
     pub fn defaults(name: &str) -> Self {
@@ -248,6 +265,7 @@ impl Experiment {
         let s = &self.schedule;
         let check =
             |ok: bool, key: &'static str, why: String| if ok { Ok(()) } else { Err((key, why)) };
+        check_name(&self.name).map_err(|why| ("name", why))?;
         check(
             (0.0..1.0).contains(&d.test_fraction),
             "dataset.test_fraction",

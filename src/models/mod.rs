@@ -100,6 +100,32 @@ impl<B: Backend> Model<B> {
         self.num_params() - state
     }
 
+    /// This model with the weights of `record`, which must be of the same family and shapes:
+    /// a checkpoint of another model, or one whose configuration was edited since, is refused.
+    pub fn load_checked(self, record: ModelRecord<B>) -> Result<Self, String> {
+        let same_family = matches!(
+            (&self, &record),
+            (Model::Bigram(_), ModelRecord::Bigram(_))
+                | (Model::Mlp(_), ModelRecord::Mlp(_))
+                | (Model::Cnn(_), ModelRecord::Cnn(_))
+                | (Model::Recurrent(_), ModelRecord::Recurrent(_))
+                | (Model::Bow(_), ModelRecord::Bow(_))
+                | (Model::Transformer(_), ModelRecord::Transformer(_))
+        );
+        if !same_family {
+            return Err("it holds another model family than the configuration's".into());
+        }
+        let expected = shapes(&self);
+        let loaded = self.load_record(record);
+        let found = shapes(&loaded);
+        match found == expected {
+            true => Ok(loaded),
+            false => Err(format!(
+                "its parameter shapes {found:?} differ from the configuration's {expected:?}"
+            )),
+        }
+    }
+
     /// `[B, T]` tokens → `[B, T, V]` next-token logits; position t depends on tokens ≤ t only.
     pub fn forward(&self, idx: Tensor<B, 2, Int>) -> Tensor<B, 3> {
         match self {
@@ -111,6 +137,19 @@ impl<B: Backend> Model<B> {
             Model::Transformer(m) => m.forward(idx),
         }
     }
+}
+
+/// Every parameter's shape, in the order burn visits them.
+fn shapes<B: Backend>(model: &Model<B>) -> Vec<Vec<usize>> {
+    struct Shapes(Vec<Vec<usize>>);
+    impl<B: Backend> burn::module::ModuleVisitor<B> for Shapes {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<B, D>>) {
+            self.0.push(param.shape().dims::<D>().to_vec());
+        }
+    }
+    let mut visitor = Shapes(Vec::new());
+    model.visit(&mut visitor);
+    visitor.0
 }
 
 /// The negative log-likelihood of each target `[B, T]`, 0 where the target is `data::IGNORE`,

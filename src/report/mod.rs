@@ -301,7 +301,10 @@ fn varying_keys(runs: &[Run], groups: &[Group]) -> Vec<String> {
 fn groups(runs: &[Run]) -> Vec<Group> {
     let mut first: BTreeMap<(&str, &str), &Summary> = BTreeMap::new();
     for run in runs {
-        let key = (run.summary.data_hash.as_str(), run.summary.split_hash.as_str());
+        let key = (
+            run.summary.data_hash.as_str(),
+            run.summary.split_hash.as_str(),
+        );
         first.entry(key).or_insert(&run.summary);
     }
     first
@@ -356,9 +359,7 @@ fn counted_and_repeats(runs: &[&Run]) -> (Vec<Run>, Vec<PathBuf>) {
         .copied()
         .filter(|r| r.summary.status == Status::Done)
         .collect();
-    done.sort_by(|a, b| {
-        (&b.summary.started_at, &b.dir).cmp(&(&a.summary.started_at, &a.dir))
-    });
+    done.sort_by(|a, b| (&b.summary.started_at, &b.dir).cmp(&(&a.summary.started_at, &a.dir)));
     let mut seen = BTreeSet::new();
     let (mut counted, mut repeats) = (Vec::new(), Vec::new());
     for run in done {
@@ -389,7 +390,12 @@ fn row(group: usize, columns: &[String], runs: Vec<&Run>) -> Row {
         group,
         keys: columns
             .iter()
-            .map(|c| (c.clone(), described.config.get(c).cloned().unwrap_or_default()))
+            .map(|c| {
+                (
+                    c.clone(),
+                    described.config.get(c).cloned().unwrap_or_default(),
+                )
+            })
             .collect(),
         model_type: described.summary.model_type.clone(),
         params: described.summary.params,
@@ -427,7 +433,10 @@ fn status_text(done: usize, not_done: &BTreeMap<String, usize>, repeats: usize) 
         parts.push(others.join(", "));
     }
     if repeats > 0 {
-        parts.push(format!("{repeats} repeat{}", if repeats > 1 { "s" } else { "" }));
+        parts.push(format!(
+            "{repeats} repeat{}",
+            if repeats > 1 { "s" } else { "" }
+        ));
     }
     parts.join("; ")
 }
@@ -523,7 +532,11 @@ fn all_cells(report: &Report) -> (Vec<String>, Vec<Vec<String>>) {
                 row.model_type.clone(),
                 row.params.to_string(),
                 row.steps.map_or("-".into(), |s| s.to_string()),
-                if on_val { fmt_stat(row.selection_loss) } else { "-".into() },
+                if on_val {
+                    fmt_stat(row.selection_loss)
+                } else {
+                    "-".into()
+                },
                 fmt_test(row),
                 row.selection_loss
                     .and_then(|s| s.ci95)

@@ -59,6 +59,13 @@ pub fn load(file: &Path, sets: &[String]) -> Result<Grid> {
         .map_err(|e| Error::input(format!("{}: {e}", file.display())))?;
     let dir = file.parent().expect("a file has a directory").to_path_buf();
     let name = parsed.name.clone().unwrap_or_else(|| stem(&file));
+    config::check_name(&name).map_err(|why| {
+        Error::input(format!(
+            "{}:{}: name: {why}",
+            file.display(),
+            line_of(&file, &["name"]).unwrap_or(1)
+        ))
+    })?;
     parsed.experiment = dir.join(&parsed.experiment);
     if !parsed.experiment.is_file() {
         return Err(Error::input(format!(

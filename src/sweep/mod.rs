@@ -48,14 +48,18 @@ pub fn sweep_command(request: &SweepRequest) -> Result<()> {
         dry_run(&grid, &dir);
         return Ok(());
     }
-    fs::create_dir_all(&dir)
-        .map_err(|e| Error::input(format!("cannot create {}: {e}", dir.display())))?;
-    write_atomic(&dir.join("grid.toml"), grid.resolved.as_bytes())?;
-    signals::install();
+    // Every argument is checked before the sweep's directory exists.
     let index = match request.index {
         Some(index) => Some(index),
         None => index_from_environment()?,
     };
+    if let Some(index) = index {
+        trial_at(&grid, index)?;
+    }
+    fs::create_dir_all(&dir)
+        .map_err(|e| Error::input(format!("cannot create {}: {e}", dir.display())))?;
+    write_atomic(&dir.join("grid.toml"), grid.resolved.as_bytes())?;
+    signals::install();
     let result = match index {
         Some(index) => run_one(&grid, &dir, index),
         None => run_all(&grid, &dir, request),
@@ -167,16 +171,20 @@ fn index_from_environment() -> Result<Option<usize>> {
     Ok(None)
 }
 
-/// Runs trial `index` here, unless another worker holds it or it is done.
-fn run_one(grid: &Grid, dir: &Path, index: usize) -> Result<()> {
-    let trial = grid.trials.get(index).ok_or_else(|| {
+fn trial_at(grid: &Grid, index: usize) -> Result<&Trial> {
+    grid.trials.get(index).ok_or_else(|| {
         Error::input(format!(
             "trial index {index}: {} has {} trials (0 to {})",
             grid.file.display(),
             grid.trials.len(),
             grid.trials.len().saturating_sub(1)
         ))
-    })?;
+    })
+}
+
+/// Runs trial `index` here, unless another worker holds it or it is done.
+fn run_one(grid: &Grid, dir: &Path, index: usize) -> Result<()> {
+    let trial = trial_at(grid, index)?;
     let label = format!("trial {index} ({}, {})", trial.id, grid::describe(trial));
     let _claim = match claim::Claim::take(&dir.join("claims"), &trial.id)? {
         Ok(claim) => claim,

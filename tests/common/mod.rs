@@ -72,7 +72,11 @@ pub fn experiment(dir: &Path, model: &str, extra: &str) -> PathBuf {
 }
 
 pub fn makemore(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
-    command(cwd).args(args).envs(env.iter().copied()).output().unwrap()
+    command(cwd)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
 }
 
 /// The binary, in `cwd`, without the caller's settings: a user's `MAKEMORE_*` or a Slurm job's
@@ -82,8 +86,7 @@ pub fn command(cwd: &Path) -> Command {
     command.current_dir(cwd);
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();
-        if key.starts_with("MAKEMORE_") || key.starts_with("SLURM_") || key == "RAYON_NUM_THREADS"
-        {
+        if key.starts_with("MAKEMORE_") || key.starts_with("SLURM_") || key == "RAYON_NUM_THREADS" {
             command.env_remove(key.as_ref());
         }
     }

@@ -1,0 +1,168 @@
+//! Bad input of every kind gets a clear message and exit code 2, never a panic, and leaves
+//! nothing behind where it should not.
+
+mod common;
+
+use std::path::Path;
+
+use common::{experiment, makemore, only_run, stderr, write};
+
+fn code(args: &[&str], dir: &Path) -> (Option<i32>, String) {
+    let out = makemore(args, dir, &[]);
+    (out.status.code(), stderr(&out))
+}
+
+fn trained(dir: &Path, model: &str) -> std::path::PathBuf {
+    experiment(dir, model, "");
+    let (status, err) = code(&["run", &format!("{model}.toml"), "--runs", "runs"], dir);
+    assert_eq!(status, Some(0), "{err}");
+    only_run(&dir.join("runs"), model)
+}
+
+#[test]
+fn a_checkpoint_of_another_model_or_an_edited_config_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mlp, bigram) = (trained(dir.path(), "mlp"), trained(dir.path(), "bigram"));
+    for which in ["best", "last"] {
+        let file = format!("checkpoints/{which}.ckpt");
+        std::fs::copy(mlp.join(&file), bigram.join(&file)).unwrap();
+    }
+    let run = bigram.to_str().unwrap();
+    let commands: [&[&str]; 4] = [
+        &["sample", run, "-n", "2"],
+        &["score", run, "emma"],
+        &["export", run, "--safetensors", "out.safetensors"],
+        &["run", "--resume", run, "--set", "schedule.steps=80"],
+    ];
+    for args in commands {
+        let (status, err) = code(args, dir.path());
+        assert_eq!(status, Some(2), "{args:?}: {err}");
+        assert!(err.contains("another model family"), "{args:?}: {err}");
+    }
+
+    // The mlp's configuration edited after training: the shapes no longer match.
+    let config = mlp.join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("n_embd = 8\n", "n_embd = 16\n")).unwrap();
+    let (status, err) = code(&["sample", mlp.to_str().unwrap()], dir.path());
+    assert_eq!(status, Some(2), "{err}");
+    assert!(err.contains("parameter shapes"), "{err}");
+}
+
+#[test]
+fn score_names_the_line_of_standard_input_that_is_not_utf8() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = trained(dir.path(), "bigram");
+    let mut child = common::command(dir.path())
+        .args(["score", run.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"emma\n\xffbad\nava\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("standard input:2: not valid UTF-8"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn names_must_stay_one_directory_below_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    experiment(dir.path(), "bigram", "");
+    for name in ["../escaped", "", "a/b", ".."] {
+        let set = format!("name={name}");
+        let args = ["run", "bigram.toml", "--runs", "runs", "--set", &set];
+        let (status, err) = code(&args, dir.path());
+        assert_eq!(status, Some(2), "{name:?}: {err}");
+        assert!(err.contains("name"), "{err}");
+    }
+    assert!(!dir.path().join("escaped").exists());
+    assert!(!dir.path().join("runs").exists());
+
+    write(
+        dir.path(),
+        "grid.toml",
+        "name = \"../up\"\nexperiment = \"bigram.toml\"\n[grid]\nseed = [1, 2]\n",
+    );
+    let (status, err) = code(&["sweep", "grid.toml", "--runs", "runs"], dir.path());
+    assert_eq!(status, Some(2), "{err}");
+    assert!(err.contains("grid.toml:1: name"), "{err}");
+}
+
+#[test]
+fn sweep_arguments_are_checked_before_its_directory_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    experiment(dir.path(), "bigram", "");
+    write(
+        dir.path(),
+        "grid.toml",
+        "name = \"g\"\nexperiment = \"bigram.toml\"\n[grid]\nseed = [1, 2]\n",
+    );
+    let (status, err) = code(&["sweep", "grid.toml", "--index", "99"], dir.path());
+    assert_eq!(status, Some(2), "{err}");
+    assert!(err.contains("has 2 trials"), "{err}");
+    let out = makemore(
+        &["sweep", "grid.toml"],
+        dir.path(),
+        &[("SLURM_ARRAY_TASK_ID", "abc")],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let (status, err) = code(&["sweep", "grid.toml", "-j", "0"], dir.path());
+    assert_eq!(status, Some(2), "{err}");
+    assert!(!dir.path().join("runs").exists(), "nothing was created");
+}
+
+#[test]
+fn an_infinite_learning_rate_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    experiment(dir.path(), "bigram", "");
+    for lr in ["inf", "nan", "0", "-1"] {
+        let set = format!("schedule.learning_rate={lr}");
+        let (status, err) = code(&["check", "bigram.toml", "--set", &set], dir.path());
+        assert_eq!(status, Some(2), "{lr}: {err}");
+        assert!(err.contains("schedule.learning_rate"), "{err}");
+    }
+}
+
+#[test]
+fn a_closed_stdout_does_not_stop_a_run() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    experiment(dir.path(), "bigram", "");
+    // `makemore run … | head -1`: the reader goes away after the first line.
+    let mut child = common::command(dir.path())
+        .args([
+            "run",
+            "bigram.toml",
+            "--runs",
+            "runs",
+            "--set",
+            "schedule.steps=3000",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("bigram:"), "{first}");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let run = only_run(&dir.path().join("runs"), "bigram");
+    let summary = makemore::rundir::read_summary(&run).unwrap();
+    assert_eq!(summary.status, makemore::rundir::Status::Done);
+    assert_eq!(summary.step, 3000);
+}
