@@ -24,6 +24,20 @@ fn keep_freed_memory() {
     }
 }
 
+/// The run a command works on: `dir`, or the newest run of an experiment's directory
+/// (`runs/<name>`), said on stderr so that the output stays clean for pipes.
+fn newest_run(dir: &std::path::Path) -> std::path::PathBuf {
+    let (run, chosen) = makemore::rundir::resolve(dir);
+    if chosen {
+        eprintln!(
+            "using the newest run of {}: {}",
+            dir.display(),
+            run.display()
+        );
+    }
+    run
+}
+
 fn main() -> ExitCode {
     keep_freed_memory();
     let cli = match Cli::try_parse() {
@@ -52,7 +66,7 @@ fn main() -> ExitCode {
         } => {
             signals::install();
             match (experiment, resume) {
-                (_, Some(dir)) => run::resume(&dir, &sets),
+                (_, Some(dir)) => run::resume(&newest_run(&dir), &sets),
                 (Some(experiment), None) => run::run(&experiment, &sets, &runs),
                 (None, None) => unreachable!("clap requires one of them"),
             }
@@ -116,18 +130,18 @@ fn main() -> ExitCode {
                 new_only,
                 mark,
             };
-            sample::sample_command(&run, &request)
+            sample::sample_command(&newest_run(&run), &request)
         }
         Command::Score {
             run,
             items,
             checkpoint,
-        } => score::score_command(&run, checkpoint.name(), items),
+        } => score::score_command(&newest_run(&run), checkpoint.name(), items),
         Command::Export {
             run,
             safetensors,
             checkpoint,
-        } => interchange::export_command(&run, checkpoint.name(), &safetensors),
+        } => interchange::export_command(&newest_run(&run), checkpoint.name(), &safetensors),
         Command::Import {
             model,
             kind,

@@ -131,6 +131,7 @@ impl RunDir {
             }
         };
         fs::create_dir(path.join("checkpoints"))?;
+        point_latest(&parent, &path);
         Self::open(path)
     }
 
@@ -273,6 +274,42 @@ impl RunDir {
 
     pub fn log(&mut self, line: &str) -> anyhow::Result<()> {
         Ok(writeln!(self.log, "{line}")?)
+    }
+}
+
+/// Points `<runs>/<name>/latest` at the run just created. A convenience for people: nothing
+/// reads it, so a file system without links only goes without.
+fn point_latest(parent: &Path, run: &Path) {
+    #[cfg(unix)]
+    {
+        let link = parent.join(format!(".latest.{}.tmp", std::process::id()));
+        let _ = fs::remove_file(&link);
+        let target = run.file_name().expect("a run directory has a name");
+        if std::os::unix::fs::symlink(target, &link).is_ok() {
+            let _ = fs::rename(&link, parent.join("latest"));
+        }
+    }
+}
+
+/// `dir` itself when it is a run directory; for an experiment's directory (`runs/<name>`) its
+/// newest run, with `true` to say that one was chosen (run names start with their UTC time, so
+/// the newest sorts last). Anything else comes back as it is, for the caller's own error.
+pub fn resolve(dir: &Path) -> (PathBuf, bool) {
+    let is_run = |d: &Path| d.join("config.toml").is_file();
+    if is_run(dir) {
+        return (dir.to_path_buf(), false);
+    }
+    let newest = fs::read_dir(dir).ok().and_then(|entries| {
+        entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .filter(|p| is_run(p))
+            .max()
+    });
+    match newest {
+        Some(run) => (run, true),
+        None => (dir.to_path_buf(), false),
     }
 }
 

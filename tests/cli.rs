@@ -121,11 +121,7 @@ fn same_config_same_seed_same_losses_and_config_toml_reproduces() {
         let out = run(dir.path(), "mlp.toml", &[]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     }
-    let mut runs: Vec<_> = std::fs::read_dir(dir.path().join("runs/mlp"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    runs.sort();
+    let runs = common::run_dirs(&dir.path().join("runs/mlp"));
     assert_eq!(losses(&runs[0]), losses(&runs[1]));
 
     // The resolved config.toml of a run reproduces it, from anywhere.

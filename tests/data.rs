@@ -89,13 +89,9 @@ fn the_training_seed_does_not_move_the_split() {
         );
         assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
     }
-    let hashes: Vec<String> = std::fs::read_dir(runs.join("s"))
-        .unwrap()
-        .map(|e| {
-            makemore::rundir::read_summary(&e.unwrap().path())
-                .unwrap()
-                .split_hash
-        })
+    let hashes: Vec<String> = common::run_dirs(&runs.join("s"))
+        .into_iter()
+        .map(|run| makemore::rundir::read_summary(&run).unwrap().split_hash)
         .collect();
     assert_eq!(hashes.len(), 2);
     assert_eq!(hashes[0], hashes[1]);

@@ -34,8 +34,7 @@ fn names_dims() -> (usize, usize) {
 fn only_run(runs: &Path) -> PathBuf {
     let runs: Vec<PathBuf> = std::fs::read_dir(runs)
         .unwrap()
-        .flat_map(|group| std::fs::read_dir(group.unwrap().path()).unwrap())
-        .map(|run| run.unwrap().path())
+        .flat_map(|group| common::run_dirs(&group.unwrap().path()))
         .collect();
     assert_eq!(runs.len(), 1, "{runs:?}");
     runs[0].clone()

@@ -49,11 +49,7 @@ fn interrupted_run(dir: &Path, model: &str, signal: &str) -> PathBuf {
             started.elapsed() < Duration::from_secs(60),
             "the run never got going"
         );
-        if let Some(run) = std::fs::read_dir(runs.join(model))
-            .ok()
-            .and_then(|mut d| d.next())
-            .map(|e| e.unwrap().path())
-        {
+        if let Some(run) = common::run_dirs(&runs.join(model)).pop() {
             let progressed = std::fs::read_to_string(run.join("metrics.csv"))
                 .is_ok_and(|m| m.lines().count() > 11);
             if progressed {

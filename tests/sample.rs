@@ -184,3 +184,53 @@ fn scores_add_up_to_the_model_loss() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("outside the model's vocabulary"));
 }
+
+#[test]
+fn an_experiments_directory_stands_for_its_newest_run() {
+    let dir = tempfile::tempdir().unwrap();
+    experiment(dir.path(), "bigram", "");
+    let train = |seed: &str| {
+        let set = format!("seed={seed}");
+        let out = makemore(
+            &["run", "bigram.toml", "--runs", "runs", "--set", &set],
+            dir.path(),
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    };
+    train("1");
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // names carry the second
+    train("2");
+    let experiment_dir = dir.path().join("runs/bigram");
+    let runs = common::run_dirs(&experiment_dir);
+    let newest = runs.last().unwrap();
+    let latest = std::fs::read_link(experiment_dir.join("latest")).unwrap();
+    assert_eq!(Some(latest.as_os_str()), newest.file_name());
+
+    let out = makemore(&["sample", "runs/bigram", "-n", "3"], dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 3);
+    let said = stderr(&out);
+    assert!(
+        said.contains("using the newest run")
+            && said.contains(newest.file_name().unwrap().to_str().unwrap()),
+        "{said}"
+    );
+    let out = makemore(&["score", "runs/bigram", "emma"], dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // The link is not a third run.
+    let out = makemore(
+        &["report", "runs/bigram", "--format", "json"],
+        dir.path(),
+        &[],
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let counted: usize = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["runs"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(counted, 2);
+}

@@ -227,10 +227,11 @@ fn find_runs(dir: &Path, found: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
+    // Not through links: `runs/<name>/latest` points at a run that is listed anyway.
     let mut children: Vec<PathBuf> = entries
         .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .map(|e| e.path())
-        .filter(|p| p.is_dir())
         .collect();
     children.sort();
     for child in children {

@@ -101,12 +101,24 @@ pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// The run directories of an experiment's directory (`runs/<name>/`), oldest first; not the
+/// `latest` link.
+pub fn run_dirs(experiment_dir: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(experiment_dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().path())
+                .filter(|p| !p.is_symlink())
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs
+}
+
 /// The single run directory under `runs/<name>/`.
 pub fn only_run(runs: &Path, name: &str) -> PathBuf {
-    let dirs: Vec<PathBuf> = std::fs::read_dir(runs.join(name))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let dirs = run_dirs(&runs.join(name));
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     dirs.into_iter().next().unwrap()
 }
