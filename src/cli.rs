@@ -1,4 +1,4 @@
-//! The command line, as DESIGN.md fixes it.
+//! The command line, as the README documents it (ARCHITECTURE.md maps the rest).
 
 use std::path::PathBuf;
 

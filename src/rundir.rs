@@ -1,4 +1,4 @@
-//! The run directory: the one place a run writes, laid out as DESIGN.md fixes it.
+//! The run directory: the one place a run writes, laid out as the README documents it.
 //!
 //! Every file stays readable after a crash or `kill -9` at any moment: whole-file writes go to a
 //! temporary file that is then renamed over the old one, and CSV and log lines are flushed as

@@ -15,9 +15,17 @@ use crate::error::{Error, Result};
 use crate::rundir::{self, Status, Summary};
 use crate::stats::{self, Stat};
 
-/// Keys that never tell configurations apart: `seed` is what gets aggregated, the rest name
-/// things (the data itself is identified by its hash).
-const NOT_CONFIGURATION: [&str; 4] = ["seed", "name", "dataset.path", "dataset.test_path"];
+/// Keys that never tell configurations apart: `seed` is what gets aggregated, the paths and names
+/// name things (the data itself is identified by its hash), and the device and thread count do
+/// not change the numbers (as for the configuration hash).
+const NOT_CONFIGURATION: [&str; 6] = [
+    "seed",
+    "name",
+    "dataset.path",
+    "dataset.test_path",
+    "backend.device",
+    "backend.threads",
+];
 
 #[derive(Debug, Clone)]
 pub struct ReportRequest {
