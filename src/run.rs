@@ -323,9 +323,9 @@ fn report(summary: &Summary, samples: &[(String, &str)], run: &Path) {
         loss(summary.test_loss),
     ));
     if summary.selected_on() == SplitName::Test {
-        print_line(&format!(
-            "  no validation split: the test split chose the checkpoint, so its figure is not held out (as in makemore.py); set dataset.val_fraction for one"
-        ));
+        print_line(
+            "  no validation split: the test split chose the checkpoint, so its figure is not held out (as in makemore.py); set dataset.val_fraction for one",
+        );
     }
     print_line("samples:");
     for (item, mark) in samples {
