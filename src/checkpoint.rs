@@ -14,7 +14,7 @@ use crate::config::Experiment;
 use crate::data::{Batcher, Dataset};
 use crate::error::{Error, Result};
 use crate::models::Model;
-use crate::rundir::{Written, read_config, write_atomic};
+use crate::rundir::{Written, read_config, read_summary, write_atomic};
 
 #[derive(Serialize, Deserialize)]
 pub struct Checkpoint {
@@ -87,6 +87,20 @@ impl Trained {
         let experiment = read_config(dir)
             .map_err(|e| Error::input(format!("{}: not a run directory: {e:#}", dir.display())))?;
         let data = Dataset::load(&experiment.dataset)?;
+        // The model's tokens are the characters of the data it was trained on: other data would
+        // decode them wrongly and mark samples against the wrong splits.
+        if let Ok(summary) = read_summary(dir)
+            && summary.data_hash != data.data_hash
+        {
+            return Err(Error::input(format!(
+                "{}: {} changed since the run was trained (its sha256 was {}, now {}); point dataset.path in {} at the data it was trained on",
+                dir.display(),
+                experiment.dataset.path.display(),
+                &summary.data_hash[..12.min(summary.data_hash.len())],
+                &data.data_hash[..12],
+                dir.join("config.toml").display()
+            )));
+        }
         let path = dir.join("checkpoints").join(format!("{which}.ckpt"));
         let device = Default::default();
         let fresh = Model::new(&experiment.model, &data, experiment.seed, &device);

@@ -111,14 +111,8 @@ pub fn resume(dir: &Path, sets: &[String]) -> Result<PathBuf> {
             changed.join(", ")
         )));
     }
-    if summary.status == Status::Done && experiment.schedule.steps <= summary.step {
-        print_line(&format!(
-            "{} finished at step {}; nothing to resume (raise schedule.steps to train longer)",
-            dir.display(),
-            summary.step
-        ));
-        return Ok(dir.to_path_buf());
-    }
+    // The data is checked first: a finished run asked to go on with changed data is refused
+    // even when there is nothing left to train.
     let data = Dataset::load(&experiment.dataset)?;
     if data.split_hash != summary.split_hash {
         return Err(Error::input(format!(
@@ -126,6 +120,14 @@ pub fn resume(dir: &Path, sets: &[String]) -> Result<PathBuf> {
             dir.display(),
             experiment.dataset.path.display()
         )));
+    }
+    if summary.status == Status::Done && experiment.schedule.steps <= summary.step {
+        print_line(&format!(
+            "{} finished at step {}; nothing to resume (raise schedule.steps to train longer)",
+            dir.display(),
+            summary.step
+        ));
+        return Ok(dir.to_path_buf());
     }
     let backend = backend::select(&experiment.backend)?;
     backend::use_threads(experiment.backend.threads);

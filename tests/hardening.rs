@@ -166,3 +166,61 @@ fn a_closed_stdout_does_not_stop_a_run() {
     assert_eq!(summary.status, makemore::rundir::Status::Done);
     assert_eq!(summary.step, 3000);
 }
+
+#[test]
+fn a_changed_data_file_is_refused_by_every_command_that_reads_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = trained(dir.path(), "bigram");
+    let names = dir.path().join("names.txt");
+    let text = std::fs::read_to_string(&names).unwrap();
+    std::fs::write(&names, text.replace("emma\n", "emmy\n")).unwrap();
+    let run = run.to_str().unwrap();
+    let commands: [&[&str]; 4] = [
+        &["sample", run],
+        &["score", run, "ava"],
+        &["export", run, "--safetensors", "x.safetensors"],
+        // Finished, nothing to train: the data is checked all the same.
+        &["run", "--resume", run],
+    ];
+    for args in commands {
+        let (status, err) = code(args, dir.path());
+        assert_eq!(status, Some(2), "{args:?}: {err}");
+        assert!(err.contains("changed"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn extending_a_finished_run_keeps_the_best_checkpoint_by_its_estimates() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = trained(dir.path(), "mlp");
+    let args = [
+        "run",
+        "--resume",
+        run.to_str().unwrap(),
+        "--set",
+        "schedule.steps=140",
+    ];
+    let (status, err) = code(&args, dir.path());
+    assert_eq!(status, Some(0), "{err}");
+    // Every test row but the last (the last model over every item) is an estimate; with 4 test
+    // items and 8 per estimate, each is exact. The selected step is their minimum's.
+    let text = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+    let estimates: Vec<(usize, f64)> = text
+        .lines()
+        .filter(|l| l.contains(",test,"))
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].parse().unwrap(), f[2].parse().unwrap())
+        })
+        .collect();
+    let steps: Vec<usize> = estimates.iter().map(|e| e.0).collect();
+    assert_eq!(steps, [20, 40, 60, 80, 100, 120, 140, 140], "{text}");
+    let best = estimates[..estimates.len() - 1]
+        .iter()
+        .fold((0, f64::INFINITY), |b, e| if e.1 < b.1 { *e } else { b });
+    let summary = makemore::rundir::read_summary(&run).unwrap();
+    assert_eq!(summary.selected_step, Some(best.0));
+    let checkpoint =
+        makemore::checkpoint::Checkpoint::read(&run.join("checkpoints/best.ckpt")).unwrap();
+    assert_eq!(checkpoint.step, best.0);
+}
