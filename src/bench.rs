@@ -13,7 +13,7 @@ use burn::optim::Optimizer;
 use serde::Serialize;
 
 use crate::backend::{self, Cpu};
-use crate::config::{self, Experiment, OptimizerKind};
+use crate::config::{self, Experiment, OptimizerKind, Override};
 use crate::data::{Batcher, Dataset};
 use crate::error::{Error, Result};
 use crate::models::Model;
@@ -157,15 +157,19 @@ pub fn bench_command(request: &BenchRequest) -> Result<()> {
 
 /// makemore.py's defaults for `model`; the cnn takes the lecture's sizes (makemore.py has none).
 fn experiment(model: &str, request: &BenchRequest) -> Result<Experiment> {
-    let mut sets = vec![
-        format!("model.type={model}"),
-        format!("dataset.path={}", request.data.display()),
+    let mut flags = vec![
+        Override::flag("model.type", model, "--models"),
+        Override::flag("dataset.path", request.data.display().to_string(), "--data"),
     ];
     if model == "cnn" {
-        sets.extend(["model.n_embd=24", "model.n_embd2=128", "model.n_layer=3"].map(String::from));
+        let lecture = [
+            ("model.n_embd", 24),
+            ("model.n_embd2", 128),
+            ("model.n_layer", 3),
+        ];
+        flags.extend(lecture.map(|(key, value)| Override::flag(key, value, "the cnn's sizes")));
     }
-    sets.extend(request.sets.iter().cloned());
-    config::from_sets(&format!("bench-{model}"), &sets)
+    config::from_flags(&format!("bench-{model}"), &flags, &request.sets)
 }
 
 fn measure(experiment: &Experiment, request: &BenchRequest) -> Result<Figures> {

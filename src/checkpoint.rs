@@ -56,8 +56,13 @@ impl Checkpoint {
     pub fn read(path: &Path) -> anyhow::Result<Self> {
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        rmp_serde::from_slice(&bytes)
-            .with_context(|| format!("{} is not a valid checkpoint", path.display()))
+        rmp_serde::from_slice(&bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "{} is not a valid checkpoint (damaged, or not written by makemore): {}",
+                path.display(),
+                crate::config::plain_words(&e.to_string())
+            )
+        })
     }
 
     /// `model` with this checkpoint's weights; it must be of the same architecture.

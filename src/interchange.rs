@@ -18,7 +18,7 @@ use burn_store::{
 };
 
 use crate::checkpoint::Trained;
-use crate::config::{self, ModelConfig, ModelType};
+use crate::config::{self, ModelConfig, ModelType, Override};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::models::Model;
@@ -189,13 +189,17 @@ pub struct ImportRequest {
 /// `--set` asks for fine-tuning steps) that starts from the file's weights and is evaluated on
 /// every split. `sample`, `score` and `run --resume --set schedule.steps=N` take it as any run.
 pub fn import_command(request: &ImportRequest) -> Result<PathBuf> {
-    let mut sets = vec![
-        format!("model.type={}", request.kind),
-        format!("dataset.path={}", request.data.display()),
-        "schedule.steps=0".to_string(),
+    let flags = [
+        Override::flag("model.type", request.kind.as_str(), "--type"),
+        Override::flag("dataset.path", request.data.display().to_string(), "--data"),
+        Override::flag(
+            "schedule.steps",
+            0,
+            "import (no training unless --set asks)",
+        ),
     ];
-    sets.extend(request.sets.iter().cloned());
-    let experiment = config::from_sets(&format!("import-{}", request.kind), &sets)?;
+    let experiment =
+        config::from_flags(&format!("import-{}", request.kind), &flags, &request.sets)?;
     renames(experiment.model.kind)?;
     let weights = Weights::read(&request.weights)?;
     crate::run::run_from(&experiment, &request.runs, &weights)

@@ -333,13 +333,24 @@ pub fn read_config(run: &Path) -> anyhow::Result<Experiment> {
     let path = run.join("config.toml");
     let text =
         fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("{} is not a valid experiment", path.display()))
+    toml::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not a valid experiment: {}",
+            path.display(),
+            crate::config::plain_words(e.message())
+        )
+    })
 }
 
 pub fn read_summary(run: &Path) -> anyhow::Result<Summary> {
     let path = run.join("summary.json");
     let text =
         fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a valid summary", path.display()))
+    serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not a valid summary: {}",
+            path.display(),
+            crate::config::plain_words(&e.to_string())
+        )
+    })
 }

@@ -224,3 +224,69 @@ fn extending_a_finished_run_keeps_the_best_checkpoint_by_its_estimates() {
         makemore::checkpoint::Checkpoint::read(&run.join("checkpoints/best.ckpt")).unwrap();
     assert_eq!(checkpoint.step, best.0);
 }
+
+#[test]
+fn messages_name_what_the_user_typed_in_the_users_words() {
+    let dir = tempfile::tempdir().unwrap();
+    experiment(dir.path(), "bigram", "");
+    let says = |args: &[&str], expected: &[&str]| {
+        let (status, err) = code(args, dir.path());
+        assert_eq!(status, Some(2), "{args:?}: {err}");
+        for part in expected {
+            assert!(err.contains(part), "{args:?}: {err} lacks {part:?}");
+        }
+        for internal in [
+            "expected struct",
+            "expected enum",
+            ": :",
+            "built-in default",
+        ] {
+            assert!(!err.contains(internal), "{args:?}: {err}");
+        }
+    };
+    says(
+        &["check", "bigram.toml", "--set", "foo.bar=1"],
+        &["--set foo.bar"],
+    );
+    write(
+        dir.path(),
+        "typo.toml",
+        "experiment = \"bigram.toml\"\n[grid]\n\"modle.n_embd\" = [1, 2]\n",
+    );
+    says(
+        &["sweep", "typo.toml", "--dry-run"],
+        &["typo.toml:3", "modle"],
+    );
+    write(dir.path(), "bare.toml", "[grid]\nseed = [1]\n");
+    says(
+        &["sweep", "bare.toml", "--dry-run"],
+        &["bare.toml", "experiment ="],
+    );
+    write(dir.path(), "broken.toml", "[dataset\n");
+    says(
+        &["check", "broken.toml"],
+        &["broken.toml: TOML parse error"],
+    );
+    write(dir.path(), "int.toml", "[model]\ntype = 3\n");
+    says(&["check", "int.toml"], &["int.toml:2: model.type"]);
+    says(
+        &["import", "x.pt", "--type", "gpt", "--data", "names.txt"],
+        &["--type: model.type"],
+    );
+    says(
+        &["import", "x.pt", "--type", "mlp", "--data", "missing.txt"],
+        &["--data: dataset.path"],
+    );
+    says(&["bench", "--models", "gpt"], &["--models: model.type"]);
+    says(
+        &["bench", "--data", "missing.txt"],
+        &["--data: dataset.path"],
+    );
+
+    let run = trained(dir.path(), "bigram");
+    std::fs::write(run.join("checkpoints/best.ckpt"), [10u8]).unwrap();
+    says(
+        &["sample", run.to_str().unwrap()],
+        &["best.ckpt is not a valid checkpoint"],
+    );
+}

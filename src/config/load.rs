@@ -59,10 +59,23 @@ pub fn load_with(file: &Path, overrides: &[Override], sets: &[String]) -> Result
     })
 }
 
-/// An experiment named `name` from the defaults, the environment and `sets` alone, for commands
-/// that take no experiment file (`makemore import`).
-pub fn from_sets(name: &str, sets: &[String]) -> Result<Experiment> {
-    layered(name, None, &[], sets)
+/// An experiment named `name` from the defaults, a command's own flags (`import --type`), the
+/// environment and `sets`, for commands that take no experiment file.
+pub fn from_flags(name: &str, flags: &[Override], sets: &[String]) -> Result<Experiment> {
+    layered(name, None, flags, sets)
+}
+
+impl Override {
+    /// `key` set by a command-line flag such as `--data`; a relative path in it is relative to
+    /// the working directory.
+    pub fn flag(key: &str, value: impl Into<Value>, flag: &str) -> Self {
+        Override {
+            key: key.to_string(),
+            value: value.into(),
+            origin: flag.to_string(),
+            dir: PathBuf::new(),
+        }
+    }
 }
 
 fn layered(
@@ -133,9 +146,10 @@ struct Sources<'a> {
 
 impl Sources<'_> {
     /// Where the value of `key` (dotted) came from, as a user would go and fix it.
+    /// A key may be reported at a table above the one that was set (`foo` for `--set foo.bar=1`).
     fn locate(&self, key: &str) -> String {
-        if self.sets.iter().any(|(set, _)| set == key) {
-            return format!("--set {key}");
+        if let Some((set, _)) = self.sets.iter().rev().find(|(set, _)| within(set, key)) {
+            return format!("--set {set}");
         }
         let meta = self.figment.find_metadata(key);
         if let Some(o) = self.last_override(key)
@@ -157,7 +171,7 @@ impl Sources<'_> {
     }
 
     fn last_override(&self, key: &str) -> Option<&Override> {
-        self.overrides.iter().rev().find(|o| o.key == key)
+        self.overrides.iter().rev().find(|o| within(&o.key, key))
     }
 
     fn explain(&self, error: figment::Error) -> Error {
@@ -172,7 +186,11 @@ impl Sources<'_> {
                     },
                     _ => self.locate(&key),
                 };
-                format!("{place}: {key}: {}", e.kind)
+                let why = plain_words(&e.kind.to_string());
+                match key.is_empty() {
+                    true => format!("{place}: {why}"),
+                    false => format!("{place}: {key}: {why}"),
+                }
             })
             .collect();
         Error::input(messages.join("\n"))
@@ -204,6 +222,32 @@ impl Sources<'_> {
             ))
         })
     }
+}
+
+/// Whether the dotted key `set` is `key` or lies below it.
+fn within(set: &str, key: &str) -> bool {
+    set == key
+        || set
+            .strip_prefix(key)
+            .is_some_and(|rest| rest.starts_with('.'))
+}
+
+/// serde's message without the program's own type names ("expected enum ModelType").
+pub fn plain_words(message: &str) -> String {
+    let mut out = message.to_string();
+    for (kind, words) in [
+        ("struct", "a table"),
+        ("enum", "a string (one of the accepted names)"),
+    ] {
+        while let Some(at) = out.find(&format!("expected {kind} ")) {
+            let name_start = at + "expected ".len() + kind.len() + 1;
+            let name_end = out[name_start..]
+                .find(|c: char| !c.is_alphanumeric())
+                .map_or(out.len(), |n| name_start + n);
+            out.replace_range(at..name_end, &format!("expected {words}"));
+        }
+    }
+    out
 }
 
 fn env_var(key: &str) -> String {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-pub use load::{Loaded, Override, from_sets, line_of, load, load_with};
+pub use load::{Loaded, Override, from_flags, line_of, load, load_with, plain_words};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -45,6 +45,24 @@ pub struct Trial {
 }
 
 /// Reads and expands the grid in `file`; `sets` apply to every trial, above everything else.
+/// A grid file that does not parse: where, and what, in the user's words.
+fn grid_error(file: &Path, text: &str, error: &toml::de::Error) -> Error {
+    if error.message().contains("missing field `experiment`") {
+        return Error::input(format!(
+            "{}: no `experiment = \"base.toml\"`: a grid file names the experiment its trials start from",
+            file.display()
+        ));
+    }
+    let line = error.span().map_or(String::new(), |span| {
+        format!(":{}", text[..span.start].matches('\n').count() + 1)
+    });
+    Error::input(format!(
+        "{}{line}: {}",
+        file.display(),
+        config::plain_words(error.message().trim())
+    ))
+}
+
 pub fn load(file: &Path, sets: &[String]) -> Result<Grid> {
     let text = std::fs::read_to_string(file).map_err(|e| {
         Error::input(format!(
@@ -52,8 +70,7 @@ pub fn load(file: &Path, sets: &[String]) -> Result<Grid> {
             file.display()
         ))
     })?;
-    let mut parsed: GridFile =
-        toml::from_str(&text).map_err(|e| Error::input(format!("{}: {e}", file.display())))?;
+    let mut parsed: GridFile = toml::from_str(&text).map_err(|e| grid_error(file, &text, &e))?;
     let file = file
         .canonicalize()
         .map_err(|e| Error::input(format!("{}: {e}", file.display())))?;
