@@ -91,8 +91,14 @@ fn start(
 /// for longer), the backend and where the data lies may change.
 pub fn resume(dir: &Path, sets: &[String]) -> Result<PathBuf> {
     let config_file = dir.join("config.toml");
-    let mut summary = rundir::read_summary(dir)
-        .map_err(|e| Error::input(format!("{}: not a run directory: {e:#}", dir.display())))?;
+    let read_summary = || {
+        rundir::read_summary(dir)
+            .map_err(|e| Error::input(format!("{}: not a run directory: {e:#}", dir.display())))
+    };
+    read_summary()?;
+    // Nothing is written before the lock, and the summary is read again under it.
+    let lock = rundir::lock(dir)?;
+    let mut summary = read_summary()?;
     let stored = rundir::read_config(dir).map_err(|e| Error::input(format!("{e:#}")))?;
     let experiment = config::load(&config_file, sets)?.experiment;
     let changed = changed_keys(&stored, &experiment);
@@ -147,7 +153,7 @@ pub fn resume(dir: &Path, sets: &[String]) -> Result<PathBuf> {
             None => fresh,
         };
         let step = checkpoint.as_ref().map_or(0, |c| c.step);
-        let mut run = RunDir::reopen(dir, step, checkpoint.as_ref().and_then(|c| c.written))?;
+        let mut run = RunDir::reopen(dir, step, checkpoint.as_ref().and_then(|c| c.written), lock)?;
         run.write_config(&experiment.to_toml())?;
         summary.status = Status::Running;
         summary.error = None;

@@ -97,6 +97,8 @@ impl Summary {
 
 pub struct RunDir {
     path: PathBuf,
+    /// Held for as long as this process writes the run (see `lock`).
+    _lock: File,
     metrics: csv::Writer<File>,
     samples: File,
     log: File,
@@ -132,21 +134,28 @@ impl RunDir {
         };
         fs::create_dir(path.join("checkpoints"))?;
         point_latest(&parent, &path);
-        Self::open(path)
+        let lock = lock(&path)?;
+        Self::open(path, lock)
     }
 
     /// Creates the run directory `path` itself; it must not exist.
     pub fn create_at(path: &Path) -> anyhow::Result<Self> {
         fs::create_dir(path).with_context(|| format!("cannot create {}", path.display()))?;
         fs::create_dir(path.join("checkpoints"))?;
-        Self::open(path.to_path_buf())
+        let lock = lock(path)?;
+        Self::open(path.to_path_buf(), lock)
     }
 
     /// Opens an existing run to go on from a checkpoint at `step` that covers `written` of
     /// metrics.csv and samples.txt: what they hold beyond that came after the checkpoint and will
     /// be recomputed, so it is dropped. (A checkpoint that does not say is taken to cover every
-    /// line up to its step.)
-    pub fn reopen(path: &Path, step: usize, written: Option<Written>) -> anyhow::Result<Self> {
+    /// line up to its step.) `lock` is the run's, taken before anything was read for resuming.
+    pub fn reopen(
+        path: &Path,
+        step: usize,
+        written: Option<Written>,
+        lock: File,
+    ) -> anyhow::Result<Self> {
         let keep_through = |file: &str, keep: &mut dyn FnMut(&str) -> bool| -> anyhow::Result<()> {
             let file = path.join(file);
             let Ok(text) = fs::read_to_string(&file) else {
@@ -184,10 +193,10 @@ impl RunDir {
             })
         })?;
         fs::create_dir_all(path.join("checkpoints"))?;
-        Self::open(path.to_path_buf())
+        Self::open(path.to_path_buf(), lock)
     }
 
-    fn open(path: PathBuf) -> anyhow::Result<Self> {
+    fn open(path: PathBuf, lock: File) -> anyhow::Result<Self> {
         let append = |file: &str| {
             OpenOptions::new()
                 .create(true)
@@ -216,6 +225,7 @@ impl RunDir {
             sample_blocks: count("samples.txt", |l| l.starts_with("# step ")),
         };
         Ok(RunDir {
+            _lock: lock,
             written,
             metrics,
             samples: append("samples.txt")?,
@@ -277,6 +287,31 @@ impl RunDir {
     }
 }
 
+/// Takes `<run>/.lock` for as long as the returned file lives: a second process that would write
+/// the same run (a resume of a run still going, two resumes at once) is refused instead. The
+/// operating system releases it when the process ends, however it ends.
+pub fn lock(dir: &Path) -> crate::error::Result<File> {
+    let in_use = |why: String| {
+        crate::error::Error::input(format!(
+            "{}: cannot take the run's lock: {why}",
+            dir.display()
+        ))
+    };
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".lock"))
+        .map_err(|e| in_use(e.to_string()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(in_use(
+            "another makemore process is writing this run; wait for it to end".into(),
+        )),
+        Err(fs::TryLockError::Error(e)) => Err(in_use(e.to_string())),
+    }
+}
+
 /// Points `<runs>/<name>/latest` at the run just created. A convenience for people: nothing
 /// reads it, so a file system without links only goes without.
 fn point_latest(parent: &Path, run: &Path) {
@@ -313,19 +348,29 @@ pub fn resolve(dir: &Path) -> (PathBuf, bool) {
     }
 }
 
-/// Writes `bytes` to a temporary file beside `path`, syncs it and renames it over `path`, so a
-/// reader sees either the old contents or the new, never a mix.
+/// Writes `bytes` to a temporary file beside `path`, syncs it, renames it over `path` and syncs
+/// the directory, so a reader sees either the old contents or the new, never a mix, and the
+/// rename survives a crash. On an error the temporary file is removed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    // Named per process: workers of one sweep rewrite its shared files concurrently.
-    let tmp = path.with_extension(format!(
-        "{}.{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or(""),
-        std::process::id()
-    ));
-    let mut file = File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let failed = |e: std::io::Error| anyhow::anyhow!("cannot write {}: {e}", path.display());
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".").suffix(".tmp");
+    // Readable as a plain created file would be (tempfile's default is the owner's alone).
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    let mut file = builder.tempfile_in(dir).map_err(failed)?;
+    file.write_all(bytes).map_err(failed)?;
+    file.as_file().sync_all().map_err(failed)?;
+    file.persist(path).map_err(|e| failed(e.error))?;
+    // The directory entry too; a file system that cannot sync a directory has nothing to lose.
+    if let Ok(dir) = File::open(dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 /// The resolved experiment a run keeps in config.toml.

@@ -290,3 +290,38 @@ fn messages_name_what_the_user_typed_in_the_users_words() {
         &["best.ckpt is not a valid checkpoint"],
     );
 }
+
+#[test]
+fn a_run_that_is_going_cannot_be_resumed_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    experiment(dir.path(), "bigram", "");
+    let mut child = common::command(dir.path())
+        .args([
+            "run",
+            "bigram.toml",
+            "--runs",
+            "runs",
+            "--set",
+            "schedule.steps=1000000",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let run = loop {
+        let runs = common::run_dirs(&dir.path().join("runs/bigram"));
+        if let Some(run) = runs.first()
+            && run.join("summary.json").exists()
+        {
+            break run.clone();
+        }
+        assert!(started.elapsed().as_secs() < 60, "the run never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let (status, err) = code(&["run", "--resume", run.to_str().unwrap()], dir.path());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, Some(2), "{err}");
+    assert!(err.contains("another makemore process"), "{err}");
+}
