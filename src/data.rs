@@ -130,17 +130,30 @@ pub struct Dataset {
     pub data_hash: String,
     /// sha256 of the three splits' items in order: equal hashes mean comparable test losses.
     pub split_hash: String,
+    /// Items dropped for being longer than `dataset.max_len`.
+    pub dropped_long: usize,
 }
 
 impl Dataset {
     pub fn load(config: &DatasetConfig) -> Result<Self> {
         let (items, mut hasher) = read_items(&config.path)?;
-        let mut items = if config.dedup { dedup(items) } else { items };
+        let mut dropped_long = 0;
+        let mut keep = |items: Vec<String>| {
+            let items = if config.dedup { dedup(items) } else { items };
+            let before = items.len();
+            let kept: Vec<String> = items
+                .into_iter()
+                .filter(|i| config.max_len == 0 || i.chars().count() <= config.max_len)
+                .collect();
+            dropped_long += before - kept.len();
+            kept
+        };
+        let mut items = keep(items);
         let test_items = match &config.test_path {
             Some(path) => {
                 let (test, test_hasher) = read_items(path)?;
                 hasher.update(test_hasher.finalize());
-                Some(if config.dedup { dedup(test) } else { test })
+                Some(keep(test))
             }
             None => None,
         };
@@ -199,6 +212,25 @@ impl Dataset {
             vocab,
             data_hash,
             split_hash,
+            dropped_long,
+        })
+    }
+
+    /// A warning when the longest item is far beyond the rest: every batch is padded to it, so
+    /// one long line can make training many times slower.
+    pub fn length_warning(&self) -> Option<String> {
+        let mut lengths: Vec<usize> = [&self.train, &self.val, &self.test]
+            .iter()
+            .flat_map(|split| split.tokens.iter().map(Vec::len))
+            .collect();
+        lengths.sort_unstable();
+        let longest = *lengths.last()?;
+        let typical = lengths[(lengths.len() - 1) * 99 / 100];
+        (longest > 64 && longest > 4 * typical.max(1)).then(|| {
+            format!(
+                "warning: the longest item has {longest} characters where 99% have at most {typical}; \
+                 every batch is padded to the longest: dataset.max_len = N drops longer items"
+            )
         })
     }
 

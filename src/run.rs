@@ -213,6 +213,16 @@ fn execute<B: AutodiffBackend>(
     if let Some(warning) = overlap_warning(&data.overlap()) {
         train::say(&mut session, &warning)?;
     }
+    if let Some(warning) = data.length_warning() {
+        train::say(&mut session, &warning)?;
+    }
+    if data.dropped_long > 0 {
+        let (n, max) = (data.dropped_long, experiment.dataset.max_len);
+        train::say(
+            &mut session,
+            &format!("dropped {n} items longer than {max} characters (dataset.max_len)"),
+        )?;
+    }
 
     let wall_before = session.summary.wall_s;
     // A panic inside the training stack must still leave a summary that says the run failed.

@@ -325,3 +325,39 @@ fn a_run_that_is_going_cannot_be_resumed_beside_it() {
     assert_eq!(status, Some(2), "{err}");
     assert!(err.contains("another makemore process"), "{err}");
 }
+
+#[test]
+fn one_very_long_item_is_warned_of_and_max_len_drops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    experiment(dir.path(), "bigram", "");
+    let mut items: Vec<String> = common::NAMES.iter().map(|n| n.to_string()).collect();
+    items.push("a".repeat(5000));
+    write(dir.path(), "names.txt", &(items.join("\n") + "\n"));
+    let run = |sets: &[&str]| {
+        let mut args = vec![
+            "run",
+            "bigram.toml",
+            "--runs",
+            "runs",
+            "--set",
+            "schedule.steps=2",
+        ];
+        for set in sets {
+            args.extend(["--set", set]);
+        }
+        let out = makemore(&args, dir.path(), &[]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        common::stdout(&out)
+    };
+    let printed = run(&[]);
+    assert!(
+        printed.contains("the longest item has 5000 characters where 99% have at most 9"),
+        "{printed}"
+    );
+    let printed = run(&["dataset.max_len=20"]);
+    assert!(
+        printed.contains("dropped 1 items longer than 20"),
+        "{printed}"
+    );
+    assert!(!printed.contains("the longest item"), "{printed}");
+}

@@ -38,6 +38,15 @@ pub struct DatasetConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test_path: Option<PathBuf>,
     pub dedup: bool,
+    /// Items longer than this many characters are dropped (0 = keep every item): one very long
+    /// line would pad every batch to its length. Left out of config.toml when 0, so that the
+    /// configuration hashes of experiments without it do not change.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_len: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,6 +199,7 @@ impl Experiment {
                 split_seed: 42,
                 test_path: None,
                 dedup: false,
+                max_len: 0,
             },
             model: ModelConfig {
                 kind: ModelType::Transformer,
