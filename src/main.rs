@@ -208,8 +208,12 @@ fn main() -> ExitCode {
             })
         }
         Command::Check { file, sets } => config::load(&file, &sets).and_then(|loaded| {
-            backend::select(&loaded.experiment.backend)?;
-            print!("{}", loaded.experiment.to_toml());
+            let experiment = &loaded.experiment;
+            backend::select(&experiment.backend)?;
+            let data = makemore::data::Dataset::load(&experiment.dataset)?;
+            print!("{}", experiment.to_toml());
+            let (fits, line) = run::memory_line(experiment, &data);
+            println!("# {line}{}", if fits { "" } else { ": it does not fit" });
             Ok(())
         }),
     };

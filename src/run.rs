@@ -11,11 +11,11 @@ use burn::tensor::backend::AutodiffBackend;
 
 use crate::backend::{self, on_backend};
 use crate::checkpoint::Checkpoint;
-use crate::config::{self, Experiment, ModelType};
+use crate::config::{self, BackendName, Experiment, ModelType};
 use crate::data::{Dataset, Overlap, SplitName};
 use crate::error::{Error, Result};
 use crate::interchange::Weights;
-use crate::models::Model;
+use crate::models::{Model, memory};
 use crate::progress::{Progress, format_duration, print_line};
 use crate::rundir::{self, RunDir, Status, Summary};
 use crate::train::{self, Ended, Session};
@@ -43,6 +43,7 @@ fn start(
 ) -> Result<PathBuf> {
     let data = Dataset::load(&experiment.dataset)?;
     let backend = backend::select(&experiment.backend)?;
+    check_memory(experiment, &data)?;
     backend::use_threads(experiment.backend.threads);
     on_backend!(backend, |B, device| {
         let model = Model::<B>::new(&experiment.model, &data, experiment.seed, &device);
@@ -272,6 +273,35 @@ fn execute<B: AutodiffBackend>(
                 .into())
         }
     }
+}
+
+/// The estimate of what `experiment` needs of memory, and what the system has, in words.
+pub fn memory_line(experiment: &Experiment, data: &Dataset) -> (bool, String) {
+    let (vocab, seq_len) = (data.vocab.size(), data.seq_len);
+    let needed = memory::training_bytes(experiment, vocab, seq_len);
+    let parameters = memory::parameters(&experiment.model, vocab, seq_len);
+    let available = memory::available_bytes();
+    let line = format!(
+        "needs about {} of memory ({parameters} parameters with their gradients and optimizer state, \
+         and the activations of a batch); {} available",
+        memory::human(needed),
+        available.map_or("unknown".into(), memory::human)
+    );
+    (available.is_none_or(|a| needed <= a), line)
+}
+
+/// Refuses, before anything is allocated, an experiment that cannot fit in memory. (On a GPU
+/// the batch lives in the device's memory, which is not known here.)
+fn check_memory(experiment: &Experiment, data: &Dataset) -> Result<()> {
+    let (fits, line) = memory_line(experiment, data);
+    if fits || experiment.backend.name != BackendName::Cpu {
+        return Ok(());
+    }
+    Err(Error::input(format!(
+        "{}: {line}: lower model.n_embd, model.n_embd2, model.n_layer, model.block_size, \
+         schedule.batch_size or schedule.eval_batch_size",
+        experiment.name
+    )))
 }
 
 /// A line for when held-out items also occur in train, above 1% of a split.

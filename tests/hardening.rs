@@ -4,6 +4,7 @@
 mod common;
 
 use std::path::Path;
+use std::process::Child;
 
 use common::{experiment, makemore, only_run, stderr, write};
 
@@ -135,25 +136,24 @@ fn an_infinite_learning_rate_is_refused() {
     }
 }
 
+/// `makemore run bigram.toml` for `steps` steps, started and left running.
+fn bigram_in_background(dir: &Path, steps: usize, stdout: std::process::Stdio) -> Child {
+    let steps = format!("schedule.steps={steps}");
+    common::command(dir)
+        .args(["run", "bigram.toml", "--runs", "runs", "--set", &steps])
+        .stdout(stdout)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn a_closed_stdout_does_not_stop_a_run() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     experiment(dir.path(), "bigram", "");
     // `makemore run … | head -1`: the reader goes away after the first line.
-    let mut child = common::command(dir.path())
-        .args([
-            "run",
-            "bigram.toml",
-            "--runs",
-            "runs",
-            "--set",
-            "schedule.steps=3000",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = bigram_in_background(dir.path(), 3000, std::process::Stdio::piped());
     let mut first = String::new();
     std::io::BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)
@@ -295,19 +295,7 @@ fn messages_name_what_the_user_typed_in_the_users_words() {
 fn a_run_that_is_going_cannot_be_resumed_beside_it() {
     let dir = tempfile::tempdir().unwrap();
     experiment(dir.path(), "bigram", "");
-    let mut child = common::command(dir.path())
-        .args([
-            "run",
-            "bigram.toml",
-            "--runs",
-            "runs",
-            "--set",
-            "schedule.steps=1000000",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = bigram_in_background(dir.path(), 1_000_000, std::process::Stdio::null());
     let started = std::time::Instant::now();
     let run = loop {
         let runs = common::run_dirs(&dir.path().join("runs/bigram"));
@@ -360,4 +348,85 @@ fn one_very_long_item_is_warned_of_and_max_len_drops_it() {
         "{printed}"
     );
     assert!(!printed.contains("the longest item"), "{printed}");
+}
+
+/// The memory estimate's parameter counts against the models' own, for every family at
+/// makemore.py's sizes and at small ones: the estimate leaves out biases and norms only.
+#[test]
+fn the_parameter_estimate_matches_the_models() {
+    use makemore::config::{Experiment, ModelType};
+    use makemore::models::{Model, memory};
+    let dir = tempfile::tempdir().unwrap();
+    let mut dataset = Experiment::defaults("t").dataset;
+    dataset.path = common::names_file(dir.path());
+    dataset.test_size = 4;
+    let data = makemore::data::Dataset::load(&dataset).unwrap();
+    let kinds = [
+        ModelType::Bigram,
+        ModelType::Mlp,
+        ModelType::Cnn,
+        ModelType::Rnn,
+        ModelType::Gru,
+        ModelType::Lstm,
+        ModelType::Bow,
+        ModelType::Transformer,
+    ];
+    for (n_embd, n_embd2) in [(64, 64), (24, 128), (8, 16)] {
+        for kind in kinds {
+            let mut model = Experiment::defaults("t").model;
+            (model.kind, model.n_embd, model.n_embd2) = (kind, n_embd, n_embd2);
+            if kind == ModelType::Cnn {
+                model.n_layer = 3;
+            }
+            let built = Model::<burn::backend::Flex>::new(&model, &data, 1, &Default::default())
+                .parameters() as f64;
+            let estimate = memory::parameters(&model, data.vocab.size(), data.seq_len) as f64;
+            let ratio = estimate / built;
+            assert!(
+                (0.85..=1.0).contains(&ratio),
+                "{kind:?} {n_embd}/{n_embd2}: {estimate} vs {built}"
+            );
+        }
+    }
+}
+
+#[test]
+fn sizes_that_cannot_fit_are_refused_before_anything_is_allocated() {
+    let dir = tempfile::tempdir().unwrap();
+    experiment(dir.path(), "transformer", "");
+    for set in [
+        "model.n_embd=1000000000",
+        "schedule.batch_size=1000000000",
+        "model.n_embd2=1000000000",
+    ] {
+        let family = if set.contains("n_embd2") {
+            "model.type=mlp"
+        } else {
+            "model.type=transformer"
+        };
+        let args = [
+            "run",
+            "transformer.toml",
+            "--runs",
+            "runs",
+            "--set",
+            set,
+            "--set",
+            family,
+        ];
+        let (status, err) = code(&args, dir.path());
+        assert_eq!(status, Some(2), "{set}: {err}");
+        assert!(
+            err.contains("needs about") && err.contains("lower model.n_embd"),
+            "{err}"
+        );
+    }
+    assert!(!dir.path().join("runs").exists());
+    let out = makemore(&["check", "transformer.toml"], dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        common::stdout(&out).contains("# needs about"),
+        "{}",
+        common::stdout(&out)
+    );
 }

@@ -5,6 +5,7 @@ mod bow;
 mod cnn;
 mod fused;
 mod init;
+pub mod memory;
 mod mlp;
 mod recurrent;
 mod transformer;
