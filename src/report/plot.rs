@@ -65,7 +65,7 @@ pub fn draw(
     chart
         .configure_mesh()
         .x_desc("step")
-        .y_desc("test loss")
+        .y_desc("loss (nats/char)")
         .draw()?;
     for (i, (name, points)) in bands.iter().enumerate() {
         let colour = Palette99::pick(i);
@@ -121,7 +121,7 @@ pub fn draw(
     chart
         .configure_mesh()
         .x_desc("row of the report")
-        .y_desc("test loss")
+        .y_desc("loss (nats/char)")
         .disable_x_mesh()
         .draw()?;
     for &(i, mean, std) in &best {
