@@ -43,8 +43,10 @@ if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
         skip "apt-get could not install slurm-wlm and munge"
 fi
 
-# Always the binary of this checkout: cargo rebuilds it if the sources changed since.
-cargo build --release --quiet
+# Always the binary of this checkout, built as the test suite builds it (with the dev-dependencies'
+# features, which `cargo build` would resolve otherwise and rebuild for minutes): after `cargo test
+# --release` this is a no-op, and cargo rebuilds it if the sources changed since.
+cargo test --release --no-run --quiet
 makemore="$repo/target/release/makemore"
 
 work=$(mktemp -d)
