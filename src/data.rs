@@ -80,6 +80,27 @@ pub struct Overlap {
     pub test_in_train: usize,
 }
 
+impl Overlap {
+    /// A line for when held-out items also occur in train, above 1% of a split.
+    pub fn warning(&self) -> Option<String> {
+        let share = |n: usize, of: usize| n as f64 / of.max(1) as f64;
+        let parts: Vec<String> = [
+            ("val", self.val_in_train, self.val_items),
+            ("test", self.test_in_train, self.test_items),
+        ]
+        .into_iter()
+        .filter(|&(_, n, of)| share(n, of) > 0.01)
+        .map(|(split, n, of)| format!("{n} of {of} {split} items"))
+        .collect();
+        (!parts.is_empty()).then(|| {
+            format!(
+                "warning: {} also occur in the training split (the data repeats items); dataset.dedup = true removes them",
+                parts.join(" and ")
+            )
+        })
+    }
+}
+
 /// Items of one split, encoded.
 #[derive(Debug, Clone, Default)]
 pub struct Split {

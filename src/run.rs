@@ -12,7 +12,7 @@ use burn::tensor::backend::AutodiffBackend;
 use crate::backend::{self, on_backend};
 use crate::checkpoint::Checkpoint;
 use crate::config::{self, BackendName, Experiment, ModelType};
-use crate::data::{Dataset, Overlap, SplitName};
+use crate::data::{Dataset, SplitName};
 use crate::error::{Error, Result};
 use crate::interchange::Weights;
 use crate::models::{Model, memory};
@@ -211,7 +211,7 @@ fn execute<B: AutodiffBackend>(
         run_path.display()
     );
     train::say(&mut session, &header)?;
-    if let Some(warning) = overlap_warning(&data.overlap()) {
+    if let Some(warning) = session.summary.overlap.and_then(|o| o.warning()) {
         train::say(&mut session, &warning)?;
     }
     if let Some(warning) = data.length_warning() {
@@ -304,25 +304,6 @@ fn check_memory(experiment: &Experiment, data: &Dataset) -> Result<()> {
     )))
 }
 
-/// A line for when held-out items also occur in train, above 1% of a split.
-pub fn overlap_warning(overlap: &Overlap) -> Option<String> {
-    let share = |n: usize, of: usize| n as f64 / of.max(1) as f64;
-    let parts: Vec<String> = [
-        ("val", overlap.val_in_train, overlap.val_items),
-        ("test", overlap.test_in_train, overlap.test_items),
-    ]
-    .into_iter()
-    .filter(|&(_, n, of)| share(n, of) > 0.01)
-    .map(|(split, n, of)| format!("{n} of {of} {split} items"))
-    .collect();
-    (!parts.is_empty()).then(|| {
-        format!(
-            "warning: {} also occur in the training split (the data repeats items); dataset.dedup = true removes them",
-            parts.join(" and ")
-        )
-    })
-}
-
 fn planned_steps(experiment: &Experiment) -> usize {
     match experiment.model.kind {
         ModelType::Counts => 0,
@@ -360,16 +341,7 @@ fn report(summary: &Summary, samples: &[(String, &str)], run: &Path) {
         loss(summary.final_val_loss),
         loss(summary.test_loss_last),
     ));
-    let se = summary
-        .test_loss_se
-        .map_or(String::new(), |se| format!(" ± {se:.4}"));
-    print_line(&format!(
-        "selected on {} at step {}: val {} | test {}{se}",
-        summary.selected_on().name(),
-        summary.selected_step.unwrap_or(0),
-        loss(summary.val_loss),
-        loss(summary.test_loss),
-    ));
+    print_line(&summary.selected_line());
     if summary.selected_on() == SplitName::Test {
         print_line(
             "  no validation split: the test split chose the checkpoint, so its figure is not held out (as in makemore.py); set dataset.val_fraction for one",

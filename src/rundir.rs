@@ -24,6 +24,18 @@ pub enum Status {
     Interrupted,
 }
 
+impl Status {
+    /// As summary.json writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Done => "done",
+            Status::Failed => "failed",
+            Status::Interrupted => "interrupted",
+        }
+    }
+}
+
 /// `summary.json`: what happened, kept up to date while the run goes on.
 ///
 /// The best checkpoint is chosen on `selected_on` (val when the data has a validation split);
@@ -87,6 +99,24 @@ impl Summary {
             SplitName::Val => self.val_loss,
             _ => self.test_loss.or(self.best_estimate),
         }
+    }
+
+    /// Which checkpoint was selected, on what, and its figures over every item, for people.
+    pub fn selected_line(&self) -> String {
+        let loss = |l: Option<f64>| l.map_or("-".into(), |l| format!("{l:.4}"));
+        let se = self
+            .test_loss_se
+            .map_or(String::new(), |se| format!(" ± {se:.4}"));
+        let items = self
+            .overlap
+            .map_or(String::new(), |o| format!(" ({} test items)", o.test_items));
+        format!(
+            "selected on {} at step {}: val {} | test {}{se}{items}",
+            self.selected_on().name(),
+            self.selected_step.unwrap_or(0),
+            loss(self.val_loss),
+            loss(self.test_loss),
+        )
     }
 
     /// The headline figure: the selected checkpoint's test loss (older runs: the last model's).

@@ -395,28 +395,12 @@ fn finish<B: AutodiffBackend>(model: &Model<B>, session: &mut Session<B::Device>
         }
     };
     let summary = &mut session.summary;
-    summary.selected_on = Some(session.data.selection_split());
     summary.selected_step = Some(best.step);
     summary.val_loss = val.map(|e| e.loss);
     summary.test_loss = test.map(|e| e.loss);
     summary.test_loss_se = test.and_then(|e| e.se);
-    let line = selected_line(summary, test.map_or(0, |e| e.items));
+    let line = summary.selected_line();
     say(session, &line)
-}
-
-/// The log line that says which checkpoint was selected, on what, and its held-out figures.
-fn selected_line(summary: &Summary, test_items: usize) -> String {
-    let loss = |l: Option<f64>| l.map_or("-".into(), |l| format!("{l:.4}"));
-    let se = summary
-        .test_loss_se
-        .map_or(String::new(), |se| format!(" ± {se:.4}"));
-    format!(
-        "selected checkpoint (every item): step {} by {} | val {} | test {}{se} ({test_items} items)",
-        summary.selected_step.unwrap_or(0),
-        summary.selected_on().name(),
-        loss(summary.val_loss),
-        loss(summary.test_loss),
-    )
 }
 
 /// Evaluates the `which` splits on the items `select` keeps of each, records the losses in
@@ -461,14 +445,13 @@ fn evaluate_splits<B: Backend>(
     Ok(evaluations)
 }
 
-/// A loss over some items of a split, and what it rests on.
+/// A loss over some items of a split, and how sure it is.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Evaluation {
     /// Token-weighted mean negative log-likelihood (nats per character).
     pub loss: f64,
     /// Its standard error with the items as the sampled units (`None` for a single item).
     pub se: Option<f64>,
-    pub items: usize,
 }
 
 /// Token-weighted mean negative log-likelihood over the items of `split` at `order`, in batches
@@ -511,7 +494,6 @@ pub fn evaluate<B: Backend>(
     Some(Evaluation {
         loss: total / count,
         se: stats::ratio_standard_error(&items),
-        items: order.len(),
     })
 }
 

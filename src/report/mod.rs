@@ -386,7 +386,9 @@ fn row(group: usize, columns: &[String], runs: Vec<&Run>) -> Row {
     let (counted, repeats) = counted_and_repeats(&runs);
     let mut not_done = BTreeMap::<String, usize>::new();
     for run in runs.iter().filter(|r| r.summary.status != Status::Done) {
-        *not_done.entry(status_name(run.summary.status)).or_default() += 1;
+        *not_done
+            .entry(run.summary.status.name().to_string())
+            .or_default() += 1;
     }
     let stat = |f: fn(&Summary) -> Option<f64>| {
         let values: Vec<f64> = counted.iter().filter_map(|r| f(&r.summary)).collect();
@@ -448,13 +450,6 @@ fn status_text(done: usize, not_done: &BTreeMap<String, usize>, repeats: usize) 
         ));
     }
     parts.join("; ")
-}
-
-fn status_name(status: Status) -> String {
-    serde_json::to_value(status)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .expect("a status serialises to its name")
 }
 
 /// "mean±std (n)" over seeds.
@@ -596,7 +591,7 @@ fn legend(report: &Report) -> String {
                 group.id
             ));
         }
-        if let Some(warning) = group.overlap.as_ref().and_then(crate::run::overlap_warning) {
+        if let Some(warning) = group.overlap.and_then(|o| o.warning()) {
             out.push_str(&format!("group {}: {warning}\n", group.id));
         }
     }

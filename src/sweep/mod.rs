@@ -203,7 +203,7 @@ fn run_one(grid: &Grid, dir: &Path, index: usize) -> Result<()> {
             Ok(())
         }
         Ok(summary) => {
-            let status = format!("{:?}", summary.status).to_lowercase();
+            let status = summary.status.name();
             println!("{label}: {status} at step {}, going on", summary.step);
             run::resume(&run_dir, &[]).map(|_| ())
         }
