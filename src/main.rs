@@ -17,7 +17,8 @@ use cli::{Cli, Command};
 /// its mmap threshold to the kernel at once and trims the heap top, so every step paid for
 /// fresh, zeroed pages again (page faults doubled the mlp's step time). Keep them instead.
 fn keep_freed_memory() {
-    #[cfg(target_env = "gnu")]
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called before any other thread exists.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
@@ -49,13 +50,13 @@ fn main() -> ExitCode {
         }
     };
     // Output piped into `head` should end the program quietly, as any Unix tool, rather than
-    // make a print panic on the closed pipe (Rust ignores SIGPIPE by default). Not training: a
-    // run's output is a log, and a closed pipe must not stop it; its prints ignore the error.
-    if !matches!(cli.command, Command::Run { .. }) {
+    // make a print panic on the closed pipe (Rust ignores SIGPIPE by default). Not training (a
+    // run or a sweep): its output is a log, and a closed pipe must not stop it; its prints
+    // ignore the error (`say!`).
+    if !matches!(cli.command, Command::Run { .. } | Command::Sweep { .. }) {
+        use nix::sys::signal::{SigHandler, Signal, signal};
         // SAFETY: called before any other thread exists; SIG_DFL is a valid disposition.
-        unsafe {
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        }
+        let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
     }
     let result = match cli.command {
         Command::Run {

@@ -66,6 +66,15 @@ impl Progress {
     }
 }
 
+/// `println!` for what goes on while a command works (a run, a sweep): a closed stdout loses the
+/// line and nothing else.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::progress::print_line(&format!($($arg)*))
+    };
+}
+
 /// Writes a line to stdout. A closed stdout (`makemore run … | head`) loses the line and nothing
 /// else: the run goes on and its files say what happened.
 pub fn print_line(line: &str) {

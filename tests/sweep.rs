@@ -186,9 +186,10 @@ fn an_interrupted_trial_resumes_to_the_same_losses() {
         .unwrap();
     child.wait().unwrap();
     // The trial process dies with its sweep (it is asked to checkpoint and stop).
-    let claim = dir.path().join("runs/g/claims").join(&id);
+    let claim = dir.path().join("runs/g/claims").join(format!("{id}.0"));
+    let released = || std::fs::read_to_string(&claim).is_ok_and(|t| t == "released\n");
     let started = Instant::now();
-    while claim.exists() && started.elapsed() < Duration::from_secs(30) {
+    while !released() && started.elapsed() < Duration::from_secs(30) {
         std::thread::sleep(Duration::from_millis(20));
     }
     let summary = makemore::rundir::read_summary(&dir.path().join("runs/g").join(&id)).unwrap();
@@ -205,35 +206,81 @@ fn an_interrupted_trial_resumes_to_the_same_losses() {
     );
 }
 
+/// Claims planted as a killed, a restarted (its pid reused) or a vanished worker on another host
+/// would have left them, and one a worker released: each is taken over, by one worker only.
+fn plant_stale_claims(claims: &Path, ids: &[String]) {
+    std::fs::create_dir_all(claims).unwrap();
+    let host = String::from_utf8(Command::new("hostname").output().unwrap().stdout).unwrap();
+    let host = host.trim();
+    let mut dead = Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    dead.wait().unwrap();
+    let long_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let planted = [
+        format!("{host} {dead_pid} 0 3\n"),
+        // pid 1 is alive, but it did not start at tick 1: its pid was reused.
+        format!("{host} 1 1 0\n"),
+        "released\n".to_string(),
+        "elsewhere 42 0 9\n".to_string(),
+    ];
+    for (id, text) in ids.iter().zip(planted) {
+        let path = claims.join(format!("{id}.0"));
+        std::fs::write(&path, &text).unwrap();
+        if text.starts_with("elsewhere") {
+            let file = std::fs::File::options().append(true).open(&path).unwrap();
+            file.set_modified(long_ago).unwrap();
+        }
+    }
+}
+
+/// Four sweeps of one grid at once, two trials each at a time, over stale claims: every trial
+/// runs, and exactly once. Repeated, as a race shows only now and then.
 #[test]
 fn concurrent_sweeps_run_each_trial_once() {
-    let dir = tempfile::tempdir().unwrap();
-    grid(dir.path(), "");
-    let workers: Vec<_> = (0..2)
-        .map(|_| {
-            common::command(Path::new("."))
-                .args(["sweep", "grid.toml"])
-                .current_dir(dir.path())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
+    let template = tempfile::tempdir().unwrap();
+    grid(template.path(), "");
+    let ids: Vec<String> = dry_run_ids(template.path(), &[])
+        .into_iter()
+        .map(|t| t.1)
         .collect();
-    for worker in workers {
-        let out = worker.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
-    }
-    let trials = manifest(dir.path());
-    assert!(trials.iter().all(|t| t.2 == "done"), "{trials:?}");
-    for (_, id, _) in trials {
-        let log =
-            std::fs::read_to_string(dir.path().join(format!("runs/g/logs/{id}.log"))).unwrap();
-        assert_eq!(log.matches(": starting").count(), 1, "{log}");
-        assert!(!log.contains("going on"), "{log}");
-        let train_log =
-            std::fs::read_to_string(dir.path().join(format!("runs/g/{id}/train.log"))).unwrap();
-        assert_eq!(train_log.matches("last model (every item)").count(), 1);
+    for round in 0..50 {
+        let dir = tempfile::tempdir().unwrap();
+        experiment(dir.path(), "bigram", "\n[backend]\nthreads = 1\n");
+        let grid_text = std::fs::read_to_string(template.path().join("grid.toml")).unwrap();
+        let grid_text = grid_text
+            .replace("mlp.toml", "bigram.toml")
+            .replace("= 40", "= 4");
+        write(dir.path(), "grid.toml", &grid_text);
+        plant_stale_claims(&dir.path().join("runs/g/claims"), &ids);
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                common::command(Path::new("."))
+                    .args(["sweep", "grid.toml", "-j", "2"])
+                    .current_dir(dir.path())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for worker in workers {
+            let out = worker.wait_with_output().unwrap();
+            assert!(out.status.success(), "round {round}: {}", stderr(&out));
+        }
+        let trials = manifest(dir.path());
+        assert!(
+            trials.iter().all(|t| t.2 == "done"),
+            "round {round}: {trials:?}"
+        );
+        for (_, id, _) in trials {
+            let log =
+                std::fs::read_to_string(dir.path().join(format!("runs/g/logs/{id}.log"))).unwrap();
+            assert_eq!(log.matches(": starting").count(), 1, "round {round}: {log}");
+            assert!(!log.contains("going on"), "round {round}: {log}");
+            let train_log =
+                std::fs::read_to_string(dir.path().join(format!("runs/g/{id}/train.log"))).unwrap();
+            assert_eq!(train_log.matches("last model (every item)").count(), 1);
+        }
     }
 }
 

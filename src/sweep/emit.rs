@@ -49,7 +49,7 @@ pub fn emit(emit: Emit, grid: &Grid, dir: &Path, request: &SweepRequest) -> Resu
     match emit {
         Emit::List => {
             for trial in &grid.trials {
-                println!("{command} --index {}", trial.index);
+                crate::say!("{command} --index {}", trial.index);
             }
         }
         Emit::Slurm => {
@@ -59,7 +59,7 @@ pub fn emit(emit: Emit, grid: &Grid, dir: &Path, request: &SweepRequest) -> Resu
             let script = slurm_script(grid, &out, &command, &request.slurm);
             let path = dir.join("sweep.sbatch");
             write_atomic(&path, script.as_bytes())?;
-            println!(
+            crate::say!(
                 "wrote {}; submit it with: sbatch {}",
                 path.display(),
                 path.display()

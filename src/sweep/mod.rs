@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::progress::format_duration;
 use crate::rundir::{self, Status, write_atomic};
+use crate::say;
 use crate::{run, signals};
 
 pub use emit::{Emit, SlurmOptions};
@@ -91,7 +92,7 @@ impl State {
 }
 
 fn state(dir: &Path, trial: &Trial) -> State {
-    if claim::is_held(&dir.join("claims").join(&trial.id)) {
+    if claim::is_held(&dir.join("claims"), &trial.id) {
         return State::Running;
     }
     match rundir::read_summary(&dir.join(&trial.id)).map(|s| s.status) {
@@ -133,7 +134,7 @@ fn write_manifest(grid: &Grid, dir: &Path) -> Result<()> {
 }
 
 fn dry_run(grid: &Grid, dir: &Path) {
-    println!(
+    say!(
         "{}: {} trials in {}",
         grid.name,
         grid.trials.len(),
@@ -147,7 +148,7 @@ fn dry_run(grid: &Grid, dir: &Path) {
             State::Interrupted => "resume",
             State::Failed => "retry",
         };
-        println!(
+        say!(
             "{:>4}  {}  {:<24}  {}",
             trial.index,
             trial.id,
@@ -189,9 +190,10 @@ fn run_one(grid: &Grid, dir: &Path, index: usize) -> Result<()> {
     let _claim = match claim::Claim::take(&dir.join("claims"), &trial.id)? {
         Ok(claim) => claim,
         Err(holder) => {
-            println!(
+            say!(
                 "{label}: running elsewhere ({} pid {})",
-                holder.host, holder.pid
+                holder.host,
+                holder.pid
             );
             return Ok(());
         }
@@ -199,12 +201,12 @@ fn run_one(grid: &Grid, dir: &Path, index: usize) -> Result<()> {
     let run_dir = dir.join(&trial.id);
     match rundir::read_summary(&run_dir) {
         Ok(summary) if summary.status == Status::Done => {
-            println!("{label}: done before");
+            say!("{label}: done before");
             Ok(())
         }
         Ok(summary) => {
             let status = summary.status.name();
-            println!("{label}: {status} at step {}, going on", summary.step);
+            say!("{label}: {status} at step {}, going on", summary.step);
             run::resume(&run_dir, &[]).map(|_| ())
         }
         Err(_) => {
@@ -212,7 +214,7 @@ fn run_one(grid: &Grid, dir: &Path, index: usize) -> Result<()> {
             if run_dir.exists() {
                 fs::remove_dir_all(&run_dir)?;
             }
-            println!("{label}: starting");
+            say!("{label}: starting");
             run::run_in(&trial.experiment, &run_dir).map(|_| ())
         }
     }
@@ -231,7 +233,7 @@ fn run_all(grid: &Grid, dir: &Path, request: &SweepRequest) -> Result<()> {
     let jobs = request.jobs.max(1);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = (cores / jobs).max(1);
-    println!(
+    say!(
         "{}: {} trials, {done_before} done before, {} to go, {jobs} at a time with {threads} thread(s) each",
         grid.name,
         grid.trials.len(),
@@ -265,8 +267,7 @@ fn run_all(grid: &Grid, dir: &Path, request: &SweepRequest) -> Result<()> {
             stopping = true;
             for (child, _) in &running {
                 // One SIGTERM each: the trial checkpoints and stops (a second would not wait).
-                // SAFETY: signalling our own child process.
-                unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+                terminate(child);
             }
         }
         let mut i = 0;
@@ -293,7 +294,7 @@ fn run_all(grid: &Grid, dir: &Path, request: &SweepRequest) -> Result<()> {
                     )
                 }
             };
-            println!(
+            say!(
                 "[{}] trial {} {}: {} done, {} running, {} failed, {} left{eta}",
                 format_duration(started.elapsed().as_secs_f64()),
                 trial.index,
@@ -310,7 +311,7 @@ fn run_all(grid: &Grid, dir: &Path, request: &SweepRequest) -> Result<()> {
         }
     }
 
-    println!(
+    say!(
         "{}: {} of {} trials done{}",
         grid.name,
         grid.trials
@@ -324,7 +325,7 @@ fn run_all(grid: &Grid, dir: &Path, request: &SweepRequest) -> Result<()> {
         }
     );
     for (trial, why) in &failed {
-        println!(
+        say!(
             "  trial {} ({}, {}): {why}",
             trial.index,
             trial.id,
@@ -366,14 +367,7 @@ fn spawn_trial(request: &SweepRequest, trial: &Trial, threads: usize, log: &Path
         // Its own process group, so a Ctrl-C at the terminal reaches the sweep only, which
         // passes on exactly one SIGTERM.
         .process_group(0);
-    // SAFETY: prctl is async-signal-safe; it asks for a SIGTERM when this process dies (even by
-    // kill -9), so a trial never outlives its sweep unnoticed: it checkpoints and stops.
-    unsafe {
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
+    die_with_parent(&mut command);
     command.spawn().map_err(|e| {
         Error::Failed(anyhow::anyhow!(
             "cannot start {} for trial {}: {e}",
@@ -382,6 +376,35 @@ fn spawn_trial(request: &SweepRequest, trial: &Trial, threads: usize, log: &Path
         ))
     })
 }
+
+fn terminate(child: &Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGTERM);
+    }
+}
+
+/// Asks for a SIGTERM to the trial when the sweep dies (even by kill -9), so that a trial never
+/// outlives its sweep unnoticed: it checkpoints and stops. Linux only; elsewhere an orphaned trial
+/// runs to its end, and its claim keeps other workers off it meanwhile.
+#[cfg(target_os = "linux")]
+fn die_with_parent(command: &mut Command) {
+    let parent = nix::unistd::getpid();
+    // SAFETY: the closure runs between fork and exec, and calls only prctl and getppid, which are
+    // async-signal-safe and allocate nothing.
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::SIGTERM)?;
+            // A parent that died before the request was made sends no signal: stop now.
+            if nix::unistd::getppid() != parent {
+                return Err(std::io::Error::other("the sweep has ended"));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_: &mut Command) {}
 
 /// Why a trial failed: its summary's error, or else the end of its log.
 fn failure(dir: &Path, trial: &Trial, logs: &Path) -> String {
