@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::DatasetConfig;
+use crate::config::{DatasetConfig, LongItems};
 use crate::error::{Error, Result};
 use crate::rng::{Stream, rng};
 
@@ -151,22 +151,18 @@ pub struct Dataset {
     pub data_hash: String,
     /// sha256 of the three splits' items in order: equal hashes mean comparable test losses.
     pub split_hash: String,
-    /// Items dropped for being longer than `dataset.max_len`.
-    pub dropped_long: usize,
+    /// Items dropped or cut for being longer than `dataset.max_len`.
+    pub long_items: usize,
 }
 
 impl Dataset {
     pub fn load(config: &DatasetConfig) -> Result<Self> {
         let (items, mut hasher) = read_items(&config.path)?;
-        let mut dropped_long = 0;
+        let mut long_items = 0;
         let mut keep = |items: Vec<String>| {
             let items = if config.dedup { dedup(items) } else { items };
-            let before = items.len();
-            let kept: Vec<String> = items
-                .into_iter()
-                .filter(|i| config.max_len == 0 || i.chars().count() <= config.max_len)
-                .collect();
-            dropped_long += before - kept.len();
+            let (kept, long) = limit_length(items, config.max_len, config.long_items);
+            long_items += long;
             kept
         };
         let mut items = keep(items);
@@ -233,7 +229,7 @@ impl Dataset {
             vocab,
             data_hash,
             split_hash,
-            dropped_long,
+            long_items,
         })
     }
 
@@ -250,7 +246,8 @@ impl Dataset {
         (longest > 64 && longest > 4 * typical.max(1)).then(|| {
             format!(
                 "warning: the longest item has {longest} characters where 99% have at most {typical}; \
-                 every batch is padded to the longest: dataset.max_len = N drops longer items"
+                 every batch is padded to the longest: dataset.max_len = N drops longer items \
+                 (or cuts them, with dataset.long_items = \"truncate\")"
             )
         })
     }
@@ -356,6 +353,28 @@ fn read_items(path: &Path) -> Result<(Vec<String>, Sha256)> {
     let mut hasher = Sha256::new();
     hasher.update(&bytes);
     Ok((items, hasher))
+}
+
+/// Items within `max_len` characters (0: no limit), and how many were dropped or cut.
+fn limit_length(items: Vec<String>, max_len: usize, long: LongItems) -> (Vec<String>, usize) {
+    if max_len == 0 {
+        return (items, 0);
+    }
+    let mut count = 0;
+    let kept = items
+        .into_iter()
+        .filter_map(|item| {
+            if item.chars().count() <= max_len {
+                return Some(item);
+            }
+            count += 1;
+            match long {
+                LongItems::Drop => None,
+                LongItems::Truncate => Some(item.chars().take(max_len).collect()),
+            }
+        })
+        .collect();
+    (kept, count)
 }
 
 fn dedup(items: Vec<String>) -> Vec<String> {

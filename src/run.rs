@@ -11,7 +11,7 @@ use burn::tensor::backend::AutodiffBackend;
 
 use crate::backend::{self, on_backend};
 use crate::checkpoint::Checkpoint;
-use crate::config::{self, BackendName, Experiment, ModelType};
+use crate::config::{self, BackendName, Experiment, LongItems, ModelType};
 use crate::data::{Dataset, SplitName};
 use crate::error::{Error, Result};
 use crate::interchange::Weights;
@@ -217,12 +217,17 @@ fn execute<B: AutodiffBackend>(
     if let Some(warning) = data.length_warning() {
         train::say(&mut session, &warning)?;
     }
-    if data.dropped_long > 0 {
-        let (n, max) = (data.dropped_long, experiment.dataset.max_len);
-        train::say(
-            &mut session,
-            &format!("dropped {n} items longer than {max} characters (dataset.max_len)"),
-        )?;
+    if data.long_items > 0 {
+        let (n, max) = (data.long_items, experiment.dataset.max_len);
+        let line = match experiment.dataset.long_items {
+            LongItems::Drop => {
+                format!("dropped {n} items longer than {max} characters (dataset.max_len)")
+            }
+            LongItems::Truncate => format!(
+                "cut {n} items longer than {max} characters to their first {max} (dataset.max_len)"
+            ),
+        };
+        train::say(&mut session, &line)?;
     }
 
     let wall_before = session.summary.wall_s;

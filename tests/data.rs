@@ -2,7 +2,7 @@
 
 mod common;
 
-use makemore::config::{DatasetConfig, Experiment};
+use makemore::config::{DatasetConfig, Experiment, LongItems};
 use makemore::data::{Dataset, IGNORE, batch};
 use makemore::error::Error;
 
@@ -117,6 +117,37 @@ fn strips_drops_blanks_and_dedups() {
     })
     .unwrap();
     assert_eq!(data.train.len() + data.test.len(), 23);
+}
+
+#[test]
+fn max_len_drops_or_cuts_longer_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let short: String = ('a'..='t').map(|c| format!("{c}{c}\n")).collect();
+    let path = common::write(dir.path(), "d.txt", &format!("{short}abcd\nabcdef\nxyz\n"));
+    let load = |long_items| {
+        let data = Dataset::load(&DatasetConfig {
+            test_size: 1,
+            max_len: 3,
+            long_items,
+            ..config(path.clone())
+        })
+        .unwrap();
+        let mut all: Vec<String> = data
+            .train
+            .items
+            .iter()
+            .chain(&data.test.items)
+            .cloned()
+            .collect();
+        all.retain(|i| i.len() > 2);
+        all.sort();
+        (all, data.long_items, data.seq_len)
+    };
+    let (kept, long, seq_len) = load(LongItems::Drop);
+    assert_eq!((kept, long, seq_len), (vec!["xyz".into()], 2, 4));
+    let (kept, long, seq_len) = load(LongItems::Truncate);
+    let expected: Vec<String> = ["abc", "abc", "xyz"].map(String::from).into();
+    assert_eq!((kept, long, seq_len), (expected, 2, 4));
 }
 
 #[test]

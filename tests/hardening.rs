@@ -315,6 +315,33 @@ fn a_run_that_is_going_cannot_be_resumed_beside_it() {
 }
 
 #[test]
+fn a_closed_stdout_does_not_stop_a_sweep() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    experiment(dir.path(), "bigram", "");
+    write(
+        dir.path(),
+        "grid.toml",
+        "name = \"g\"\nexperiment = \"bigram.toml\"\n[set]\n\"schedule.steps\" = 300\n[grid]\nseed = [1, 2, 3]\n",
+    );
+    // `makemore sweep grid.toml | head -1`.
+    let mut child = common::command(dir.path())
+        .args(["sweep", "grid.toml", "-j", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("g: 3 trials"), "{first}");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let manifest = std::fs::read_to_string(dir.path().join("runs/g/trials.csv")).unwrap();
+    assert_eq!(manifest.matches(",done,").count(), 3, "{manifest}");
+}
+
+#[test]
 fn one_very_long_item_is_warned_of_and_max_len_drops_it() {
     let dir = tempfile::tempdir().unwrap();
     experiment(dir.path(), "bigram", "");
@@ -348,6 +375,17 @@ fn one_very_long_item_is_warned_of_and_max_len_drops_it() {
         "{printed}"
     );
     assert!(!printed.contains("the longest item"), "{printed}");
+    let printed = run(&["dataset.max_len=20", "dataset.long_items=\"truncate\""]);
+    assert!(
+        printed.contains("cut 1 items longer than 20 characters to their first 20"),
+        "{printed}"
+    );
+    // The run's config.toml keeps the choice (config.toml of the three runs, in any order).
+    let configs: String = common::run_dirs(&dir.path().join("runs/bigram"))
+        .iter()
+        .map(|run| std::fs::read_to_string(run.join("config.toml")).unwrap())
+        .collect();
+    assert_eq!(configs.matches("long_items = \"truncate\"").count(), 1);
 }
 
 /// The memory estimate's parameter counts against the models' own, for every family at

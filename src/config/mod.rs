@@ -38,15 +38,34 @@ pub struct DatasetConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test_path: Option<PathBuf>,
     pub dedup: bool,
-    /// Items longer than this many characters are dropped (0 = keep every item): one very long
-    /// line would pad every batch to its length. Left out of config.toml when 0, so that the
-    /// configuration hashes of experiments without it do not change.
+    /// Items longer than this many characters are dropped or cut (0 = every item whole): one
+    /// very long line would pad every batch to its length. Left out of config.toml when 0, so that
+    /// the configuration hashes of experiments without it do not change; `long_items` too.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub max_len: usize,
+    #[serde(default, skip_serializing_if = "LongItems::is_drop")]
+    pub long_items: LongItems,
 }
 
 fn is_zero(n: &usize) -> bool {
     *n == 0
+}
+
+/// What `dataset.max_len` does to a longer item.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LongItems {
+    /// Leave it out.
+    #[default]
+    Drop,
+    /// Keep its first `max_len` characters (the model learns that it ends there).
+    Truncate,
+}
+
+impl LongItems {
+    fn is_drop(&self) -> bool {
+        *self == LongItems::Drop
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,6 +219,7 @@ impl Experiment {
                 test_path: None,
                 dedup: false,
                 max_len: 0,
+                long_items: LongItems::Drop,
             },
             model: ModelConfig {
                 kind: ModelType::Transformer,
