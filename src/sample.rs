@@ -83,12 +83,14 @@ fn draw(probs: &[f32], options: SampleOptions, rng: &mut ChaCha8Rng) -> usize {
         candidates.truncate(options.top_k);
     }
     if options.top_p < 1.0 {
+        // Of what top-k left, renormalised (as Hugging Face's samplers chain the two).
+        let left: f64 = candidates.iter().map(|c| c.1 as f64).sum();
         let mut mass = 0.0;
         let keep = candidates
             .iter()
             .position(|c| {
                 mass += c.1 as f64;
-                mass >= options.top_p
+                mass >= options.top_p * left
             })
             .map_or(candidates.len(), |i| i + 1);
         candidates.truncate(keep);
@@ -192,4 +194,55 @@ pub fn sample_command(dir: &Path, request: &SampleRequest) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How often each token of `probs` is drawn in 20,000 draws.
+    fn frequencies(probs: &[f32], top_k: usize, top_p: f64) -> Vec<f64> {
+        let options = SampleOptions {
+            temperature: 1.0,
+            top_k,
+            top_p,
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut counts = vec![0.0; probs.len()];
+        for _ in 0..20_000 {
+            counts[draw(probs, options, &mut rng)] += 1.0 / 20_000.0;
+        }
+        counts
+    }
+
+    fn assert_near(got: &[f64], expected: &[f64]) {
+        let near = got.iter().zip(expected).all(|(g, e)| (g - e).abs() < 0.015);
+        assert!(near, "drew {got:?}, expected {expected:?}");
+    }
+
+    /// Top-p keeps the fewest most likely tokens whose mass reaches p, and draws among them in
+    /// proportion to their probabilities.
+    #[test]
+    fn top_p_keeps_the_smallest_nucleus_and_renormalises() {
+        let probs = [0.05, 0.5, 0.3, 0.15];
+        assert_near(&frequencies(&probs, 0, 1.0), &[0.05, 0.5, 0.3, 0.15]);
+        assert_near(&frequencies(&probs, 0, 0.45), &[0.0, 1.0, 0.0, 0.0]);
+        assert_near(&frequencies(&probs, 0, 1e-9), &[0.0, 1.0, 0.0, 0.0]);
+        assert_near(&frequencies(&probs, 0, 0.7), &[0.0, 0.625, 0.375, 0.0]);
+        assert_near(
+            &frequencies(&probs, 0, 0.9),
+            &[0.0, 0.5 / 0.95, 0.3 / 0.95, 0.15 / 0.95],
+        );
+        // After top-k, p is a share of what is left: 0.5 of top-2's 0.8 is 0.625 < 0.7.
+        assert_near(&frequencies(&probs, 2, 0.7), &[0.0, 0.625, 0.375, 0.0]);
+        assert_near(&frequencies(&probs, 2, 0.6), &[0.0, 1.0, 0.0, 0.0]);
+    }
+
+    /// Top-k keeps the k most likely, ties going to the lower token.
+    #[test]
+    fn top_k_keeps_the_k_most_likely() {
+        let probs = [0.25, 0.25, 0.25, 0.25];
+        assert_near(&frequencies(&probs, 2, 1.0), &[0.5, 0.5, 0.0, 0.0]);
+        assert_near(&frequencies(&[0.1, 0.6, 0.3], 1, 1.0), &[0.0, 1.0, 0.0]);
+    }
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{experiment, losses, makemore, only_run, stderr};
+use common::{experiment, losses, makemore, only_run, stderr, write};
 
 #[cfg(not(feature = "cuda"))]
 #[test]
@@ -80,32 +80,44 @@ fn a_run_resumes_with_other_backend_settings() {
     assert!(stderr(&out).contains("schedule.steps, backend.*"));
 }
 
-/// The Transformer splits each batch in two parts, on two threads where it has them: the
-/// numbers, dropout included, must be those of one thread, bit for bit.
+/// Two threads where one was: the Transformer trains each batch in two halves, and products from
+/// 192³ multiply-adds on (burn's rule, and ours) split over threads. The numbers, dropout
+/// included, must be those of one thread, bit for bit, for every family at makemore.py's sizes
+/// (width 64, 4 layers, batch 32) on items as long as its names (15 characters), where the
+/// largest products pass that threshold.
 #[test]
 fn the_thread_count_does_not_change_the_numbers() {
     let dir = tempfile::tempdir().unwrap();
-    experiment(dir.path(), "transformer", "");
-    let run = |threads: &str| {
-        let runs = format!("runs-{threads}");
-        let threads = format!("backend.threads={threads}");
-        let args = [
-            "run",
-            "transformer.toml",
-            "--runs",
-            &runs,
-            "--set",
-            &threads,
-            "--set",
-            "model.dropout=0.1",
-        ];
-        let out = makemore(&args, dir.path(), &[]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        let run = only_run(&dir.path().join(&runs), "transformer");
-        let samples = std::fs::read_to_string(run.join("samples.txt")).unwrap();
-        (losses(&run), samples)
-    };
-    let (one, two) = (run("1"), run("2"));
-    assert!(one.0.lines().count() > 5, "{}", one.0);
-    assert_eq!(one, two);
+    let long: Vec<String> = common::NAMES
+        .iter()
+        .zip(common::NAMES.iter().rev())
+        .map(|(a, b)| format!("{a}{b}").chars().take(15).collect())
+        .collect();
+    let sizes = "model.n_embd=64 model.n_embd2=64 model.n_layer=4 model.n_head=4 \
+                 schedule.batch_size=32 schedule.steps=12 schedule.eval_every=6 model.dropout=0.1";
+    // The Transformer's feed-forward product: batch × positions × width × 4·width.
+    assert!(32 * 16 * 64 * 256 >= 192 * 192 * 192);
+    for model in common::FAMILIES {
+        experiment(dir.path(), model, "");
+        write(dir.path(), "names.txt", &(long.join("\n") + "\n"));
+        let run = |threads: &str| {
+            let runs = format!("runs-{threads}");
+            let file = format!("{model}.toml");
+            let threads = format!("backend.threads={threads}");
+            let mut args = vec!["run", &file, "--runs", &runs, "--set", &threads];
+            for set in sizes.split_whitespace() {
+                args.extend(["--set", set]);
+            }
+            let out = makemore(&args, dir.path(), &[]);
+            assert!(out.status.success(), "{model}: {}", stderr(&out));
+            let run = only_run(&dir.path().join(&runs), model);
+            let samples = std::fs::read_to_string(run.join("samples.txt")).unwrap();
+            (losses(&run), samples)
+        };
+        let (one, two) = (run("1"), run("2"));
+        // Counts are counted in one pass, not trained: no steps to compare but the last.
+        let rows = if model == "counts" { 2 } else { 5 };
+        assert!(one.0.lines().count() > rows, "{model}: {}", one.0);
+        assert_eq!(one, two, "{model}");
+    }
 }

@@ -50,6 +50,19 @@ pub const NAMES: &[&str] = &[
     "matthew",
 ];
 
+/// Every model family, as `model.type` names it.
+pub const FAMILIES: [&str; 9] = [
+    "bigram",
+    "counts",
+    "mlp",
+    "cnn",
+    "rnn",
+    "gru",
+    "lstm",
+    "bow",
+    "transformer",
+];
+
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();

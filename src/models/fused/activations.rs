@@ -283,6 +283,61 @@ mod tests {
         assert!(sigmoid_one(-200.0) < 1e-37 && sigmoid_one(200.0) == 1.0);
     }
 
+    /// `F` forward and backward, compiled for the CPU's baseline.
+    #[inline(never)]
+    fn plain<F: Fused>(x: &[f32], row: usize) -> (Vec<f32>, Vec<f32>) {
+        let mut out = vec![0.0; x.len()];
+        F::forward(x, &mut out, row);
+        let mut grad = x.to_vec();
+        F::backward(&out, &mut grad, row);
+        (out, grad)
+    }
+
+    /// `F` forward and backward, compiled for AVX2 where the CPU has it.
+    fn fast<F: Fused>(x: &[f32], row: usize) -> (Vec<f32>, Vec<f32>) {
+        vectorised(
+            #[inline(always)]
+            || {
+                let mut out = vec![0.0; x.len()];
+                F::forward(x, &mut out, row);
+                let mut grad = x.to_vec();
+                F::backward(&out, &mut grad, row);
+                (out, grad)
+            },
+        )
+    }
+
+    /// Rust never contracts a multiply and an add, so the 8-lane code must round as the plain
+    /// code does: the same bits, not merely close ones. (Where the CPU lacks AVX2 both are the
+    /// plain code and this proves nothing; CI's and our machines have it.)
+    #[test]
+    fn avx2_and_plain_code_give_the_same_bits() {
+        let x: Vec<f32> = (0..27 * 400)
+            .map(|i| (i as f32 * 0.618).sin() * 95.0)
+            .collect();
+        let bits = |(a, b): (Vec<f32>, Vec<f32>)| {
+            (a.iter().chain(&b).map(|v| v.to_bits())).collect::<Vec<u32>>()
+        };
+        let cases: [(
+            &str,
+            fn(&[f32], usize) -> (Vec<f32>, Vec<f32>),
+            fn(&[f32], usize) -> (Vec<f32>, Vec<f32>),
+        ); 3] = [
+            ("sigmoid", plain::<Sigmoid>, fast::<Sigmoid>),
+            ("tanh", plain::<Tanh>, fast::<Tanh>),
+            ("log_softmax", plain::<LogSoftmax>, fast::<LogSoftmax>),
+        ];
+        for (name, plain, fast) in cases {
+            assert_eq!(bits(plain(&x, 27)), bits(fast(&x, 27)), "{name}");
+        }
+        let gelu_plain: Vec<u32> = x.iter().map(|&v| (v * Gelu::gate(v)).to_bits()).collect();
+        let gelu_fast: Vec<u32> = vectorised(
+            #[inline(always)]
+            || x.iter().map(|&v| (v * Gelu::gate(v)).to_bits()).collect(),
+        );
+        assert_eq!(gelu_plain, gelu_fast, "gelu");
+    }
+
     /// Log-softmax of two rows and its backward against f64 references.
     #[test]
     fn log_softmax_and_its_gradient_match_f64_references() {

@@ -185,6 +185,30 @@ fn exp(x: f32) -> f32 {
 
 #[cfg(test)]
 mod tests {
+    /// Distance in units in the last place between two positive floats.
+    fn ulps(a: f32, b: f32) -> u32 {
+        a.to_bits().abs_diff(b.to_bits())
+    }
+
+    /// `exp` against f64's, rounded to f32, at every 64th float of its range [−87, 88] (about
+    /// 34 million points); beyond it the input is clamped.
+    #[test]
+    fn exp_is_within_one_ulp_over_its_range() {
+        let mut worst = (0, 0.0f32);
+        let negative =
+            (0..=(-87.0f32).to_bits() - 0x8000_0000).map(|b| f32::from_bits(b | 0x8000_0000));
+        let positive = (0..=88.0f32.to_bits()).map(f32::from_bits);
+        for x in negative.chain(positive).step_by(64) {
+            let error = ulps(super::exp(x), (x as f64).exp() as f32);
+            if error > worst.0 {
+                worst = (error, x);
+            }
+        }
+        assert!(worst.0 <= 1, "{} ulps at {}", worst.0, worst.1);
+        assert_eq!(super::exp(-1000.0), super::exp(-87.0));
+        assert_eq!(super::exp(f32::INFINITY), super::exp(88.0));
+    }
+
     use burn::backend::{Autodiff, Flex};
     use burn::module::Param;
     use burn::nn::{LayerNormConfig, LinearConfig};
