@@ -318,11 +318,8 @@ mod tests {
         let bits = |(a, b): (Vec<f32>, Vec<f32>)| {
             (a.iter().chain(&b).map(|v| v.to_bits())).collect::<Vec<u32>>()
         };
-        let cases: [(
-            &str,
-            fn(&[f32], usize) -> (Vec<f32>, Vec<f32>),
-            fn(&[f32], usize) -> (Vec<f32>, Vec<f32>),
-        ); 3] = [
+        type Both = fn(&[f32], usize) -> (Vec<f32>, Vec<f32>);
+        let cases: [(&str, Both, Both); 3] = [
             ("sigmoid", plain::<Sigmoid>, fast::<Sigmoid>),
             ("tanh", plain::<Tanh>, fast::<Tanh>),
             ("log_softmax", plain::<LogSoftmax>, fast::<LogSoftmax>),
