@@ -118,6 +118,17 @@ fn check_exportable(trained: &Trained) -> Result<()> {
 
 /// Writes the model of `run` (its `which` checkpoint) to `out` as makemore.py's state_dict.
 pub fn export_command(run: &Path, which: &str, out: &Path) -> Result<()> {
+    let parent = match out.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(Error::input(format!(
+            "{}: there is no directory {} to write it in",
+            out.display(),
+            parent.display()
+        )));
+    }
     let trained = Trained::open(run, which)?;
     check_exportable(&trained)?;
     let m = &trained.experiment.model;

@@ -265,7 +265,7 @@ fn messages_name_what_the_user_typed_in_the_users_words() {
     write(dir.path(), "broken.toml", "[dataset\n");
     says(
         &["check", "broken.toml"],
-        &["broken.toml: TOML parse error"],
+        &["broken.toml:1:9: invalid table header"],
     );
     write(dir.path(), "int.toml", "[model]\ntype = 3\n");
     says(&["check", "int.toml"], &["int.toml:2: model.type"]);

@@ -187,9 +187,12 @@ impl Sources<'_> {
                     _ => self.locate(&key),
                 };
                 let why = plain_words(&e.kind.to_string());
-                match key.is_empty() {
-                    true => format!("{place}: {why}"),
-                    false => format!("{place}: {key}: {why}"),
+                match (key.is_empty(), syntax_error(&why)) {
+                    (true, Some((line, column, what, snippet))) => {
+                        format!("{place}:{line}:{column}: {what}\n{snippet}")
+                    }
+                    (true, None) => format!("{place}: {why}"),
+                    (false, _) => format!("{place}: {key}: {why}"),
                 }
             })
             .collect();
@@ -222,6 +225,25 @@ impl Sources<'_> {
             ))
         })
     }
+}
+
+/// The line, the column, the message and the quoted source of the toml parser's "TOML parse
+/// error at line L, column C", so that a syntax error is placed as every other error is
+/// (`file:line:column: what`).
+fn syntax_error(message: &str) -> Option<(usize, usize, String, String)> {
+    let rest = message.strip_prefix("TOML parse error at line ")?;
+    let (line, rest) = rest.split_once(", column ")?;
+    let (column, rest) = rest.split_once('\n')?;
+    let (snippet, what): (Vec<&str>, Vec<&str>) = rest
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .partition(|l| l.contains('|'));
+    Some((
+        line.parse().ok()?,
+        column.parse().ok()?,
+        what.join("; "),
+        snippet.join("\n"),
+    ))
 }
 
 /// Whether the dotted key `set` is `key` or lies below it.
