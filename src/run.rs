@@ -272,7 +272,12 @@ fn execute<B: AutodiffBackend>(
         Err(error) => {
             session.summary.status = Status::Failed;
             session.summary.error = Some(format!("{error:#}"));
-            session.run.write_summary(&session.summary)?;
+            let error = match session.run.write_summary(&session.summary) {
+                Ok(()) => error,
+                Err(also) => {
+                    error.context(format!("its summary.json still says running: {also:#}"))
+                }
+            };
             Err(error
                 .context(format!("run {} failed", run_path.display()))
                 .into())

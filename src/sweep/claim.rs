@@ -184,7 +184,8 @@ fn beat_age(dir: &Path, path: &Path) -> anyhow::Result<Option<Duration>> {
         .map(|(now, then)| now.duration_since(then).unwrap_or_default()))
 }
 
-/// Whether the process `pid` that started at `start` still runs on this host.
+/// Whether the process `pid` that started at `start` still runs on this host. A zombie (killed,
+/// not yet reaped: a container's init may take its time) has ended.
 fn alive(pid: u32, start: u64) -> bool {
     let Ok(pid_i32) = i32::try_from(pid) else {
         return false;
@@ -193,15 +194,28 @@ fn alive(pid: u32, start: u64) -> bool {
         Ok(()) | Err(nix::errno::Errno::EPERM) => true,
         Err(_) => false,
     };
-    exists && (start == 0 || process_start(pid).is_none_or(|s| s == start))
+    exists
+        && match process_stat(pid) {
+            Some((state, started)) => {
+                !matches!(state, 'Z' | 'X') && (start == 0 || started == start)
+            }
+            None => true, // no /proc (not Linux): the signal's answer is all there is
+        }
 }
 
-/// When process `pid` started (clock ticks since boot, from `/proc`); `None` off Linux.
-fn process_start(pid: u32) -> Option<u64> {
+/// The state and the start time (clock ticks since boot) of process `pid`, from `/proc`.
+fn process_stat(pid: u32) -> Option<(char, u64)> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Field 22; the fields after the command name (which may hold spaces) start at field 3.
+    // Fields 3 and 22; the fields after the command name (which may hold spaces) start at 3.
     let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.nth(18)?.parse().ok()?))
+}
+
+/// When process `pid` started; `None` off Linux.
+fn process_start(pid: u32) -> Option<u64> {
+    process_stat(pid).map(|(_, start)| start)
 }
 
 pub fn hostname() -> String {
@@ -230,6 +244,19 @@ mod tests {
         pid
     }
 
+    /// A child killed and not yet waited for: a zombie until this process ends.
+    fn zombie() -> std::process::Child {
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        child.kill().unwrap();
+        while process_stat(child.id()).is_some_and(|(state, _)| state != 'Z') {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        child
+    }
+
     #[test]
     fn a_held_trial_is_refused_and_released_on_drop() {
         let dir = tempfile::tempdir().unwrap();
@@ -252,6 +279,7 @@ mod tests {
         let me = std::process::id();
         let cases = [
             format!("{host} {} 0 0", dead_pid()),
+            format!("{host} {} 0 0", zombie().id()),
             // Our own pid, but a process that started at another time: the pid was reused.
             format!("{host} {me} {} 0", process_start(me).unwrap() + 1),
             "garbage".to_string(),
