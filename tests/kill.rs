@@ -97,10 +97,8 @@ fn a_sweep_killed_anywhere_goes_on_to_the_same_losses() {
         write(
             dir,
             "grid.toml",
-            &format!(
-                "name = \"g\"\nexperiment = \"mlp.toml\"\n[set]\n\"schedule.steps\" = 1000\n\
-                 \"schedule.eval_every\" = 50\n[grid]\nseed = [1, 2, 3]\n"
-            ),
+            "name = \"g\"\nexperiment = \"mlp.toml\"\n[set]\n\"schedule.steps\" = 1000\n\
+             \"schedule.eval_every\" = 50\n[grid]\nseed = [1, 2, 3]\n",
         )
     };
     let sweep = ["sweep", "grid.toml", "-j", "2"];
