@@ -23,4 +23,5 @@ pub mod score;
 pub mod signals;
 pub mod stats;
 pub mod sweep;
+pub mod tensorboard;
 pub mod train;

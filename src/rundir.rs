@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Experiment;
 use crate::data::{Overlap, SplitName};
+use crate::tensorboard::EventFile;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -132,7 +133,30 @@ pub struct RunDir {
     metrics: csv::Writer<File>,
     samples: File,
     log: File,
+    events: EventFile,
     written: Written,
+}
+
+/// A row of metrics.csv.
+pub struct Metric<'a> {
+    pub step: usize,
+    pub split: &'a str,
+    pub loss: f64,
+    pub lr: f64,
+    pub elapsed_s: f64,
+    pub tokens_per_s: f64,
+    pub row: Row,
+}
+
+/// What a row of metrics.csv is, for its TensorBoard tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Row {
+    /// A training batch's loss, with the learning rate and the speed.
+    Batch,
+    /// A periodic estimate on a split (makemore.py's `Loss/train`, `Loss/test`).
+    Estimate,
+    /// The last model over every item of a split.
+    Final,
 }
 
 /// How much of metrics.csv and samples.txt a run has written, so that a checkpoint can say which
@@ -141,6 +165,9 @@ pub struct RunDir {
 pub struct Written {
     pub metric_rows: usize,
     pub sample_blocks: usize,
+    /// Records of the TensorBoard event file (absent in checkpoints older than it).
+    #[serde(default)]
+    pub events: Option<usize>,
 }
 
 impl RunDir {
@@ -165,7 +192,7 @@ impl RunDir {
         fs::create_dir(path.join("checkpoints"))?;
         point_latest(&parent, &path);
         let lock = lock(&path)?;
-        Self::open(path, lock)
+        Self::open(path, lock, None)
     }
 
     /// Creates the run directory `path` itself; it must not exist.
@@ -173,7 +200,7 @@ impl RunDir {
         fs::create_dir(path).with_context(|| format!("cannot create {}", path.display()))?;
         fs::create_dir(path.join("checkpoints"))?;
         let lock = lock(path)?;
-        Self::open(path.to_path_buf(), lock)
+        Self::open(path.to_path_buf(), lock, None)
     }
 
     /// Opens an existing run to go on from a checkpoint at `step` that covers `written` of
@@ -223,10 +250,11 @@ impl RunDir {
             })
         })?;
         fs::create_dir_all(path.join("checkpoints"))?;
-        Self::open(path.to_path_buf(), lock)
+        Self::open(path.to_path_buf(), lock, written.and_then(|w| w.events))
     }
 
-    fn open(path: PathBuf, lock: File) -> anyhow::Result<Self> {
+    /// Opens the run's files for appending; the event file keeps its first `events` records.
+    fn open(path: PathBuf, lock: File, events: Option<usize>) -> anyhow::Result<Self> {
         let append = |file: &str| {
             OpenOptions::new()
                 .create(true)
@@ -246,6 +274,7 @@ impl RunDir {
             fs::read_to_string(path.join(file))
                 .map_or(0, |t| t.lines().filter(|l| counts(l)).count())
         };
+        let events = EventFile::open(&path, events)?;
         let written = Written {
             metric_rows: count("metrics.csv", |l| {
                 l.split(',')
@@ -253,10 +282,12 @@ impl RunDir {
                     .is_some_and(|s| s.parse::<usize>().is_ok())
             }),
             sample_blocks: count("samples.txt", |l| l.starts_with("# step ")),
+            events: Some(events.records),
         };
         Ok(RunDir {
             _lock: lock,
             written,
+            events,
             metrics,
             samples: append("samples.txt")?,
             log: append("train.log")?,
@@ -293,19 +324,26 @@ impl RunDir {
         }
     }
 
-    pub fn metric(
-        &mut self,
-        step: usize,
-        split: &str,
-        loss: f64,
-        lr: f64,
-        elapsed_s: f64,
-        tokens_per_s: f64,
-    ) -> anyhow::Result<()> {
+    /// A row of metrics.csv, and its scalars in the event file.
+    pub fn metric(&mut self, m: &Metric) -> anyhow::Result<()> {
         self.metrics
-            .serialize((step, split, loss, lr, elapsed_s, tokens_per_s))?;
+            .serialize((m.step, m.split, m.loss, m.lr, m.elapsed_s, m.tokens_per_s))?;
         self.metrics.flush()?;
         self.written.metric_rows += 1;
+        match m.row {
+            Row::Batch => {
+                self.events.scalar("Loss/batch", m.step, m.loss)?;
+                self.events.scalar("lr", m.step, m.lr)?;
+                self.events.scalar("tokens_per_s", m.step, m.tokens_per_s)?;
+            }
+            Row::Estimate => self
+                .events
+                .scalar(&format!("Loss/{}", m.split), m.step, m.loss)?,
+            Row::Final => self
+                .events
+                .scalar(&format!("Final/{}", m.split), m.step, m.loss)?,
+        }
+        self.written.events = Some(self.events.records);
         Ok(())
     }
 

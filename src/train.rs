@@ -23,7 +23,7 @@ use crate::models::{Model, nll, token_nll};
 use crate::optim;
 use crate::progress::Progress;
 use crate::rng::{Stream, dropout_rng, rng, with_dropout};
-use crate::rundir::{RunDir, Summary, write_atomic};
+use crate::rundir::{Metric, Row, RunDir, Summary, write_atomic};
 use crate::sample::{self, SampleOptions};
 use crate::stats;
 
@@ -150,10 +150,15 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
         session.summary.tokens_per_s = Some(tokens_per_s);
         session.progress.step(step, loss, tokens_per_s);
         if step % 10 == 0 || step == s.steps {
-            let elapsed = session.started.elapsed().as_secs_f64();
-            session
-                .run
-                .metric(step, "train", loss, lr, elapsed, tokens_per_s)?;
+            session.run.metric(&Metric {
+                step,
+                split: "train",
+                loss,
+                lr,
+                elapsed_s: session.started.elapsed().as_secs_f64(),
+                tokens_per_s,
+                row: Row::Batch,
+            })?;
         }
         if step % s.sample_every == 0 {
             record_samples(&model.valid(), step, session)?;
@@ -323,7 +328,7 @@ fn estimate<B: Backend>(
         model,
         step,
         lr,
-        &format!("step {step}"),
+        Row::Estimate,
         &[SplitName::Train, selection],
         session,
         |order| {
@@ -352,7 +357,7 @@ fn finish<B: AutodiffBackend>(model: &Model<B>, session: &mut Session<B::Device>
         &model,
         step,
         lr,
-        "last model (every item)",
+        Row::Final,
         &SplitName::ALL,
         session,
         |_| {},
@@ -409,7 +414,7 @@ fn evaluate_splits<B: Backend>(
     model: &Model<B>,
     step: usize,
     lr: f64,
-    label: &str,
+    row: Row,
     which: &[SplitName],
     session: &mut Session<B::Device>,
     mut select: impl FnMut(&mut Vec<usize>),
@@ -433,14 +438,22 @@ fn evaluate_splits<B: Backend>(
             &session.device,
         );
         if let Some(Evaluation { loss, .. }) = evaluations[i] {
-            let elapsed = session.started.elapsed().as_secs_f64();
-            let tokens_per_s = session.summary.tokens_per_s.unwrap_or(0.0);
-            session
-                .run
-                .metric(step, name.name(), loss, lr, elapsed, tokens_per_s)?;
+            session.run.metric(&Metric {
+                step,
+                split: name.name(),
+                loss,
+                lr,
+                elapsed_s: session.started.elapsed().as_secs_f64(),
+                tokens_per_s: session.summary.tokens_per_s.unwrap_or(0.0),
+                row,
+            })?;
             line.push(format!("{} {loss:.4}", name.name()));
         }
     }
+    let label = match row {
+        Row::Final => "last model (every item)".to_string(),
+        _ => format!("step {step}"),
+    };
     say(session, &format!("{label}: {}", line.join(" | ")))?;
     Ok(evaluations)
 }

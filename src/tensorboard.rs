@@ -1,0 +1,251 @@
+//! TensorBoard event files: metrics.csv's figures as scalars, so that `tensorboard --logdir runs/`
+//! shows every run and sweep trial side by side, as makemore.py's SummaryWriter does.
+//!
+//! An event file is a sequence of TFRecord frames (the length, its masked CRC-32C, an `Event`
+//! protobuf, its masked CRC-32C). prost encodes the messages, declared below with the field
+//! numbers of TensorFlow's `event.proto` and `summary.proto`; only the fields we write. (The
+//! `tboard` crate wraps the same but needs `protoc` to build, which a newcomer's machine lacks.)
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use prost::Message;
+
+/// `event.proto`'s Event: a file version (the first record) or a summary at a step.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Event {
+    #[prost(double, tag = "1")]
+    pub wall_time: f64,
+    #[prost(int64, tag = "2")]
+    pub step: i64,
+    #[prost(oneof = "What", tags = "3, 5")]
+    pub what: Option<What>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum What {
+    #[prost(string, tag = "3")]
+    FileVersion(String),
+    #[prost(message, tag = "5")]
+    Summary(Summary),
+}
+
+/// `summary.proto`'s Summary, with the one kind of value we write.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Summary {
+    #[prost(message, repeated, tag = "1")]
+    pub value: Vec<Value>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Value {
+    #[prost(string, tag = "1")]
+    pub tag: String,
+    /// A member of a oneof in the schema: optional, so that a 0.0 is written and not left out.
+    #[prost(float, optional, tag = "2")]
+    pub simple_value: Option<f32>,
+}
+
+/// The name TensorBoard looks for ("tfevents"); one file per run.
+const PREFIX: &str = "events.out.tfevents.";
+
+/// A run's event file, open for appending.
+pub struct EventFile {
+    file: File,
+    /// Records in the file, the file version included.
+    pub records: usize,
+}
+
+impl EventFile {
+    /// Opens the event file in `dir`, keeping its first `keep` records (all when `None`: what
+    /// came after a checkpoint is written again when the run goes on from it), or creates one.
+    pub fn open(dir: &Path, keep: Option<usize>) -> anyhow::Result<EventFile> {
+        let path = match find(dir) {
+            Some(path) if !read_records(&path)?.is_empty() => {
+                truncate(&path, keep)?;
+                path
+            }
+            // None yet, or killed before its first record was whole.
+            found => create(found, dir)?,
+        };
+        let records = read_records(&path)?.len();
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(EventFile { file, records })
+    }
+
+    /// Appends one scalar at `step`.
+    pub fn scalar(&mut self, tag: &str, step: usize, value: f64) -> anyhow::Result<()> {
+        let summary = Summary {
+            value: vec![Value {
+                tag: tag.to_string(),
+                simple_value: Some(value as f32),
+            }],
+        };
+        self.file
+            .write_all(&frame(&event(step, What::Summary(summary))))?;
+        self.records += 1;
+        Ok(())
+    }
+}
+
+/// The event file in `dir`, if there is one.
+pub fn find(dir: &Path) -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(PREFIX))
+        })
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+/// Every scalar of the event file in `dir`: (tag, step, value).
+pub fn scalars(dir: &Path) -> anyhow::Result<Vec<(String, i64, f32)>> {
+    let Some(path) = find(dir) else {
+        anyhow::bail!("no event file in {}", dir.display());
+    };
+    let mut out = Vec::new();
+    for (event, _) in read_records(&path)? {
+        if let Some(What::Summary(summary)) = event.what {
+            for value in summary.value {
+                out.push((value.tag, event.step, value.simple_value.unwrap_or(0.0)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Writes the file version record to `path`, or to a new file in `dir`.
+fn create(path: Option<PathBuf>, dir: &Path) -> anyhow::Result<PathBuf> {
+    let seconds = chrono::Utc::now().timestamp();
+    let path = path.unwrap_or_else(|| dir.join(format!("{PREFIX}{seconds}.makemore")));
+    let version = frame(&event(0, What::FileVersion("brain.Event:2".into())));
+    crate::rundir::write_atomic(&path, &version)?;
+    Ok(path)
+}
+
+/// Keeps the first `keep` records of `path` (never fewer than the file version; all when
+/// `None`), and no torn record after them.
+fn truncate(path: &Path, keep: Option<usize>) -> anyhow::Result<()> {
+    let records = read_records(path)?;
+    let kept = keep.map_or(records.len(), |k| k.clamp(1, records.len()));
+    let end = kept.checked_sub(1).map_or(0, |last| records[last].1);
+    let bytes = std::fs::read(path)?;
+    if end < bytes.len() {
+        crate::rundir::write_atomic(path, &bytes[..end])?;
+    }
+    Ok(())
+}
+
+fn event(step: usize, what: What) -> Event {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    Event {
+        wall_time: now,
+        step: step as i64,
+        what: Some(what),
+    }
+}
+
+/// One TFRecord frame holding `event`.
+fn frame(event: &Event) -> Vec<u8> {
+    let data = event.encode_to_vec();
+    let length = (data.len() as u64).to_le_bytes();
+    let mut out = Vec::with_capacity(data.len() + 16);
+    out.extend_from_slice(&length);
+    out.extend_from_slice(&masked_crc(&length).to_le_bytes());
+    out.extend_from_slice(&data);
+    out.extend_from_slice(&masked_crc(&data).to_le_bytes());
+    out
+}
+
+/// TFRecord's checksum: CRC-32C, rotated and offset so that a CRC of data holding CRCs stays
+/// informative.
+fn masked_crc(bytes: &[u8]) -> u32 {
+    const CASTAGNOLI: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
+    CASTAGNOLI
+        .checksum(bytes)
+        .rotate_right(15)
+        .wrapping_add(0xa282_ead8)
+}
+
+/// The complete, intact records of `path`, each with the offset where it ends. A record cut
+/// short by a kill ends the list.
+fn read_records(path: &Path) -> anyhow::Result<Vec<(Event, usize)>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut records = Vec::new();
+    let mut at = 0;
+    while let Some((event, end)) = record_at(&bytes, at) {
+        records.push((event, end));
+        at = end;
+    }
+    Ok(records)
+}
+
+fn record_at(bytes: &[u8], at: usize) -> Option<(Event, usize)> {
+    let word = |from: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(
+            bytes.get(from..from + 4)?.try_into().ok()?,
+        ))
+    };
+    let length_bytes = bytes.get(at..at + 8)?;
+    if word(at + 8)? != masked_crc(length_bytes) {
+        return None;
+    }
+    let length = usize::try_from(u64::from_le_bytes(length_bytes.try_into().ok()?)).ok()?;
+    let data = bytes.get(at + 12..(at + 12).checked_add(length)?)?;
+    if word(at + 12 + length)? != masked_crc(data) {
+        return None;
+    }
+    Some((Event::decode(data).ok()?, at + 16 + length))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// TFRecord's masked CRC-32C of a known input: CRC-32C("123456789") is 0xE3069283 (the
+    /// check value of the Castagnoli polynomial); masked, ((crc >> 15) | (crc << 17)) +
+    /// 0xA282EAD8 = 0xC78AB0E5 (worked by hand).
+    #[test]
+    fn the_checksum_is_tfrecords() {
+        assert_eq!(masked_crc(b"123456789"), 0xC78A_B0E5);
+    }
+
+    #[test]
+    fn scalars_read_back_zeros_included_and_a_torn_record_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = EventFile::open(dir.path(), None).unwrap();
+        file.scalar("Loss/train", 10, 2.5).unwrap();
+        file.scalar("lr", 10, 0.0).unwrap();
+        assert_eq!(file.records, 3);
+        let expected = vec![
+            ("Loss/train".to_string(), 10, 2.5),
+            ("lr".to_string(), 10, 0.0),
+        ];
+        assert_eq!(scalars(dir.path()).unwrap(), expected);
+
+        // A kill in the middle of a record: the intact ones still read.
+        let path = find(dir.path()).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();
+        assert_eq!(scalars(dir.path()).unwrap(), expected[..1]);
+
+        // Going on from a checkpoint that had seen two records keeps those two.
+        let mut file = EventFile::open(dir.path(), Some(2)).unwrap();
+        file.scalar("lr", 10, 0.5).unwrap();
+        let scalars = scalars(dir.path()).unwrap();
+        assert_eq!(scalars[1], ("lr".to_string(), 10, 0.5));
+        assert_eq!(scalars.len(), 2);
+    }
+}
