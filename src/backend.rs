@@ -1,29 +1,38 @@
-//! The compute backend an experiment asks for: the CPU (burn's pure-Rust `flex`) in every build,
-//! CUDA in builds with the `cuda` feature.
+//! The compute backend an experiment asks for: the CPU (burn's pure-Rust `flex`, with our fused
+//! kernels; or burn's `ndarray`, with burn's own operations only) in every build, CUDA in builds
+//! with the `cuda` feature.
 //!
 //! The training loop is generic over burn's `AutodiffBackend`; `on_backend!` is the one place that
 //! names the concrete types. Checkpoints hold f32 values whatever the backend, so a run trained on
 //! one resumes, samples and scores on the other.
 
-use burn::backend::{Autodiff, Flex};
+use burn::backend::{Autodiff, Flex, NdArray};
 
 use crate::config::{BackendConfig, BackendName};
 use crate::error::Result;
 
 pub type Cpu = Autodiff<Flex>;
+pub type Ndarray = Autodiff<NdArray>;
 #[cfg(feature = "cuda")]
 pub type Gpu = Autodiff<burn::backend::Cuda>;
 
-/// Whether `B` is the CPU backend, with or without autodiff.
+/// Whether `B` computes on the CPU (either backend), with or without autodiff.
 pub fn is_cpu<B: burn::prelude::Backend>() -> bool {
     use std::any::TypeId;
-    [TypeId::of::<Cpu>(), TypeId::of::<Flex>()].contains(&TypeId::of::<B>())
+    let cpu = [
+        TypeId::of::<Cpu>(),
+        TypeId::of::<Flex>(),
+        TypeId::of::<Ndarray>(),
+        TypeId::of::<NdArray>(),
+    ];
+    cpu.contains(&TypeId::of::<B>())
 }
 
 /// A backend that is built in and usable on this machine.
 #[derive(Debug, Clone, Copy)]
 pub enum Selected {
     Cpu,
+    Ndarray,
     #[cfg(feature = "cuda")]
     Cuda {
         device: usize,
@@ -35,6 +44,7 @@ impl Selected {
     pub fn describe(self) -> String {
         match self {
             Selected::Cpu => "cpu (burn flex)".into(),
+            Selected::Ndarray => "cpu (burn ndarray)".into(),
             #[cfg(feature = "cuda")]
             Selected::Cuda { device } => format!("cuda:{device} (burn cuda)"),
         }
@@ -46,6 +56,7 @@ impl Selected {
 pub fn select(config: &BackendConfig) -> Result<Selected> {
     match config.name {
         BackendName::Cpu => Ok(Selected::Cpu),
+        BackendName::Ndarray => Ok(Selected::Ndarray),
         #[cfg(feature = "cuda")]
         BackendName::Cuda => {
             cuda::probe(config.device)?;
@@ -66,6 +77,11 @@ macro_rules! on_backend {
         match $selected {
             $crate::backend::Selected::Cpu => {
                 type $B = $crate::backend::Cpu;
+                let $device = Default::default();
+                $body
+            }
+            $crate::backend::Selected::Ndarray => {
+                type $B = $crate::backend::Ndarray;
                 let $device = Default::default();
                 $body
             }

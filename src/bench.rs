@@ -12,7 +12,9 @@ use burn::module::AutodiffModule;
 use burn::optim::Optimizer;
 use serde::Serialize;
 
-use crate::backend::{self, Cpu};
+use burn::tensor::backend::AutodiffBackend;
+
+use crate::backend::{self, on_backend};
 use crate::config::{self, Experiment, OptimizerKind, Override};
 use crate::data::{Batcher, Dataset};
 use crate::error::{Error, Result};
@@ -47,6 +49,8 @@ pub struct BenchRequest {
 #[derive(Debug, Serialize)]
 pub struct Figures {
     pub model: String,
+    /// The backend, as summary.json names it.
+    pub backend: String,
     pub params: usize,
     pub batch_size: usize,
     /// Optimizer steps timed (after the warm-up).
@@ -172,21 +176,32 @@ fn experiment(model: &str, request: &BenchRequest) -> Result<Experiment> {
     config::from_flags(&format!("bench-{model}"), &flags, &request.sets)
 }
 
+/// The figures of `experiment` on the backend it names (`--set backend.name=...`).
 fn measure(experiment: &Experiment, request: &BenchRequest) -> Result<Figures> {
+    let backend = backend::select(&experiment.backend)?;
+    on_backend!(backend, |B, device| measure_on::<B>(
+        experiment, request, &device
+    ))
+}
+
+fn measure_on<B: AutodiffBackend>(
+    experiment: &Experiment,
+    request: &BenchRequest,
+    device: &B::Device,
+) -> Result<Figures> {
     let data = Dataset::load(&experiment.dataset)?;
     reset_peak_memory();
-    let device = Default::default();
-    let model = Model::<Cpu>::new(&experiment.model, &data, experiment.seed, &device);
+    let model = Model::<B>::new(&experiment.model, &data, experiment.seed, device);
     let params = model.parameters();
     let s = &experiment.schedule;
     let (model, times) = match s.optimizer {
         OptimizerKind::Adamw => {
             let optimizer = optim::Halves::new(|| optim::adamw(s).init(), &model);
-            time_steps(model, optimizer, experiment, &data, request)
+            time_steps(model, optimizer, experiment, &data, request, device)
         }
         OptimizerKind::Sgd => {
             let optimizer = optim::Halves::new(|| optim::sgd(s).init(), &model);
-            time_steps(model, optimizer, experiment, &data, request)
+            time_steps(model, optimizer, experiment, &data, request, device)
         }
     };
     let model = model.valid();
@@ -194,14 +209,7 @@ fn measure(experiment: &Experiment, request: &BenchRequest) -> Result<Figures> {
     let order: Vec<usize> = (0..data.test.len()).collect();
     let tokens: usize = data.test.tokens.iter().map(|t| t.len() + 1).sum();
     let timer = Instant::now();
-    train::evaluate(
-        &model,
-        &data.test,
-        &order,
-        s.eval_batch_size,
-        &data,
-        &device,
-    );
+    train::evaluate(&model, &data.test, &order, s.eval_batch_size, &data, device);
     let eval_tokens_per_s = tokens as f64 / timer.elapsed().as_secs_f64();
 
     let options = SampleOptions {
@@ -219,7 +227,7 @@ fn measure(experiment: &Experiment, request: &BenchRequest) -> Result<Figures> {
         &[],
         options,
         &mut sample_rng,
-        &device,
+        device,
     );
     let sample_items_per_s = request.samples as f64 / timer.elapsed().as_secs_f64();
 
@@ -230,6 +238,7 @@ fn measure(experiment: &Experiment, request: &BenchRequest) -> Result<Figures> {
     let median = percentile(&times, 0.5);
     Ok(Figures {
         model: experiment.model.kind.name().into(),
+        backend: backend::select(&experiment.backend)?.describe(),
         params,
         batch_size: s.batch_size,
         steps: times.len(),
@@ -244,15 +253,15 @@ fn measure(experiment: &Experiment, request: &BenchRequest) -> Result<Figures> {
 }
 
 /// Milliseconds of each step after the warm-up, and the trained model.
-fn time_steps<O: Optimizer<Model<Cpu>, Cpu>>(
-    mut model: Model<Cpu>,
+fn time_steps<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
+    mut model: Model<B>,
     mut optimizer: O,
     experiment: &Experiment,
     data: &Dataset,
     request: &BenchRequest,
-) -> (Model<Cpu>, Vec<f64>) {
+    device: &B::Device,
+) -> (Model<B>, Vec<f64>) {
     let mut batcher = Batcher::new(experiment.seed);
-    let device = Default::default();
     let mut times = Vec::with_capacity(request.steps);
     for step in 1..=request.warmup + request.steps {
         let timer = Instant::now();
@@ -263,7 +272,7 @@ fn time_steps<O: Optimizer<Model<Cpu>, Cpu>>(
             step,
             experiment,
             data,
-            &device,
+            device,
         );
         if step > request.warmup {
             times.push(timer.elapsed().as_secs_f64() * 1e3);

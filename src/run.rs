@@ -304,7 +304,7 @@ pub fn memory_line(experiment: &Experiment, data: &Dataset) -> (bool, String) {
 /// the batch lives in the device's memory, which is not known here.)
 fn check_memory(experiment: &Experiment, data: &Dataset) -> Result<()> {
     let (fits, line) = memory_line(experiment, data);
-    if fits || experiment.backend.name != BackendName::Cpu {
+    if fits || experiment.backend.name == BackendName::Cuda {
         return Ok(());
     }
     Err(Error::input(format!(

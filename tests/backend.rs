@@ -121,3 +121,131 @@ fn the_thread_count_does_not_change_the_numbers() {
         assert_eq!(one, two, "{model}");
     }
 }
+
+/// (step, split, loss) of the rows at steps 50 and 100 (at 0 for counts, which are counted,
+/// not trained).
+fn at_50_and_100(run: &std::path::Path) -> Vec<(String, String, f64)> {
+    losses(run)
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| ["0", "50", "100"].contains(&f[0]))
+        .map(|f| (f[0].to_string(), f[1].to_string(), f[2].parse().unwrap()))
+        .collect()
+}
+
+fn assert_agree(a: &[(String, String, f64)], b: &[(String, String, f64)], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}");
+    assert!(!a.is_empty(), "{what}: no rows at steps 50 and 100");
+    for (x, y) in a.iter().zip(b) {
+        assert_eq!((&x.0, &x.1), (&y.0, &y.1), "{what}");
+        assert!((x.2 - y.2).abs() < 1e-4, "{what}: {x:?} vs {y:?}");
+    }
+}
+
+/// On `flex` our fused kernels replace burn's operations; `ndarray` runs burn's own, as every
+/// other backend (CUDA among them) does. The same training on both must agree.
+#[test]
+fn flex_and_ndarray_agree_for_every_family() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |model: &str, backend: &str| {
+        experiment(dir.path(), model, "");
+        let runs = format!("runs-{backend}");
+        let backend = format!("backend.name=\"{backend}\"");
+        let args = [
+            "run",
+            &format!("{model}.toml"),
+            "--runs",
+            &runs,
+            "--set",
+            &backend,
+            "--set",
+            "schedule.steps=100",
+            "--set",
+            "schedule.eval_every=50",
+        ];
+        let out = makemore(&args, dir.path(), &[]);
+        assert!(
+            out.status.success(),
+            "{model} on {backend}: {}",
+            stderr(&out)
+        );
+        at_50_and_100(&only_run(&dir.path().join(&runs), model))
+    };
+    for model in common::FAMILIES {
+        assert_agree(&run(model, "cpu"), &run(model, "ndarray"), model);
+    }
+}
+
+/// A checkpoint written on one CPU backend goes on, samples and scores on the other.
+#[test]
+fn checkpoints_move_between_flex_and_ndarray() {
+    let dir = tempfile::tempdir().unwrap();
+    experiment(dir.path(), "transformer", "");
+    let straight = |backend: &str| {
+        let runs = format!("straight-{backend}");
+        let set = format!("backend.name=\"{backend}\"");
+        let args = ["run", "transformer.toml", "--runs", &runs, "--set", &set];
+        let args = [
+            &args[..],
+            &[
+                "--set",
+                "schedule.steps=100",
+                "--set",
+                "schedule.eval_every=50",
+            ],
+        ]
+        .concat();
+        let out = makemore(&args, dir.path(), &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        only_run(&dir.path().join(&runs), "transformer")
+    };
+    for (first, then) in [("ndarray", "cpu"), ("cpu", "ndarray")] {
+        let runs = format!("moved-{first}");
+        let set = format!("backend.name=\"{first}\"");
+        let args = ["run", "transformer.toml", "--runs", &runs, "--set", &set];
+        let args = [
+            &args[..],
+            &[
+                "--set",
+                "schedule.steps=50",
+                "--set",
+                "schedule.eval_every=50",
+            ],
+        ]
+        .concat();
+        let out = makemore(&args, dir.path(), &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let run = only_run(&dir.path().join(&runs), "transformer");
+        let run_arg = run.to_str().unwrap();
+        let set = format!("backend.name=\"{then}\"");
+        let resume = [
+            "run",
+            "--resume",
+            run_arg,
+            "--set",
+            "schedule.steps=100",
+            "--set",
+            &set,
+        ];
+        let out = makemore(&resume, dir.path(), &[]);
+        assert!(
+            out.status.success(),
+            "{first} then {then}: {}",
+            stderr(&out)
+        );
+        let what = format!("{first} then {then}");
+        assert_agree(&at_50_and_100(&run), &at_50_and_100(&straight(then)), &what);
+        for command in [
+            &["sample", run_arg, "-n", "3"][..],
+            &["score", run_arg, "emma"],
+        ] {
+            let out = makemore(command, dir.path(), &[]);
+            assert!(
+                out.status.success(),
+                "{what}: {command:?}: {}",
+                stderr(&out)
+            );
+        }
+    }
+}

@@ -132,7 +132,10 @@ pub struct BackendConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendName {
+    /// burn's `flex`, with our fused kernels.
     Cpu,
+    /// burn's `ndarray`: the CPU with burn's own operations only.
+    Ndarray,
     Cuda,
 }
 
