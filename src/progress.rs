@@ -32,12 +32,18 @@ impl Progress {
         }
     }
 
-    pub fn step(&self, step: usize, loss: f64, tokens_per_s: f64) {
-        let status = format!("loss {loss:.4} | {tokens_per_s:.0} tok/s");
+    /// Step `step` done, with its loss where it was read (on a GPU only every few steps).
+    pub fn step(&self, step: usize, loss: Option<f64>, tokens_per_s: f64) {
+        let status = match loss {
+            Some(loss) => format!("loss {loss:.4} | {tokens_per_s:.0} tok/s"),
+            None => format!("{tokens_per_s:.0} tok/s"),
+        };
         match &self.bar {
             Some(bar) => {
                 bar.set_position(step as u64);
-                bar.set_message(status);
+                if loss.is_some() {
+                    bar.set_message(status);
+                }
             }
             None if step.is_multiple_of(self.every) || step == self.total => {
                 let elapsed = self.started.elapsed().as_secs_f64();

@@ -17,7 +17,7 @@ use rand::seq::SliceRandom;
 use rayon::prelude::*;
 
 use crate::checkpoint::{self, Checkpoint};
-use crate::config::{Experiment, ModelType, OptimizerKind};
+use crate::config::{Experiment, ModelType, OptimizerKind, ScheduleConfig};
 use crate::data::{self, Batcher, Dataset, Split, SplitName};
 use crate::models::{Model, nll, token_nll};
 use crate::optim;
@@ -135,9 +135,12 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
             data,
             &device,
         );
+        let loss = reads_loss(crate::backend::is_cpu::<B>(), step, s).then(|| loss.value());
         step_time += timer.elapsed();
         // A diverged run says so and stops: its checkpoints keep the last finite state.
-        if !loss.is_finite() {
+        if let Some(loss) = loss
+            && !loss.is_finite()
+        {
             anyhow::bail!(
                 "step {step}: the training loss is {loss}; training diverged (lower schedule.learning_rate?)"
             );
@@ -149,7 +152,9 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
         session.summary.ms_per_step = Some(step_time.as_secs_f64() * 1e3 / timed);
         session.summary.tokens_per_s = Some(tokens_per_s);
         session.progress.step(step, loss, tokens_per_s);
-        if step % 10 == 0 || step == s.steps {
+        if let Some(loss) = loss
+            && (step % 10 == 0 || step == s.steps)
+        {
             session.run.metric(&Metric {
                 step,
                 split: "train",
@@ -211,6 +216,19 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
     })
 }
 
+/// Whether the loop reads step `step`'s loss: always on the CPU, where it costs nothing; on
+/// another device, whose steps run ahead of the program, only where the value is needed
+/// (metrics.csv's rows, before a checkpoint or samples, the end), since reading it waits for the
+/// device to finish.
+fn reads_loss(on_cpu: bool, step: usize, s: &ScheduleConfig) -> bool {
+    on_cpu
+        || step % 10 == 0
+        || step == s.steps
+        || step % s.eval_every == 0
+        || step % s.sample_every == 0
+        || crate::signals::interrupted()
+}
+
 /// Optimizer step number `step` (1-based) on the next batch from `batcher`: forward, loss,
 /// backward, update. Returns the updated model and the batch's mean loss.
 pub fn train_step<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
@@ -221,13 +239,14 @@ pub fn train_step<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
     experiment: &Experiment,
     data: &Dataset,
     device: &B::Device,
-) -> (Model<B>, f64) {
+) -> (Model<B>, StepLoss<B::InnerBackend>) {
     let s = &experiment.schedule;
     let dropout = |shard| dropout_rng(experiment.seed, step, shard);
     let (loss, grads) = if model.trains_on_examples() {
         let examples = batcher.next_examples(&data.train, s.batch_size);
         let (x, y) = data::example_batch::<B>(&examples, data.seq_len, device);
-        backward(&model, x, y, examples.len(), dropout(0))
+        let (loss, grads) = backward(&model, x, y, examples.len(), dropout(0));
+        (StepLoss(vec![loss]), grads)
     } else {
         let items = batcher.next(&data.train, s.batch_size);
         let targets = data::target_count(&items);
@@ -256,10 +275,8 @@ pub fn train_step<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
             parts: results.iter_mut().map(|(_, grads)| grads).collect(),
         };
         model.visit(&mut sum);
-        (
-            loss + results.iter().map(|(loss, _)| loss).sum::<f64>(),
-            grads,
-        )
+        let losses = std::iter::once(loss).chain(results.into_iter().map(|(loss, _)| loss));
+        (StepLoss(losses.collect()), grads)
     };
     let model = optimizer.step(optim::learning_rate(s, step - 1), model, grads);
     (model, loss)
@@ -273,13 +290,26 @@ fn backward<B: AutodiffBackend>(
     y: Tensor<B, 2, Int>,
     targets: usize,
     dropout: rand_chacha::ChaCha8Rng,
-) -> (f64, GradientsParams) {
+) -> (Tensor<B::InnerBackend, 1>, GradientsParams) {
     let logits = with_dropout(dropout, || model.forward(x));
     let (sum, _) = nll(logits, y);
     let count = Tensor::<B, 1>::from_floats([targets as f32], &sum.device());
     let loss = sum / count;
     let grads = GradientsParams::from_grads(loss.backward(), model);
-    (loss.into_scalar().elem(), grads)
+    (loss.inner(), grads)
+}
+
+/// A step's loss, still on the device: its parts' shares of the batch's mean. Reading it waits
+/// for the device to finish the step, so the loop reads it only when it needs the value.
+pub struct StepLoss<B: Backend>(Vec<Tensor<B, 1>>);
+
+impl<B: Backend> StepLoss<B> {
+    /// The batch's mean loss: the parts' shares added in order (in f64, as read).
+    pub fn value(self) -> f64 {
+        let mut parts = self.0.into_iter().map(|t| t.into_scalar().elem::<f64>());
+        let first = parts.next().unwrap_or(0.0);
+        first + parts.sum::<f64>()
+    }
 }
 
 /// Adds each part's gradient of every parameter to `total`'s, in the parts' order, so that the
@@ -574,4 +604,23 @@ pub fn record_samples<B: Backend>(
 pub fn say<D>(session: &mut Session<D>, line: &str) -> Result<()> {
     session.progress.println(line);
     session.run.log(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Off the CPU the loss is read at metrics.csv's rows (every 10 steps), at evaluations and
+    /// samples (before a checkpoint), and at the end; on the CPU at every step.
+    #[test]
+    fn the_loss_is_read_where_it_is_needed() {
+        let mut s = Experiment::defaults("t").schedule;
+        (s.steps, s.eval_every, s.sample_every) = (100, 25, 40);
+        let read: Vec<usize> = (1..=100)
+            .filter(|&step| reads_loss(false, step, &s))
+            .collect();
+        let expected = [10, 20, 25, 30, 40, 50, 60, 70, 75, 80, 90, 100];
+        assert_eq!(read, expected);
+        assert!((1..=100).all(|step| reads_loss(true, step, &s)));
+    }
 }
