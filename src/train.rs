@@ -222,10 +222,10 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
 /// device to finish.
 fn reads_loss(on_cpu: bool, step: usize, s: &ScheduleConfig) -> bool {
     on_cpu
-        || step % 10 == 0
+        || step.is_multiple_of(10)
         || step == s.steps
-        || step % s.eval_every == 0
-        || step % s.sample_every == 0
+        || step.is_multiple_of(s.eval_every)
+        || step.is_multiple_of(s.sample_every)
         || crate::signals::interrupted()
 }
 
