@@ -77,3 +77,62 @@ fn bench_rejects_an_unknown_family_before_measuring() {
     assert!(stderr(&out).contains("lstmm"), "{}", stderr(&out));
     assert!(out.stdout.is_empty(), "nothing was measured");
 }
+
+/// tests/gpu.sh, the script a GPU machine runs, on the CPU with few steps: its arguments, its
+/// JSON and its table. (Its GPU half needs a GPU.)
+#[test]
+fn the_gpu_script_runs_its_cpu_half() {
+    let script = |args: &[&str]| {
+        let mut command = std::process::Command::new("bash");
+        command
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/gpu.sh"))
+            .args(["--binary", env!("CARGO_BIN_EXE_makemore")])
+            .args(args);
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy().into_owned();
+            if key.starts_with("MAKEMORE_") || key.starts_with("SLURM_") {
+                command.env_remove(key);
+            }
+        }
+        command.output().unwrap()
+    };
+    for bad in [&["--backend", "tpu"][..], &["--frobnicate"], &["--out"]] {
+        assert_eq!(script(bad).status.code(), Some(2), "{bad:?}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().to_str().unwrap();
+    let out = script(&["--backend", "cpu", "--quick", "--out", out_dir]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let text = std::fs::read_to_string(dir.path().join("gpu.json")).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(json["compile"]["first_rc"], 0, "{text}");
+    let families = json["families"].as_array().unwrap();
+    assert_eq!(families.len(), 9);
+    for family in families {
+        // The same backend twice: the comparison must find no difference.
+        assert_eq!(family["device_rc"], 0, "{family}");
+        assert_eq!(family["max_difference"], 0, "{family}");
+        assert!(family["device_test_loss"].as_f64().is_some(), "{family}");
+        assert_eq!(family["device_test_loss"], family["cpu_test_loss"]);
+    }
+    assert_eq!(json["transformer"]["rc"], 0);
+    assert_eq!(json["transformer"]["sampled_on_cpu_rc"], 0);
+    assert!(json["transformer"]["test_loss"].as_f64().is_some());
+    let bench = json["bench"].as_array().unwrap();
+    let labels: Vec<&str> = bench.iter().map(|b| b["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["batch-32", "batch-256", "wide"]);
+    let figures = &bench[1]["report"]["figures"];
+    assert_eq!(figures[0]["batch_size"], 256, "{}", bench[1]);
+    let table = std::fs::read_to_string(dir.path().join("gpu.md")).unwrap();
+    assert!(table.contains("| transformer | "), "{table}");
+    assert!(
+        table.contains("| 256 | transformer (batch-256) |"),
+        "{table}"
+    );
+}
