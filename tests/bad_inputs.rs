@@ -146,22 +146,7 @@ fn check(case: &Case, template: &Path, run: &str) -> Result<i32, String> {
     command.args(&args).envs(&case.env);
     let out = match &case.stdin {
         None => command.output().unwrap(),
-        Some(text) => {
-            use std::io::Write;
-            let mut child = command
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(text.as_bytes())
-                .unwrap();
-            child.wait_with_output().unwrap()
-        }
+        Some(text) => common::output_with_input(&mut command, text.as_bytes()),
     };
     let err = common::stderr(&out) + &common::stdout(&out);
     let code = out.status.code().unwrap_or(-1);

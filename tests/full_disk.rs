@@ -64,17 +64,10 @@ fn a_full_disk_fails_the_run_cleanly_and_keeps_its_checkpoints() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    let run = loop {
-        assert!(started.elapsed() < Duration::from_secs(60), "no checkpoint");
-        let runs = common::run_dirs(&disk.join("runs/mlp"));
-        if let Some(run) = runs.first()
-            && run.join("checkpoints/last.ckpt").exists()
-        {
-            break run.clone();
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    let run = common::wait_for("a first checkpoint", || {
+        let run = common::run_dirs(&disk.join("runs/mlp")).pop()?;
+        run.join("checkpoints/last.ckpt").exists().then_some(run)
+    });
     fill(&disk.join("filler"));
 
     let started = Instant::now();

@@ -54,21 +54,9 @@ fn a_checkpoint_of_another_model_or_an_edited_config_is_refused() {
 fn score_names_the_line_of_standard_input_that_is_not_utf8() {
     let dir = tempfile::tempdir().unwrap();
     let run = trained(dir.path(), "bigram");
-    let mut child = common::command(dir.path())
-        .args(["score", run.to_str().unwrap()])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"emma\n\xffbad\nava\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let mut score = common::command(dir.path());
+    score.args(["score", run.to_str().unwrap()]);
+    let out = common::output_with_input(&mut score, b"emma\n\xffbad\nava\n");
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("standard input:2: not valid UTF-8"),

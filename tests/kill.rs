@@ -19,13 +19,6 @@ fn moment(i: u64, length: Duration) -> Duration {
     length.mul_f64((i as f64 + jitter) / MOMENTS as f64)
 }
 
-fn kill_9(pid: u32) {
-    Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-}
-
 fn start(dir: &Path, args: &[&str]) -> Child {
     common::command(dir)
         .args(args)
@@ -75,7 +68,7 @@ fn a_run_killed_anywhere_resumes_to_the_same_losses() {
         experiment(dir.path(), "mlp", "");
         let mut child = start(dir.path(), &args);
         std::thread::sleep(moment(round, length));
-        kill_9(child.id());
+        common::signal(&child, "-9");
         child.wait().unwrap();
         assert_readable(dir.path(), round);
         let runs = run_dirs(&dir.path().join("runs/mlp"));
@@ -128,7 +121,7 @@ fn a_sweep_killed_anywhere_goes_on_to_the_same_losses() {
                 .status()
                 .unwrap();
         }
-        kill_9(child.id());
+        common::signal(&child, "-9");
         child.wait().unwrap();
         // The trials of an even round end on their own, at most a step and a checkpoint later.
         std::thread::sleep(Duration::from_millis(300));

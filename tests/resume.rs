@@ -4,8 +4,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
 
 use common::{experiment, makemore, only_run, stderr};
 
@@ -43,26 +42,12 @@ fn interrupted_run(dir: &Path, model: &str, signal: &str) -> PathBuf {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    let run = loop {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the run never got going"
-        );
-        if let Some(run) = common::run_dirs(&runs.join(model)).pop() {
-            let progressed = std::fs::read_to_string(run.join("metrics.csv"))
-                .is_ok_and(|m| m.lines().count() > 11);
-            if progressed {
-                break run;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let status = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let run = common::wait_for("the run to get going", || {
+        let run = common::run_dirs(&runs.join(model)).pop()?;
+        let metrics = std::fs::read_to_string(run.join("metrics.csv")).ok()?;
+        (metrics.lines().count() > 11).then_some(run)
+    });
+    common::signal(&child, signal);
     let exit = child.wait().unwrap();
     let summary = makemore::rundir::read_summary(&run).unwrap();
     if signal == "-TERM" {

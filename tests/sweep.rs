@@ -165,25 +165,15 @@ fn an_interrupted_trial_resumes_to_the_same_losses() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    let id = loop {
-        assert!(started.elapsed() < Duration::from_secs(60), "no checkpoint");
-        let found = std::fs::read_dir(dir.path().join("runs/g"))
-            .ok()
-            .and_then(|d| {
-                d.flatten()
-                    .map(|e| e.path())
-                    .find(|p| p.join("checkpoints/last.ckpt").exists())
-            });
-        if let Some(run) = found {
-            break run.file_name().unwrap().to_string_lossy().into_owned();
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    Command::new("kill")
-        .args(["-9", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let id = common::wait_for("a checkpoint", || {
+        let run = std::fs::read_dir(dir.path().join("runs/g"))
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.join("checkpoints/last.ckpt").exists())?;
+        Some(run.file_name().unwrap().to_string_lossy().into_owned())
+    });
+    common::signal(&child, "-9");
     child.wait().unwrap();
     // The trial process dies with its sweep (it is asked to checkpoint and stop).
     let claim = dir.path().join("runs/g/claims").join(format!("{id}.0"));

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{experiment, makemore, only_run, stderr};
 use makemore::tensorboard::scalars;
@@ -86,22 +86,16 @@ fn a_run_killed_and_resumed_holds_each_step_once() {
         .spawn()
         .unwrap();
     // Killed between two checkpoints, so that events came after the last one.
-    let started = Instant::now();
-    let run = loop {
-        assert!(started.elapsed() < Duration::from_secs(60), "no checkpoint");
-        let found = common::run_dirs(&dir.path().join("runs/mlp")).pop();
-        if let Some(run) = found
-            && scalars(&run).is_ok_and(|s| s.iter().any(|e| e.0 == "Loss/val" && e.1 == 500))
-        {
-            break run;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
+    let run = common::wait_for("the estimate at step 500", || {
+        let run = common::run_dirs(&dir.path().join("runs/mlp")).pop()?;
+        let events = scalars(&run).ok()?;
+        events
+            .iter()
+            .any(|e| e.0 == "Loss/val" && e.1 == 500)
+            .then_some(run)
+    });
     std::thread::sleep(Duration::from_millis(30));
-    Command::new("kill")
-        .args(["-9", &child.id().to_string()])
-        .status()
-        .unwrap();
+    common::signal(&child, "-9");
     child.wait().unwrap();
     let out = makemore(&["run", "--resume", run.to_str().unwrap()], dir.path(), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
