@@ -14,8 +14,8 @@ mod cli;
 use cli::{Cli, Command};
 
 /// Each training step allocates and frees the same large buffers. glibc returns blocks above
-/// its mmap threshold to the kernel at once and trims the heap top, so every step paid for
-/// fresh, zeroed pages again (page faults doubled the mlp's step time). Keep them instead.
+/// its mmap threshold to the kernel at once and trims the heap top, so that every step would pay
+/// for fresh, zeroed pages again (page faults: see BENCHMARKS.md). Keep them instead.
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; called before any other thread exists.

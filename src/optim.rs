@@ -39,9 +39,9 @@ pub fn sgd(s: &ScheduleConfig) -> SgdConfig {
 }
 
 /// Two optimizers of one kind, each updating its half of the parameters, side by side on two
-/// threads where there are two. Burn's optimizers update one parameter after another, which
-/// on one thread took a tenth of a two-thread Transformer step. Their state is saved as one
-/// optimizer's would be, so checkpoints do not depend on the split.
+/// threads where there are two: burn's optimizers update one parameter after another, on one
+/// thread. Their state is saved as one optimizer's would be, so checkpoints do not depend on the
+/// split.
 #[derive(Clone)]
 pub struct Halves<O> {
     optimizers: [O; 2],

@@ -96,12 +96,43 @@ fn the_gpu_script_runs_its_cpu_half() {
         }
         command.output().unwrap()
     };
-    for bad in [&["--backend", "tpu"][..], &["--frobnicate"], &["--out"]] {
+    for bad in [
+        &["--backend", "tpu"][..],
+        &["--frobnicate"],
+        &["--out"],
+        &["--budget", "x"],
+    ] {
         assert_eq!(script(bad).status.code(), Some(2), "{bad:?}");
     }
+    // A spent budget skips every command and still writes both files.
+    let spent = tempfile::tempdir().unwrap();
+    let args = ["--backend", "cpu", "--quick", "--budget", "0", "--out"];
+    let out = script(&[&args[..], &[spent.path().to_str().unwrap()]].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(spent.path().join("gpu.json")).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(json["compile"]["first_rc"], 125, "{text}");
+    assert_eq!(
+        json["families"][0]["device_test_loss"],
+        serde_json::Value::Null
+    );
+    assert!(spent.path().join("gpu.md").exists());
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().to_str().unwrap();
-    let out = script(&["--backend", "cpu", "--quick", "--out", out_dir]);
+    let out = script(&[
+        "--backend",
+        "cpu",
+        "--quick",
+        "--budget",
+        "600",
+        "--out",
+        out_dir,
+    ]);
     assert!(
         out.status.success(),
         "{}",

@@ -75,7 +75,7 @@ fn inconsistent_values_are_rejected_with_their_source() {
         (&["--set", "dataset.path=nowhere.txt"], "dataset.path"),
         (
             &["--set", "backend.name=tpu"],
-            "unknown variant: found `tpu`, expected ``cpu` or `cuda``",
+            "unknown variant: found `tpu`, expected `one of `cpu`, `ndarray`, `cuda``",
         ),
         (
             &["--set", "schedule.batch_size=0"],

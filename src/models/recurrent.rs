@@ -164,10 +164,10 @@ fn split<B: Backend>(
 
 /// The LSTM's four gate projections (input, forget, output, candidate), drawn as PyTorch's
 /// `nn.LSTM` draws them, U(-1/√h, 1/√h) with h the state size, and then biased to open the input
-/// and output gates (+1, +2) and to forget quickly (−1) at the start. With plain `nn.LSTM` gates
-/// the hidden state reaching the head is half the memory's tanh, and the LSTM trailed the GRU by
-/// 0.008 at 2000 steps on names.txt; so biased, it beats it (mean of 7 seeds, 2.1436
-/// against the GRU's 2.1475). The often recommended forget-gate bias of +1 was worse (2.1604).
+/// and output gates (+1, +2) and to forget quickly (−1) at the start: with plain `nn.LSTM` gates
+/// the hidden state reaching the head is half the memory's tanh, and short items need little
+/// memory. Both plain gates and the often recommended forget-gate bias of +1 trained worse on
+/// names.txt (the seeds' figures are in BENCHMARKS.md).
 fn lstm_gates<B: Backend>(init: &mut Init<B>, d_in: usize, h: usize) -> Linear<B> {
     const GATE_BIAS: [f32; 4] = [1.0, -1.0, 2.0, 0.0];
     let bound = 1.0 / (h as f64).sqrt();

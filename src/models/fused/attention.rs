@@ -1,8 +1,8 @@
 //! Causal multi-head self-attention from the joint query-key-value projection.
 //!
-//! Composed of burn's operations it was three slices, four transposes with their copies, two
-//! batched products of 16×16 matrices, a mask and a softmax, each with its backward pass: most
-//! of a Transformer step outside the dense layers. Here every (item, head) pair is one lane of
+//! Burn composes it of three slices, four transposes with their copies, two batched products of
+//! small (T×T) matrices, a mask and a softmax, each with its backward pass. Here every (item,
+//! head) pair is one lane of
 //! a vector of 8: the queries, keys and values of 8 heads are gathered side by side, so each
 //! step of the attention is one vector operation for 8 heads at once, kept in registers, no
 //! sum runs along a vector, and the masked half of the scores is never computed.

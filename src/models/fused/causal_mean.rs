@@ -1,8 +1,8 @@
 //! The bag of words' average of each position with every earlier one, as running sums.
 //!
-//! As a product with a `[T, T]` averaging matrix it was one small matrix product per item, and
-//! two more per item in the backward pass. Running sums along the sequence do the same in one
-//! pass each way.
+//! As a product with a `[T, T]` averaging matrix it is one small matrix product per item, and two
+//! more per item in the backward pass; running sums along the sequence do the same in one pass
+//! each way.
 
 use burn::backend::flex::FlexTensor;
 use burn::prelude::*;
