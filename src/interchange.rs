@@ -279,9 +279,12 @@ impl Weights {
         })
     }
 
+}
+
+impl crate::run::Weights for Weights {
     /// `model` (freshly built for `data`) with every parameter taken from the file. The file must
     /// hold each parameter with its shape and nothing else but makemore.py's causal masks.
-    pub fn load_into<B: Backend>(
+    fn load_into<B: Backend>(
         &self,
         mut model: Model<B>,
         config: &ModelConfig,

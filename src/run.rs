@@ -11,10 +11,9 @@ use burn::tensor::backend::AutodiffBackend;
 
 use crate::backend::{self, on_backend};
 use crate::checkpoint::Checkpoint;
-use crate::config::{self, BackendName, Experiment, LongItems, ModelType};
+use crate::config::{self, BackendName, Experiment, LongItems, ModelConfig, ModelType};
 use crate::data::{Dataset, SplitName};
 use crate::error::{Error, Result};
-use crate::interchange::Weights;
 use crate::models::{Model, memory};
 use crate::progress::{Progress, format_duration, print_line};
 use crate::rundir::{self, RunDir, Status, Summary};
@@ -23,22 +22,48 @@ use crate::train::{self, Ended, Session};
 /// Runs the experiment in `file` in a new run directory, which it returns.
 pub fn run(file: &Path, sets: &[String], runs: &Path) -> Result<PathBuf> {
     let experiment = config::load(file, sets)?.experiment;
-    start(&experiment, None, |name| RunDir::create(runs, name))
+    start(&experiment, None::<&Seeded>, |name| RunDir::create(runs, name))
 }
 
 /// Runs `experiment` in the run directory `dir`, which must not exist yet (a sweep's trial).
 pub fn run_in(experiment: &Experiment, dir: &Path) -> Result<PathBuf> {
-    start(experiment, None, |_| RunDir::create_at(dir))
+    start(experiment, None::<&Seeded>, |_| RunDir::create_at(dir))
 }
 
 /// Runs `experiment` starting from `weights` instead of a random initialisation (an import).
-pub fn run_from(experiment: &Experiment, runs: &Path, weights: &Weights) -> Result<PathBuf> {
+pub fn run_from(experiment: &Experiment, runs: &Path, weights: &impl Weights) -> Result<PathBuf> {
     start(experiment, Some(weights), |name| RunDir::create(runs, name))
+}
+
+/// Where a run's parameters come from when not from its seed: an import's file. The run knows
+/// nothing of the file's format (`interchange.rs` does).
+pub trait Weights {
+    /// `model`, freshly built for `data` from `config`, with every parameter replaced.
+    fn load_into<B: burn::prelude::Backend>(
+        &self,
+        model: Model<B>,
+        config: &ModelConfig,
+        data: &Dataset,
+    ) -> Result<Model<B>>;
+}
+
+/// No weights: the parameters the seed draws.
+enum Seeded {}
+
+impl Weights for Seeded {
+    fn load_into<B: burn::prelude::Backend>(
+        &self,
+        _: Model<B>,
+        _: &ModelConfig,
+        _: &Dataset,
+    ) -> Result<Model<B>> {
+        match *self {}
+    }
 }
 
 fn start(
     experiment: &Experiment,
-    weights: Option<&Weights>,
+    weights: Option<&impl Weights>,
     make_dir: impl FnOnce(&str) -> anyhow::Result<RunDir>,
 ) -> Result<PathBuf> {
     let data = Dataset::load(&experiment.dataset)?;
