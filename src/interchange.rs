@@ -17,12 +17,12 @@ use burn_store::{
     pytorch::PytorchReader,
 };
 
-use crate::checkpoint::Trained;
 use crate::config::{self, ModelConfig, ModelType, Override};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::models::Model;
 use crate::rundir::write_atomic;
+use crate::trained::Trained;
 
 /// Our parameter paths and makemore.py's, as prefixes; `{i}` stands for a layer's index.
 fn renames(kind: ModelType) -> Result<&'static [(&'static str, &'static str)]> {
@@ -278,7 +278,6 @@ impl Weights {
             vocab,
         })
     }
-
 }
 
 impl crate::run::Weights for Weights {

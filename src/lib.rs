@@ -25,3 +25,4 @@ pub mod stats;
 pub mod sweep;
 pub mod tensorboard;
 pub mod train;
+pub mod trained;

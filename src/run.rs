@@ -22,7 +22,9 @@ use crate::train::{self, Ended, Session};
 /// Runs the experiment in `file` in a new run directory, which it returns.
 pub fn run(file: &Path, sets: &[String], runs: &Path) -> Result<PathBuf> {
     let experiment = config::load(file, sets)?.experiment;
-    start(&experiment, None::<&Seeded>, |name| RunDir::create(runs, name))
+    start(&experiment, None::<&Seeded>, |name| {
+        RunDir::create(runs, name)
+    })
 }
 
 /// Runs `experiment` in the run directory `dir`, which must not exist yet (a sweep's trial).

@@ -7,10 +7,10 @@ use burn::tensor::activation::softmax;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::checkpoint::Trained;
 use crate::data::Vocab;
 use crate::error::{Error, Result};
 use crate::models::Model;
+use crate::trained::Trained;
 
 #[derive(Debug, Clone, Copy)]
 pub struct SampleOptions {

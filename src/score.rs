@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
-use crate::checkpoint::Trained;
 use crate::data;
 use crate::error::{Error, Result};
 use crate::models::token_nll;
+use crate::trained::Trained;
 
 /// The log-probability of each item (its characters and its end), total and per character.
 pub fn scores(trained: &Trained, items: &[String]) -> Result<Vec<(f64, f64)>> {

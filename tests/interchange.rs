@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use common::reference::{self, StateDict};
 use common::{NAMES, makemore, stderr, torch};
-use makemore::checkpoint::Trained;
+use makemore::trained::Trained;
 
 type B = burn::backend::Flex;
 

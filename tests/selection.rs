@@ -7,8 +7,9 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{experiment, makemore, only_run, stderr, stdout, write};
-use makemore::checkpoint::{Checkpoint, Trained};
+use makemore::checkpoint::Checkpoint;
 use makemore::rundir::{Summary, read_summary};
+use makemore::trained::Trained;
 
 fn train(dir: &Path, file: &str, sets: &[&str]) -> (PathBuf, String) {
     let mut args = vec!["run", file, "--runs", "runs"];
