@@ -231,10 +231,7 @@ fn measure_on<B: AutodiffBackend>(
     );
     let sample_items_per_s = request.samples as f64 / timer.elapsed().as_secs_f64();
 
-    let tokens_per_step = match model.trains_on_examples() {
-        true => s.batch_size,
-        false => s.batch_size * data.seq_len,
-    };
+    let tokens_per_step = train::tokens_per_step(&model, s.batch_size, data.seq_len);
     let median = percentile(&times, 0.5);
     Ok(Figures {
         model: experiment.model.kind.name().into(),

@@ -101,11 +101,7 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
 ) -> Result<Ended<B>> {
     let (experiment, data, device) = (session.experiment, session.data, session.device.clone());
     let s = &experiment.schedule;
-    // Positions the model trains on per step: whole rows, or one example per row.
-    let tokens_per_step = match model.trains_on_examples() {
-        true => s.batch_size,
-        false => s.batch_size * data.seq_len,
-    } as f64;
+    let tokens_per_step = tokens_per_step(&model, s.batch_size, data.seq_len) as f64;
     let (first, mut state) = match resume {
         Some(checkpoint) => {
             optimizer =
@@ -214,6 +210,14 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
     } else {
         Ended::Finished(model)
     })
+}
+
+/// Positions the model trains on per step: whole rows, or one example per row (the cnn).
+pub fn tokens_per_step<B: Backend>(model: &Model<B>, batch_size: usize, seq_len: usize) -> usize {
+    match model.trains_on_examples() {
+        true => batch_size,
+        false => batch_size * seq_len,
+    }
 }
 
 /// Whether the loop reads step `step`'s loss: always on the CPU, where it costs nothing; on
