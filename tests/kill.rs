@@ -72,8 +72,10 @@ fn a_run_killed_anywhere_resumes_to_the_same_losses() {
         child.wait().unwrap();
         assert_readable(dir.path(), round);
         let runs = run_dirs(&dir.path().join("runs/mlp"));
-        let Some(run) = runs.last() else {
-            continue; // killed before its directory existed: nothing to go on with
+        // Killed before the run had begun (no directory yet, or one without its summary, which
+        // report passes over and resume refuses): nothing to go on with.
+        let Some(run) = runs.last().filter(|r| r.join("summary.json").exists()) else {
+            continue;
         };
         let out = makemore(&["run", "--resume", run.to_str().unwrap()], dir.path(), &[]);
         assert!(out.status.success(), "round {round}: {}", stderr(&out));
