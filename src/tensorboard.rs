@@ -62,15 +62,19 @@ impl EventFile {
     /// Opens the event file in `dir`, keeping its first `keep` records (all when `None`: what
     /// came after a checkpoint is written again when the run goes on from it), or creates one.
     pub fn open(dir: &Path, keep: Option<usize>) -> anyhow::Result<EventFile> {
-        let path = match find(dir) {
-            Some(path) if !read_records(&path)?.is_empty() => {
-                truncate(&path, keep)?;
-                path
-            }
-            // None yet, or killed before its first record was whole.
-            found => create(found, dir)?,
+        let found = find(dir);
+        let records = match &found {
+            Some(path) => read_records(path)?,
+            None => Vec::new(),
         };
-        let records = read_records(&path)?.len();
+        let (path, records) = match found {
+            Some(path) if !records.is_empty() => {
+                let kept = truncate(&path, &records, keep)?;
+                (path, kept)
+            }
+            // None yet, or killed before its first record was whole: the file version alone.
+            found => (create(found, dir)?, 1),
+        };
         let file = OpenOptions::new()
             .append(true)
             .open(&path)
@@ -135,15 +139,15 @@ fn create(path: Option<PathBuf>, dir: &Path) -> anyhow::Result<PathBuf> {
 
 /// Keeps the first `keep` records of `path` (never fewer than the file version; all when
 /// `None`), and no torn record after them.
-fn truncate(path: &Path, keep: Option<usize>) -> anyhow::Result<()> {
-    let records = read_records(path)?;
+/// `records` are the file's intact ones, at least one; returns how many were kept.
+fn truncate(path: &Path, records: &[(Event, usize)], keep: Option<usize>) -> anyhow::Result<usize> {
     let kept = keep.map_or(records.len(), |k| k.clamp(1, records.len()));
-    let end = kept.checked_sub(1).map_or(0, |last| records[last].1);
+    let end = records[kept - 1].1;
     let bytes = std::fs::read(path)?;
     if end < bytes.len() {
         crate::rundir::write_atomic(path, &bytes[..end])?;
     }
-    Ok(())
+    Ok(kept)
 }
 
 fn event(step: usize, what: What) -> Event {
