@@ -15,7 +15,7 @@ use serde::Serialize;
 use burn::tensor::backend::AutodiffBackend;
 
 use crate::backend::{self, on_backend};
-use crate::config::{self, Experiment, OptimizerKind, Override};
+use crate::config::{self, Experiment, Override};
 use crate::data::{Batcher, Dataset};
 use crate::error::{Error, Result};
 use crate::models::Model;
@@ -35,14 +35,32 @@ pub const FAMILIES: &[&str] = &[
     "transformer",
 ];
 
+/// What `makemore bench` was asked for.
+#[derive(Debug, Clone, clap::Args)]
 pub struct BenchRequest {
+    /// Families to measure, comma-separated (default: all but counts).
+    #[arg(long, value_delimiter = ',')]
     pub models: Vec<String>,
+    /// The items to train on.
+    #[arg(long, default_value = "data/names.txt")]
     pub data: PathBuf,
+    /// Timed optimizer steps per family.
+    #[arg(long, default_value_t = 200)]
     pub steps: usize,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 20)]
     pub warmup: usize,
+    /// CPU threads; 0 = all cores.
+    #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Items to sample for the sampling figure.
+    #[arg(long, default_value_t = 100)]
     pub samples: usize,
+    /// Override a setting of every family (repeatable), e.g. --set schedule.batch_size=64.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
+    /// Also write the figures as JSON to this file.
+    #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 }
 
@@ -80,7 +98,9 @@ pub struct Report {
     pub figures: Vec<Figures>,
 }
 
-pub fn bench_command(request: &BenchRequest) -> Result<()> {
+/// Measures each family the request names, handing each family's figures to `measured` as
+/// they come, and returns them all with the machine's.
+pub fn bench(request: &BenchRequest, mut measured: impl FnMut(&Figures)) -> Result<Report> {
     let models: Vec<String> = match request.models.is_empty() {
         true => FAMILIES.iter().map(|m| m.to_string()).collect(),
         false => request.models.clone(),
@@ -95,32 +115,10 @@ pub fn bench_command(request: &BenchRequest) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     backend::use_threads(request.threads);
     let threads = rayon::current_num_threads();
-    println!(
-        "{:<12} {:>8} {:>22} {:>10} {:>11} {:>10} {:>9}",
-        "model",
-        "params",
-        "ms/step (p10-p90)",
-        "train tok/s",
-        "eval tok/s",
-        "samples/s",
-        "peak MiB"
-    );
     let mut figures = Vec::new();
     for experiment in &experiments {
         let f = measure(experiment, request)?;
-        println!(
-            "{:<12} {:>8} {:>22} {:>10.0} {:>11.0} {:>10.0} {:>9}",
-            f.model,
-            f.params,
-            format!(
-                "{:.3} ({:.3}-{:.3})",
-                f.ms_per_step_median, f.ms_per_step_p10, f.ms_per_step_p90
-            ),
-            f.train_tokens_per_s,
-            f.eval_tokens_per_s,
-            f.sample_items_per_s,
-            f.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0}")),
-        );
+        measured(&f);
         figures.push(f);
     }
     let report = Report {
@@ -133,30 +131,25 @@ pub fn bench_command(request: &BenchRequest) -> Result<()> {
         gemm_gflops: gemm_gflops(),
         figures,
     };
-    println!(
-        "{} thread(s) of {} ({} cores); warm-up {} steps, then {} timed",
-        report.threads, report.cpu, report.cores, request.warmup, request.steps
-    );
-    println!(
-        "f32 matrix product 1024x1024x1024: {:.1} GFLOP/s",
-        report.gemm_gflops
-    );
-    if let Some(f) = report.figures.iter().find(|f| f.model == "transformer") {
-        // Forward and backward multiply every weight by every trained position three times:
-        // 6 FLOPs per parameter per position. At the rate above, that is the step's floor.
-        let positions = f.train_tokens_per_s * f.ms_per_step_median / 1e3;
-        let gflop = 6.0 * f.params as f64 * positions / 1e9;
-        let floor_ms = gflop / report.gemm_gflops * 1e3;
-        println!(
-            "transformer: {gflop:.2} GFLOP per step, {floor_ms:.2} ms at that rate; measured {:.1}x that",
-            f.ms_per_step_median / floor_ms
-        );
-    }
     if let Some(path) = &request.json {
         let json = serde_json::to_string_pretty(&report).expect("figures serialise");
         crate::rundir::write_atomic(path, format!("{json}\n").as_bytes())?;
     }
-    Ok(())
+    Ok(report)
+}
+
+impl Report {
+    /// The Transformer's step against the machine's matrix-product rate: GFLOP per step, the
+    /// milliseconds that takes at that rate, and how many times that the step measured.
+    pub fn transformer_floor(&self) -> Option<(f64, f64, f64)> {
+        let f = self.figures.iter().find(|f| f.model == "transformer")?;
+        // Forward and backward multiply every weight by every trained position three times:
+        // 6 FLOPs per parameter per position. At the rate above, that is the step's floor.
+        let positions = f.train_tokens_per_s * f.ms_per_step_median / 1e3;
+        let gflop = 6.0 * f.params as f64 * positions / 1e9;
+        let floor_ms = gflop / self.gemm_gflops * 1e3;
+        Some((gflop, floor_ms, f.ms_per_step_median / floor_ms))
+    }
 }
 
 /// makemore.py's defaults for `model`; the cnn takes the lecture's sizes (makemore.py has none).
@@ -194,16 +187,13 @@ fn measure_on<B: AutodiffBackend>(
     let model = Model::<B>::new(&experiment.model, &data, experiment.seed, device);
     let params = model.parameters();
     let s = &experiment.schedule;
-    let (model, times) = match s.optimizer {
-        OptimizerKind::Adamw => {
-            let optimizer = optim::Halves::new(|| optim::adamw(s).init(), &model);
-            time_steps(model, optimizer, experiment, &data, request, device)
-        }
-        OptimizerKind::Sgd => {
-            let optimizer = optim::Halves::new(|| optim::sgd(s).init(), &model);
-            time_steps(model, optimizer, experiment, &data, request, device)
-        }
+    let work = TimeSteps {
+        experiment,
+        data: &data,
+        request,
+        device,
     };
+    let (model, times) = optim::with_optimizer(s, model, work);
     let model = model.valid();
 
     let order: Vec<usize> = (0..data.test.len()).collect();
@@ -250,6 +240,26 @@ fn measure_on<B: AutodiffBackend>(
 }
 
 /// Milliseconds of each step after the warm-up, and the trained model.
+struct TimeSteps<'a, D> {
+    experiment: &'a Experiment,
+    data: &'a Dataset,
+    request: &'a BenchRequest,
+    device: &'a D,
+}
+
+impl<B: AutodiffBackend> optim::WithOptimizer<B> for TimeSteps<'_, B::Device> {
+    type Output = (Model<B>, Vec<f64>);
+    fn with<O: Optimizer<Model<B>, B>>(self, model: Model<B>, optimizer: O) -> Self::Output {
+        let TimeSteps {
+            experiment,
+            data,
+            request,
+            device,
+        } = self;
+        time_steps(model, optimizer, experiment, data, request, device)
+    }
+}
+
 fn time_steps<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
     mut model: Model<B>,
     mut optimizer: O,

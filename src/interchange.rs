@@ -22,7 +22,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::models::Model;
 use crate::rundir::write_atomic;
-use crate::trained::Trained;
+use crate::trained::{Trained, Which};
 
 /// Our parameter paths and makemore.py's, as prefixes; `{i}` stands for a layer's index.
 fn renames(kind: ModelType) -> Result<&'static [(&'static str, &'static str)]> {
@@ -116,8 +116,27 @@ fn check_exportable(trained: &Trained) -> Result<()> {
     renames(m.kind).map(|_| ())
 }
 
-/// Writes the model of `run` (its `which` checkpoint) to `out` as makemore.py's state_dict.
-pub fn export_command(run: &Path, which: &str, out: &Path) -> Result<()> {
+/// What `makemore export` was asked for.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExportRequest {
+    /// The run directory (or an experiment's directory of runs: its newest).
+    pub run: PathBuf,
+    /// The file to write.
+    #[arg(long, value_name = "FILE")]
+    pub safetensors: PathBuf,
+    #[arg(long, value_enum, default_value_t = Which::Best)]
+    pub checkpoint: Which,
+}
+
+/// What an export wrote: how many tensors, of which model type.
+pub struct Exported {
+    pub tensors: usize,
+    pub kind: &'static str,
+}
+
+/// Writes the model of a run (one of its checkpoints) as makemore.py's state_dict.
+pub fn export(request: &ExportRequest) -> Result<Exported> {
+    let (out, run) = (&request.safetensors, &request.run);
     let parent = match out.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -129,7 +148,7 @@ pub fn export_command(run: &Path, which: &str, out: &Path) -> Result<()> {
             parent.display()
         )));
     }
-    let trained = Trained::open(run, which)?;
+    let trained = Trained::open(run, request.checkpoint)?;
     check_exportable(&trained)?;
     let m = &trained.experiment.model;
     let pairs = renames(m.kind)?;
@@ -169,13 +188,10 @@ pub fn export_command(run: &Path, which: &str, out: &Path) -> Result<()> {
     let file = safetensors::serialize(views, Some(metadata))
         .map_err(|e| Error::Failed(anyhow::anyhow!("{}: {e}", out.display())))?;
     write_atomic(out, &file)?;
-    println!(
-        "{}: {} tensors in makemore.py's names (type {})",
-        out.display(),
-        bytes.len(),
-        m.kind.name()
-    );
-    Ok(())
+    Ok(Exported {
+        tensors: bytes.len(),
+        kind: m.kind.name(),
+    })
 }
 
 fn snapshot_values(snapshot: &TensorSnapshot, name: &str) -> Result<Vec<f32>> {
@@ -188,18 +204,30 @@ fn snapshot_values(snapshot: &TensorSnapshot, name: &str) -> Result<Vec<f32>> {
 }
 
 /// What `makemore import` needs: the weights file, the model type, the data and any settings.
+#[derive(Debug, Clone, clap::Args)]
 pub struct ImportRequest {
+    /// makemore.py's state_dict (torch.save) or a safetensors file.
+    #[arg(value_name = "MODEL")]
     pub weights: PathBuf,
+    /// The model's type: bigram, mlp, rnn, gru, bow or transformer.
+    #[arg(long = "type", value_name = "TYPE")]
     pub kind: String,
+    /// The items it was trained on (they fix the vocabulary and the block size).
+    #[arg(long, value_name = "FILE")]
     pub data: PathBuf,
+    /// Settings the model was built with (--set model.n_embd=...) or for fine-tuning
+    /// (--set schedule.steps=N); repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
+    /// Where the run directory goes.
+    #[arg(long, default_value = "runs")]
     pub runs: PathBuf,
 }
 
 /// Turns makemore.py's checkpoint into a run directory: a run of `schedule.steps = 0` (unless
 /// `--set` asks for fine-tuning steps) that starts from the file's weights and is evaluated on
 /// every split. `sample`, `score` and `run --resume --set schedule.steps=N` take it as any run.
-pub fn import_command(request: &ImportRequest) -> Result<PathBuf> {
+pub fn import(request: &ImportRequest) -> Result<crate::run::Ran> {
     let flags = [
         Override::flag("model.type", request.kind.as_str(), "--type"),
         Override::flag("dataset.path", request.data.display().to_string(), "--data"),

@@ -1,17 +1,63 @@
+//! The `makemore` binary: parses the command line, calls the library, prints what it returns.
+//! Nothing else in the crate prints, but the progress of a run (progress.rs).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use makemore::bench::{self, BenchRequest};
-use makemore::error::Error;
-use makemore::interchange::{self, ImportRequest};
+use makemore::bench::{self, BenchRequest, Figures};
+use makemore::data::SplitName;
+use makemore::error::{Error, Result};
+use makemore::interchange::{self, ExportRequest, ImportRequest};
+use makemore::progress::format_duration;
 use makemore::report::{self, ReportRequest};
-use makemore::sample::{self, SampleOptions, SampleRequest};
-use makemore::sweep::{self, SlurmOptions, SweepRequest};
-use makemore::{backend, config, run, score, signals};
+use makemore::run::{self, Ran};
+use makemore::sample::{self, SampleRequest};
+use makemore::score::{self, ScoreRequest};
+use makemore::sweep::{self, Event, SweepRequest, Taking};
+use makemore::{backend, config, say, signals};
 
 mod cli;
 
-use cli::{Cli, Command};
+use cli::{CheckArgs, Cli, Command, RunArgs};
+
+fn main() -> ExitCode {
+    keep_freed_memory();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // clap exits 2 on usage errors too; help and version are successes.
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    if !cli.command.trains() {
+        die_on_closed_pipe();
+    }
+    let result = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Sweep(request) => sweep(&request),
+        Command::Sample(request) => sample(request),
+        Command::Score(request) => score(request),
+        Command::Export(request) => export(request),
+        Command::Import(request) => import(&request),
+        Command::Report(request) => report(&request),
+        Command::Bench(request) => bench(&request),
+        Command::Check(args) => check(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            match &error {
+                Error::Input(message) => eprintln!("error: {message}"),
+                Error::Failed(cause) => eprintln!("error: {cause:#}"),
+                Error::Interrupted(message) => eprintln!("{message}"),
+            }
+            ExitCode::from(error.exit_code() as u8)
+        }
+    }
+}
 
 /// Each training step allocates and frees the same large buffers. glibc returns blocks above
 /// its mmap threshold to the kernel at once and trims the heap top, so that every step would pay
@@ -25,208 +71,272 @@ fn keep_freed_memory() {
     }
 }
 
+/// Output piped into `head` ends the program quietly, as any Unix tool's, rather than make a
+/// print panic on the closed pipe (Rust ignores SIGPIPE by default). Not for training (a run or
+/// a sweep): its output is a log, and a closed pipe must not stop it (`say!` drops the line).
+fn die_on_closed_pipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: called before any other thread exists; SIG_DFL is a valid disposition.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
+
+/// From now on the first Ctrl-C (or SIGTERM) stops training after the current step, with a
+/// checkpoint; a second exits at once.
+fn handle_signals() {
+    let first = || eprintln!("\nstopping after this step (press Ctrl-C again to exit at once)");
+    if let Err(error) = signals::install(first) {
+        eprintln!("warning: Ctrl-C will not checkpoint before stopping: {error}");
+    }
+}
+
 /// The run a command works on: `dir`, or the newest run of an experiment's directory
 /// (`runs/<name>`), said on stderr so that the output stays clean for pipes.
-fn newest_run(dir: &std::path::Path) -> std::path::PathBuf {
+fn newest_run(dir: &Path) -> PathBuf {
     let (run, chosen) = makemore::rundir::resolve(dir);
     if chosen {
-        eprintln!(
-            "using the newest run of {}: {}",
-            dir.display(),
-            run.display()
-        );
+        let (dir, run_shown) = (dir.display(), run.display());
+        eprintln!("using the newest run of {dir}: {run_shown}");
     }
     run
 }
 
-fn main() -> ExitCode {
-    keep_freed_memory();
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            // clap exits 2 on usage errors too; help and version are successes.
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
-        }
+fn run(args: RunArgs) -> Result<()> {
+    handle_signals();
+    let ran = match (args.experiment, args.resume) {
+        (_, Some(dir)) => run::resume(&newest_run(&dir), &args.sets),
+        (Some(experiment), None) => run::run(&experiment, &args.sets, &args.runs),
+        (None, None) => unreachable!("clap requires one of them"),
     };
-    // Output piped into `head` should end the program quietly, as any Unix tool, rather than
-    // make a print panic on the closed pipe (Rust ignores SIGPIPE by default). Not training (a
-    // run or a sweep): its output is a log, and a closed pipe must not stop it; its prints
-    // ignore the error (`say!`).
-    if !matches!(cli.command, Command::Run { .. } | Command::Sweep { .. }) {
-        use nix::sys::signal::{SigHandler, Signal, signal};
-        // SAFETY: called before any other thread exists; SIG_DFL is a valid disposition.
-        let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
-    }
-    let result = match cli.command {
-        Command::Run {
-            experiment,
-            sets,
-            runs,
-            resume,
-        } => {
-            signals::install();
-            match (experiment, resume) {
-                (_, Some(dir)) => run::resume(&newest_run(&dir), &sets),
-                (Some(experiment), None) => run::run(&experiment, &sets, &runs),
-                (None, None) => unreachable!("clap requires one of them"),
-            }
-            .map(|_| ())
+    say_ran(&ran?);
+    Ok(())
+}
+
+/// The end of a run: its figures, its final samples and where it is.
+fn say_ran(ran: &Ran) {
+    let (dir, summary, samples) = match ran {
+        Ran::AlreadyDone { dir, step } => {
+            let dir = dir.display();
+            say!(
+                "{dir} finished at step {step}; nothing to resume (raise schedule.steps to train longer)"
+            );
+            return;
         }
-        Command::Sweep {
-            grid,
-            sets,
-            runs,
+        Ran::Trained {
+            dir,
+            summary,
+            samples,
+        } => (dir, summary, samples),
+    };
+    let figure =
+        |v: Option<f64>, decimals: usize| v.map_or("-".into(), |v| format!("{v:.decimals$}"));
+    say!(
+        "done in {}: {} steps, {} parameters, {} ms/step, {} tokens/s",
+        format_duration(summary.wall_s),
+        summary.step,
+        summary.params,
+        figure(summary.ms_per_step, 2),
+        figure(summary.tokens_per_s, 0),
+    );
+    say!(
+        "last model (nats per character, every item): train {} | val {} | test {}",
+        figure(summary.final_train_loss, 4),
+        figure(summary.final_val_loss, 4),
+        figure(summary.test_loss_last, 4),
+    );
+    say!("{}", summary.selected_line());
+    if summary.selected_on() == SplitName::Test {
+        say!(
+            "  no validation split: the test split chose the checkpoint, so its figure is not held out (as in makemore.py); set dataset.val_fraction for one"
+        );
+    }
+    say!("samples:");
+    for (item, mark) in samples {
+        say!("  {item:<20} {mark}");
+    }
+    say!("run directory: {}", dir.display());
+}
+
+fn sweep(request: &SweepRequest) -> Result<()> {
+    handle_signals();
+    sweep::sweep(request, &mut say_sweep)
+}
+
+/// A sweep's events, one line each.
+fn say_sweep(event: Event) {
+    match event {
+        Event::Plan { name, trials, dir } => say!("{name}: {trials} trials in {}", dir.display()),
+        Event::Planned { trial, action } => say!(
+            "{:>4}  {}  {action:<24}  {}",
+            trial.index,
+            trial.id,
+            trial.describe()
+        ),
+        Event::Command(command) => say!("{command}"),
+        Event::Script(path) => {
+            let path = path.display();
+            say!("wrote {path}; submit it with: sbatch {path}")
+        }
+        Event::Trial { trial, what } => {
+            let label = format!("trial {} ({}, {})", trial.index, trial.id, trial.describe());
+            match what {
+                Taking::Elsewhere { host, pid } => {
+                    say!("{label}: running elsewhere ({host} pid {pid})")
+                }
+                Taking::DoneBefore => say!("{label}: done before"),
+                Taking::GoingOn { status, step } => {
+                    say!("{label}: {status} at step {step}, going on")
+                }
+                Taking::Starting => say!("{label}: starting"),
+            }
+        }
+        Event::Start {
+            name,
+            trials,
+            done_before,
+            to_go,
             jobs,
-            index,
-            dry_run,
-            fail_fast,
-            emit,
-            time,
-            cpus_per_task,
-            mem,
-            partition,
-            max_parallel,
-        } => sweep::sweep_command(&SweepRequest {
-            grid,
-            sets,
-            runs,
-            jobs: jobs.into(),
-            index,
-            dry_run,
-            fail_fast,
-            emit,
-            slurm: SlurmOptions {
-                time,
-                cpus_per_task,
-                mem,
-                partition,
-                max_parallel,
-            },
-        }),
-        Command::Sample {
-            run,
-            count,
-            temperature,
-            top_k,
-            top_p,
-            prefix,
-            seed,
-            checkpoint,
-            new_only,
-            mark,
-        } => {
-            let options = SampleOptions {
-                temperature,
-                top_k,
-                top_p,
-            };
-            let checkpoint = checkpoint.name().to_string();
-            let request = SampleRequest {
-                count,
-                options,
-                prefix,
-                seed,
-                checkpoint,
-                new_only,
-                mark,
-            };
-            sample::sample_command(&newest_run(&run), &request)
-        }
-        Command::Score {
-            run,
-            items,
-            checkpoint,
-        } => score::score_command(&newest_run(&run), checkpoint.name(), items),
-        Command::Export {
-            run,
-            safetensors,
-            checkpoint,
-        } => interchange::export_command(&newest_run(&run), checkpoint.name(), &safetensors),
-        Command::Import {
-            model,
-            kind,
-            data,
-            sets,
-            runs,
-        } => {
-            signals::install();
-            interchange::import_command(&ImportRequest {
-                weights: model,
-                kind,
-                data,
-                sets,
-                runs,
-            })
-            .map(|_| ())
-        }
-        Command::Bench {
-            models,
-            data,
-            steps,
-            warmup,
             threads,
-            samples,
-            sets,
-            json,
-        } => bench::bench_command(&BenchRequest {
-            models,
-            data,
-            steps,
-            warmup,
-            threads,
-            samples,
-            sets,
-            json,
-        }),
-        Command::Report {
-            dirs,
-            format,
-            by,
-            filters,
-            top,
-            plot,
+        } => say!(
+            "{name}: {trials} trials, {done_before} done before, {to_go} to go, {jobs} at a time with {threads} thread(s) each"
+        ),
+        Event::Ended {
+            trial,
+            how,
+            elapsed_s,
+            tally,
+            eta_s,
+        } => say!(
+            "[{}] trial {} {how}: {} done, {} running, {} failed, {} left{}",
+            format_duration(elapsed_s),
+            trial.index,
+            tally.done,
+            tally.running,
+            tally.failed,
+            tally.left,
+            eta_s.map_or(String::new(), |s| format!(", eta {}", format_duration(s)))
+        ),
+        Event::Finished {
+            name,
+            done,
+            trials,
+            failed,
         } => {
-            let filters = filters
-                .iter()
-                .map(|f| {
-                    f.split_once('=')
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .ok_or_else(|| Error::input(format!("--filter {f}: expected KEY=VALUE")))
-                })
-                .collect::<Result<Vec<_>, _>>();
-            filters.and_then(|filters| {
-                report::report_command(
-                    &dirs,
-                    &ReportRequest {
-                        format,
-                        by,
-                        filters,
-                        top,
-                        plot,
-                    },
-                )
-            })
-        }
-        Command::Check { file, sets } => config::load(&file, &sets).and_then(|loaded| {
-            let experiment = &loaded.experiment;
-            backend::select(&experiment.backend)?;
-            let data = makemore::data::Dataset::load(&experiment.dataset)?;
-            print!("{}", experiment.to_toml());
-            let (fits, line) = run::memory_line(experiment, &data);
-            println!("# {line}{}", if fits { "" } else { ": it does not fit" });
-            Ok(())
-        }),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            match &error {
-                Error::Input(message) => eprintln!("error: {message}"),
-                Error::Failed(cause) => eprintln!("error: {cause:#}"),
-                Error::Interrupted(message) => eprintln!("{message}"),
+            let failures = match failed.len() {
+                0 => String::new(),
+                n => format!(", {n} failed"),
+            };
+            say!("{name}: {done} of {trials} trials done{failures}");
+            for (trial, why) in failed {
+                say!(
+                    "  trial {} ({}, {}): {why}",
+                    trial.index,
+                    trial.id,
+                    trial.describe()
+                );
             }
-            ExitCode::from(error.exit_code() as u8)
         }
     }
+}
+
+fn sample(mut request: SampleRequest) -> Result<()> {
+    request.run = newest_run(&request.run);
+    let mark = request.mark;
+    sample::sample(&request, |item, how| match mark {
+        true => println!("{item}\t{how}"),
+        false => println!("{item}"),
+    })
+}
+
+fn score(mut request: ScoreRequest) -> Result<()> {
+    request.run = newest_run(&request.run);
+    for (item, total, per_char) in score::score(&request)? {
+        println!("{item}\t{total:.4}\t{per_char:.4}");
+    }
+    Ok(())
+}
+
+fn export(mut request: ExportRequest) -> Result<()> {
+    request.run = newest_run(&request.run);
+    let exported = interchange::export(&request)?;
+    println!(
+        "{}: {} tensors in makemore.py's names (type {})",
+        request.safetensors.display(),
+        exported.tensors,
+        exported.kind
+    );
+    Ok(())
+}
+
+fn import(request: &ImportRequest) -> Result<()> {
+    handle_signals();
+    say_ran(&interchange::import(request)?);
+    Ok(())
+}
+
+fn report(request: &ReportRequest) -> Result<()> {
+    let report = report::report(request)?;
+    let colour = std::io::stdout().is_terminal();
+    print!("{}", report::render(&report, request.format, colour)?);
+    if let Some(path) = &request.plot {
+        eprintln!("plot: {}", path.display());
+    }
+    Ok(())
+}
+
+fn bench(request: &BenchRequest) -> Result<()> {
+    let mut first = true;
+    let report = bench::bench(request, |f| {
+        if std::mem::take(&mut first) {
+            println!(
+                "{:<12} {:>8} {:>22} {:>10} {:>11} {:>10} {:>9}",
+                "model",
+                "params",
+                "ms/step (p10-p90)",
+                "train tok/s",
+                "eval tok/s",
+                "samples/s",
+                "peak MiB"
+            );
+        }
+        println!("{}", bench_row(f));
+    })?;
+    println!(
+        "{} thread(s) of {} ({} cores); warm-up {} steps, then {} timed",
+        report.threads, report.cpu, report.cores, request.warmup, request.steps
+    );
+    let gflops = report.gemm_gflops;
+    println!("f32 matrix product 1024x1024x1024: {gflops:.1} GFLOP/s");
+    if let Some((gflop, floor_ms, times)) = report.transformer_floor() {
+        println!(
+            "transformer: {gflop:.2} GFLOP per step, {floor_ms:.2} ms at that rate; measured {times:.1}x that"
+        );
+    }
+    Ok(())
+}
+
+fn bench_row(f: &Figures) -> String {
+    format!(
+        "{:<12} {:>8} {:>22} {:>10.0} {:>11.0} {:>10.0} {:>9}",
+        f.model,
+        f.params,
+        format!(
+            "{:.3} ({:.3}-{:.3})",
+            f.ms_per_step_median, f.ms_per_step_p10, f.ms_per_step_p90
+        ),
+        f.train_tokens_per_s,
+        f.eval_tokens_per_s,
+        f.sample_items_per_s,
+        f.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0}")),
+    )
+}
+
+fn check(args: &CheckArgs) -> Result<()> {
+    let loaded = config::load(&args.file, &args.sets)?;
+    let experiment = &loaded.experiment;
+    backend::select(&experiment.backend)?;
+    let data = makemore::data::Dataset::load(&experiment.dataset)?;
+    print!("{}", experiment.to_toml());
+    let (fits, line) = run::memory_line(experiment, &data);
+    println!("# {line}{}", if fits { "" } else { ": it does not fit" });
+    Ok(())
 }

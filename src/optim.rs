@@ -12,7 +12,7 @@ use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::config::{LrSchedule, ScheduleConfig};
+use crate::config::{LrSchedule, OptimizerKind, ScheduleConfig};
 use crate::models::Model;
 
 /// AdamW with decoupled weight decay, betas and eps set explicitly: burn's defaults differ from
@@ -36,6 +36,31 @@ pub fn sgd(s: &ScheduleConfig) -> SgdConfig {
             dampening: 0.0,
             nesterov: false,
         }))
+}
+
+/// Work to do with the experiment's optimizer, whichever kind it is (burn's optimizers are
+/// distinct types, so the work is generic over them).
+pub trait WithOptimizer<B: AutodiffBackend> {
+    type Output;
+    fn with<O: Optimizer<Model<B>, B>>(self, model: Model<B>, optimizer: O) -> Self::Output;
+}
+
+/// Gives `work` the model and the optimizer `s` configures for its parameters.
+pub fn with_optimizer<B: AutodiffBackend, W: WithOptimizer<B>>(
+    s: &ScheduleConfig,
+    model: Model<B>,
+    work: W,
+) -> W::Output {
+    match s.optimizer {
+        OptimizerKind::Adamw => {
+            let optimizer = Halves::new(|| adamw(s).init(), &model);
+            work.with(model, optimizer)
+        }
+        OptimizerKind::Sgd => {
+            let optimizer = Halves::new(|| sgd(s).init(), &model);
+            work.with(model, optimizer)
+        }
+    }
 }
 
 /// Two optimizers of one kind, each updating its half of the parameters, side by side on two

@@ -26,31 +26,11 @@ pub fn dropout_rng(seed: u64, step: usize, shard: usize) -> ChaCha8Rng {
     rng(seed, Stream::Dropout, step | shard << 32)
 }
 
-thread_local! {
-    static DROPOUT: std::cell::RefCell<Option<ChaCha8Rng>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Runs `forward` with dropout masks drawn from `rng`: the training loop gives each step its own
-/// stream, so the masks are a function of the seed and the step (and a resumed run draws the
-/// same ones). Outside of it, `dropout_mask` finds no generator and models drop nothing.
-pub fn with_dropout<T>(rng: ChaCha8Rng, forward: impl FnOnce() -> T) -> T {
-    DROPOUT.with(|cell| *cell.borrow_mut() = Some(rng));
-    let out = forward();
-    DROPOUT.with(|cell| *cell.borrow_mut() = None);
-    out
-}
-
-/// `n` keep-factors for dropout with probability `p`: 0 or 1/(1-p). None outside `with_dropout`.
-pub fn dropout_mask(n: usize, p: f64) -> Option<Vec<f32>> {
+/// `n` keep-factors for dropout with probability `p`: 0 or 1/(1-p), drawn from `rng`.
+pub fn dropout_mask(rng: &mut ChaCha8Rng, n: usize, p: f64) -> Vec<f32> {
     use rand::Rng;
-    DROPOUT.with(|cell| {
-        let mut rng = cell.borrow_mut();
-        let rng = rng.as_mut()?;
-        let keep = (1.0 / (1.0 - p)) as f32;
-        Some(
-            (0..n)
-                .map(|_| if rng.random::<f64>() < p { 0.0 } else { keep })
-                .collect(),
-        )
-    })
+    let keep = (1.0 / (1.0 - p)) as f32;
+    (0..n)
+        .map(|_| if rng.random::<f64>() < p { 0.0 } else { keep })
+        .collect()
 }

@@ -12,15 +12,29 @@ use burn::tensor::backend::AutodiffBackend;
 use crate::backend::{self, on_backend};
 use crate::checkpoint::Checkpoint;
 use crate::config::{self, BackendName, Experiment, LongItems, ModelConfig, ModelType};
-use crate::data::{Dataset, SplitName};
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::models::{Model, memory};
-use crate::progress::{Progress, format_duration, print_line};
+use crate::progress::Progress;
 use crate::rundir::{self, RunDir, Status, Summary};
 use crate::train::{self, Ended, Session};
 
-/// Runs the experiment in `file` in a new run directory, which it returns.
-pub fn run(file: &Path, sets: &[String], runs: &Path) -> Result<PathBuf> {
+/// How a run ended, when it ended well.
+#[allow(clippy::large_enum_variant)] // one per command
+pub enum Ran {
+    /// Trained (or fitted) and evaluated: its directory, its summary, its final samples, marked
+    /// in-train, in-val, in-test or new.
+    Trained {
+        dir: PathBuf,
+        summary: Summary,
+        samples: Vec<(String, &'static str)>,
+    },
+    /// A finished run asked to go on without more steps: nothing to do.
+    AlreadyDone { dir: PathBuf, step: usize },
+}
+
+/// Runs the experiment in `file` in a new run directory.
+pub fn run(file: &Path, sets: &[String], runs: &Path) -> Result<Ran> {
     let experiment = config::load(file, sets)?.experiment;
     start(&experiment, None::<&Seeded>, |name| {
         RunDir::create(runs, name)
@@ -28,12 +42,12 @@ pub fn run(file: &Path, sets: &[String], runs: &Path) -> Result<PathBuf> {
 }
 
 /// Runs `experiment` in the run directory `dir`, which must not exist yet (a sweep's trial).
-pub fn run_in(experiment: &Experiment, dir: &Path) -> Result<PathBuf> {
+pub fn run_in(experiment: &Experiment, dir: &Path) -> Result<Ran> {
     start(experiment, None::<&Seeded>, |_| RunDir::create_at(dir))
 }
 
 /// Runs `experiment` starting from `weights` instead of a random initialisation (an import).
-pub fn run_from(experiment: &Experiment, runs: &Path, weights: &impl Weights) -> Result<PathBuf> {
+pub fn run_from(experiment: &Experiment, runs: &Path, weights: &impl Weights) -> Result<Ran> {
     start(experiment, Some(weights), |name| RunDir::create(runs, name))
 }
 
@@ -67,7 +81,7 @@ fn start(
     experiment: &Experiment,
     weights: Option<&impl Weights>,
     make_dir: impl FnOnce(&str) -> anyhow::Result<RunDir>,
-) -> Result<PathBuf> {
+) -> Result<Ran> {
     let data = Dataset::load(&experiment.dataset)?;
     let backend = backend::select(&experiment.backend)?;
     check_memory(experiment, &data)?;
@@ -110,15 +124,19 @@ fn start(
             updated_at: now,
             error: None,
         };
-        execute(experiment, &data, model, None, &mut run, summary, device)
+        let model = Start {
+            model,
+            resume: None,
+            device,
+        };
+        execute(experiment, &data, model, &mut run, summary)
     })
 }
 
 /// Goes on with the run in `dir` from its last checkpoint: weights, optimizer, step, best loss
 /// and data order, so that it ends as an uninterrupted run would. Only `schedule.steps` (to train
 /// for longer), the backend and where the data lies may change.
-pub fn resume(dir: &Path, sets: &[String]) -> Result<PathBuf> {
-    let config_file = dir.join("config.toml");
+pub fn resume(dir: &Path, sets: &[String]) -> Result<Ran> {
     let read_summary = || {
         rundir::read_summary(dir)
             .map_err(|e| Error::input(format!("{}: not a run directory: {e:#}", dir.display())))
@@ -127,41 +145,10 @@ pub fn resume(dir: &Path, sets: &[String]) -> Result<PathBuf> {
     // Nothing is written before the lock, and the summary is read again under it.
     let lock = rundir::lock(dir)?;
     let mut summary = read_summary()?;
-    let stored = rundir::read_config(dir).map_err(|e| Error::input(format!("{e:#}")))?;
-    let experiment = config::load(&config_file, sets)?.experiment;
-    let changed = changed_keys(&stored, &experiment);
-    // More steps extend training; checkpoints are portable between backends; the data may have
-    // moved (to another machine) as long as its split is the same, which is checked below.
-    let may_change = |key: &str| {
-        key == "schedule.steps"
-            || key.starts_with("backend.")
-            || key == "dataset.path"
-            || key == "dataset.test_path"
-    };
-    if !changed.iter().all(|key| may_change(key)) {
-        return Err(Error::input(format!(
-            "{}: resuming may change schedule.steps, backend.* and the data's location only; these differ from the run's config.toml: {}",
-            dir.display(),
-            changed.join(", ")
-        )));
-    }
-    // The data is checked first: a finished run asked to go on with changed data is refused
-    // even when there is nothing left to train.
-    let data = Dataset::load(&experiment.dataset)?;
-    if data.split_hash != summary.split_hash {
-        return Err(Error::input(format!(
-            "{}: the data or its split changed since the run started ({}); it cannot be resumed",
-            dir.display(),
-            experiment.dataset.path.display()
-        )));
-    }
+    let (experiment, data) = resumable(dir, &summary, sets)?;
     if summary.status == Status::Done && experiment.schedule.steps <= summary.step {
-        print_line(&format!(
-            "{} finished at step {}; nothing to resume (raise schedule.steps to train longer)",
-            dir.display(),
-            summary.step
-        ));
-        return Ok(dir.to_path_buf());
+        let (dir, step) = (dir.to_path_buf(), summary.step);
+        return Ok(Ran::AlreadyDone { dir, step });
     }
     let backend = backend::select(&experiment.backend)?;
     backend::use_threads(experiment.backend.threads);
@@ -193,39 +180,86 @@ pub fn resume(dir: &Path, sets: &[String]) -> Result<PathBuf> {
         summary.selected_on = Some(data.selection_split());
         summary.overlap = Some(data.overlap());
         run.log(&format!("resuming at step {step} on {}", summary.backend))?;
-        execute(
-            &experiment,
-            &data,
+        let model = Start {
             model,
-            checkpoint.as_ref(),
-            &mut run,
-            summary,
+            resume: checkpoint.as_ref(),
             device,
-        )
+        };
+        execute(&experiment, &data, model, &mut run, summary)
     })
 }
 
-/// Trains, keeps the summary true at every moment, and reports.
+/// The run's experiment with `sets` applied, and its data, when they may go on from where the
+/// run stopped: only more steps, another backend, or the same data moved elsewhere.
+fn resumable(dir: &Path, summary: &Summary, sets: &[String]) -> Result<(Experiment, Dataset)> {
+    let stored = rundir::read_config(dir).map_err(|e| Error::input(format!("{e:#}")))?;
+    let experiment = config::load(&dir.join("config.toml"), sets)?.experiment;
+    let changed = changed_keys(&stored, &experiment);
+    // More steps extend training; checkpoints are portable between backends; the data may have
+    // moved (to another machine) as long as its split is the same, which is checked below.
+    let may_change = |key: &str| {
+        key == "schedule.steps"
+            || key.starts_with("backend.")
+            || key == "dataset.path"
+            || key == "dataset.test_path"
+    };
+    if !changed.iter().all(|key| may_change(key)) {
+        return Err(Error::input(format!(
+            "{}: resuming may change schedule.steps, backend.* and the data's location only; these differ from the run's config.toml: {}",
+            dir.display(),
+            changed.join(", ")
+        )));
+    }
+    // The data is checked first: a finished run asked to go on with changed data is refused
+    // even when there is nothing left to train.
+    let data = Dataset::load(&experiment.dataset)?;
+    if data.split_hash != summary.split_hash {
+        return Err(Error::input(format!(
+            "{}: the data or its split changed since the run started ({}); it cannot be resumed",
+            dir.display(),
+            experiment.dataset.path.display()
+        )));
+    }
+    Ok((experiment, data))
+}
+
+/// The model to train, the checkpoint it was loaded from (when resuming), and its device.
+struct Start<'a, B: AutodiffBackend> {
+    model: Model<B>,
+    resume: Option<&'a Checkpoint>,
+    device: B::Device,
+}
+
+/// Trains, keeps the summary true at every moment, and says how it ended.
 fn execute<B: AutodiffBackend>(
     experiment: &Experiment,
     data: &Dataset,
-    model: Model<B>,
-    resume: Option<&Checkpoint>,
+    start: Start<B>,
     run: &mut RunDir,
     summary: Summary,
-    device: B::Device,
-) -> Result<PathBuf> {
+) -> Result<Ran> {
     run.write_summary(&summary)?;
-    let run_path = run.path().to_path_buf();
     let mut session = Session {
         progress: Progress::new(summary.steps),
         experiment,
         data,
         run,
         summary,
-        device,
+        device: start.device,
         started: Instant::now(),
     };
+    announce(&mut session)?;
+    let wall_before = session.summary.wall_s;
+    let outcome = train_and_sample(start.model, start.resume, &mut session);
+    session.summary.wall_s = wall_before + session.started.elapsed().as_secs_f64();
+    session.summary.updated_at = chrono::Utc::now().to_rfc3339();
+    conclude(outcome, &mut session)
+}
+
+/// The run's first lines: what is trained on what, where, and what about the data deserves a
+/// warning.
+fn announce<D>(session: &mut Session<D>) -> Result<()> {
+    let (experiment, data) = (session.experiment, session.data);
     let header = format!(
         "{}: {} model, {} parameters | {} train, {} val, {} test items, vocabulary {} | run {}",
         experiment.name,
@@ -235,14 +269,14 @@ fn execute<B: AutodiffBackend>(
         data.val.len(),
         data.test.len(),
         data.vocab.size(),
-        run_path.display()
+        session.run.path().display()
     );
-    train::say(&mut session, &header)?;
+    train::say(session, &header)?;
     if let Some(warning) = session.summary.overlap.and_then(|o| o.warning()) {
-        train::say(&mut session, &warning)?;
+        train::say(session, &warning)?;
     }
     if let Some(warning) = data.length_warning() {
-        train::say(&mut session, &warning)?;
+        train::say(session, &warning)?;
     }
     if data.long_items > 0 {
         let (n, max) = (data.long_items, experiment.dataset.max_len);
@@ -254,16 +288,23 @@ fn execute<B: AutodiffBackend>(
                 "cut {n} items longer than {max} characters to their first {max} (dataset.max_len)"
             ),
         };
-        train::say(&mut session, &line)?;
+        train::say(session, &line)?;
     }
+    Ok(())
+}
 
-    let wall_before = session.summary.wall_s;
-    // A panic inside the training stack must still leave a summary that says the run failed.
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        match train::train(model, resume, &mut session)? {
+/// Trains, then draws the final samples; `None` when a signal stopped training. A panic inside
+/// the training stack becomes an error, so that the summary can still say the run failed.
+fn train_and_sample<B: AutodiffBackend>(
+    model: Model<B>,
+    resume: Option<&Checkpoint>,
+    session: &mut Session<B::Device>,
+) -> anyhow::Result<Option<Vec<(String, &'static str)>>> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        match train::train(model, resume, session)? {
             Ended::Finished(model) => {
                 let step = session.summary.step;
-                train::record_samples(&model.valid(), step, &mut session).map(Some)
+                train::record_samples(&model.valid(), step, session).map(Some)
             }
             Ended::Interrupted => Ok(None),
         }
@@ -277,15 +318,25 @@ fn execute<B: AutodiffBackend>(
             "internal error: {}",
             message.unwrap_or_else(|| "a panic".into())
         ))
-    });
-    session.summary.wall_s = wall_before + session.started.elapsed().as_secs_f64();
-    session.summary.updated_at = chrono::Utc::now().to_rfc3339();
+    })
+}
+
+/// The summary's last word (done, interrupted or failed, with the error), and the command's.
+fn conclude<D>(
+    outcome: anyhow::Result<Option<Vec<(String, &'static str)>>>,
+    session: &mut Session<D>,
+) -> Result<Ran> {
+    let dir = session.run.path().to_path_buf();
     match outcome {
         Ok(Some(samples)) => {
             session.summary.status = Status::Done;
             session.run.write_summary(&session.summary)?;
-            report(&session.summary, &samples, &run_path);
-            Ok(run_path)
+            let summary = session.summary.clone();
+            Ok(Ran::Trained {
+                dir,
+                summary,
+                samples,
+            })
         }
         Ok(None) => {
             session.summary.status = Status::Interrupted;
@@ -293,7 +344,7 @@ fn execute<B: AutodiffBackend>(
             Err(Error::Interrupted(format!(
                 "interrupted at step {}; go on with: makemore run --resume {}",
                 session.summary.step,
-                run_path.display()
+                dir.display()
             )))
         }
         Err(error) => {
@@ -306,7 +357,7 @@ fn execute<B: AutodiffBackend>(
                 }
             };
             Err(error
-                .context(format!("run {} failed", run_path.display()))
+                .context(format!("run {} failed", dir.display()))
                 .into())
         }
     }
@@ -356,37 +407,4 @@ fn changed_keys(a: &Experiment, b: &Experiment) -> Vec<String> {
         .filter(|k| a.get(*k) != b.get(*k))
         .cloned()
         .collect()
-}
-
-fn report(summary: &Summary, samples: &[(String, &str)], run: &Path) {
-    let loss = |l: Option<f64>| l.map_or("-".into(), |l| format!("{l:.4}"));
-    print_line(&format!(
-        "done in {}: {} steps, {} parameters, {} ms/step, {} tokens/s",
-        format_duration(summary.wall_s),
-        summary.step,
-        summary.params,
-        summary
-            .ms_per_step
-            .map_or("-".into(), |ms| format!("{ms:.2}")),
-        summary
-            .tokens_per_s
-            .map_or("-".into(), |t| format!("{t:.0}")),
-    ));
-    print_line(&format!(
-        "last model (nats per character, every item): train {} | val {} | test {}",
-        loss(summary.final_train_loss),
-        loss(summary.final_val_loss),
-        loss(summary.test_loss_last),
-    ));
-    print_line(&summary.selected_line());
-    if summary.selected_on() == SplitName::Test {
-        print_line(
-            "  no validation split: the test split chose the checkpoint, so its figure is not held out (as in makemore.py); set dataset.val_fraction for one",
-        );
-    }
-    print_line("samples:");
-    for (item, mark) in samples {
-        print_line(&format!("  {item:<20} {mark}"));
-    }
-    print_line(&format!("run directory: {}", run.display()));
 }

@@ -1,23 +1,28 @@
 //! Generating items from a model, one token at a time, and the `makemore sample` command.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::data::Vocab;
+use crate::data::{Dataset, Vocab};
 use crate::error::{Error, Result};
-use crate::models::Model;
-use crate::trained::Trained;
+use crate::models::{Mode, Model};
+use crate::trained::{Trained, Which};
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, clap::Args)]
 pub struct SampleOptions {
+    /// Below 1 sharper, above 1 more adventurous.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub temperature: f64,
-    /// Keep only the k most likely tokens; 0 = all.
+    /// Draw from the k most likely characters only; 0 = all.
+    #[arg(long, default_value_t = 0)]
     pub top_k: usize,
-    /// Keep the most likely tokens whose probabilities add up to at least p; 1 = all.
+    /// Draw from the most likely characters that make up this much probability (of what top-k
+    /// left); 1 = all.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub top_p: f64,
 }
 
@@ -47,7 +52,7 @@ pub fn generate<B: Backend>(
         let flat: Vec<i32> = sequences.iter().flatten().copied().collect();
         let idx = Tensor::<B, 2, Int>::from_data(TensorData::new(flat, [count, t]), device);
         let last = model
-            .forward(idx)
+            .forward(idx, Mode::Eval)
             .slice([0..count, t - 1..t, 0..v])
             .reshape([count, v]);
         let probs = softmax(last.div_scalar(options.temperature), 1);
@@ -107,20 +112,79 @@ fn draw(probs: &[f32], options: SampleOptions, rng: &mut ChaCha8Rng) -> usize {
 }
 
 /// What `makemore sample` was asked for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct SampleRequest {
+    /// The run directory (or an experiment's directory of runs: its newest).
+    pub run: PathBuf,
+    /// How many.
+    #[arg(short = 'n', default_value_t = 20)]
     pub count: usize,
+    #[command(flatten)]
     pub options: SampleOptions,
+    /// Every sample starts with this text.
+    #[arg(long, default_value = "")]
     pub prefix: String,
+    /// Random seed (default: the run's).
+    #[arg(long)]
     pub seed: Option<u64>,
-    pub checkpoint: String,
+    #[arg(long, value_enum, default_value_t = Which::Best)]
+    pub checkpoint: Which,
+    /// Only items that are not in the data (train, val or test).
+    #[arg(long)]
     pub new_only: bool,
+    /// Tag each sample in-train, in-val, in-test or new.
+    #[arg(long)]
     pub mark: bool,
 }
 
-/// Draws and prints samples from the run in `dir`, one per line.
-pub fn sample_command(dir: &Path, request: &SampleRequest) -> Result<()> {
-    let o = request.options;
+/// Draws `request.count` samples from the run and hands each to `out` as it is drawn, with its
+/// mark: in-train, in-val, in-test or new.
+pub fn sample(request: &SampleRequest, mut out: impl FnMut(&str, &str)) -> Result<()> {
+    check(&request.options)?;
+    let trained = Trained::open(&request.run, request.checkpoint)?;
+    let data = &trained.data;
+    let prefix = encode_prefix(&request.prefix, data)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(request.seed.unwrap_or(trained.experiment.seed));
+    let membership = data.membership();
+    let device = Default::default();
+    // --new-only keeps drawing; give up after this many draws rather than loop for ever.
+    let limit = request.count.saturating_mul(100).max(1000);
+    let (mut given, mut drawn) = (0, 0);
+    while given < request.count && drawn < limit {
+        let batch = if request.new_only {
+            (request.count - given).max(16)
+        } else {
+            request.count
+        };
+        let items = generate(
+            &trained.model,
+            &data.vocab,
+            data.seq_len,
+            batch,
+            &prefix,
+            request.options,
+            &mut rng,
+            &device,
+        );
+        drawn += batch;
+        for item in items {
+            let mark = membership.mark(&item);
+            if given == request.count || (request.new_only && mark != "new") {
+                continue;
+            }
+            given += 1;
+            out(&item, mark);
+        }
+    }
+    if given < request.count {
+        return Err(Error::input(format!(
+            "only {given} new items in {drawn} draws; the model mostly repeats its training data (try a higher --temperature)"
+        )));
+    }
+    Ok(())
+}
+
+fn check(o: &SampleOptions) -> Result<()> {
     if !(o.temperature > 0.0 && o.temperature.is_finite()) {
         return Err(Error::input(format!(
             "--temperature must be > 0, got {}",
@@ -133,67 +197,27 @@ pub fn sample_command(dir: &Path, request: &SampleRequest) -> Result<()> {
             o.top_p
         )));
     }
-    let trained = Trained::open(dir, &request.checkpoint)?;
-    let data = &trained.data;
-    let prefix = data.vocab.encode(&request.prefix).ok_or_else(|| {
-        let unknown: String = request
-            .prefix
+    Ok(())
+}
+
+/// The tokens of `prefix`, which must leave room for at least one more character.
+fn encode_prefix(prefix: &str, data: &Dataset) -> Result<Vec<usize>> {
+    let tokens = data.vocab.encode(prefix).ok_or_else(|| {
+        let unknown: String = prefix
             .chars()
             .filter(|c| !data.vocab.chars().contains(c))
             .collect();
         Error::input(format!(
-            "--prefix {:?}: characters not in the vocabulary: {unknown:?}",
-            request.prefix
+            "--prefix {prefix:?}: characters not in the vocabulary: {unknown:?}"
         ))
     })?;
-    if prefix.len() + 1 >= data.seq_len {
+    if tokens.len() + 1 >= data.seq_len {
         return Err(Error::input(format!(
-            "--prefix {:?} is too long: items are at most {} characters",
-            request.prefix,
+            "--prefix {prefix:?} is too long: items are at most {} characters",
             data.seq_len - 1
         )));
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(request.seed.unwrap_or(trained.experiment.seed));
-    let membership = data.membership();
-    let device = Default::default();
-    // --new-only keeps drawing; give up after this many draws rather than loop for ever.
-    let limit = request.count.saturating_mul(100).max(1000);
-    let (mut printed, mut drawn) = (0, 0);
-    while printed < request.count && drawn < limit {
-        let batch = if request.new_only {
-            (request.count - printed).max(16)
-        } else {
-            request.count
-        };
-        let items = generate(
-            &trained.model,
-            &data.vocab,
-            data.seq_len,
-            batch,
-            &prefix,
-            o,
-            &mut rng,
-            &device,
-        );
-        drawn += batch;
-        for item in items {
-            let mark = membership.mark(&item);
-            if printed == request.count || (request.new_only && mark != "new") {
-                continue;
-            }
-            printed += 1;
-            match request.mark {
-                true => println!("{item}\t{mark}"),
-                false => println!("{item}"),
-            }
-        }
-    }
-    if printed < request.count {
-        return Err(Error::input(format!(
-            "only {printed} new items in {drawn} draws; the model mostly repeats its training data (try a higher --temperature)"
-        )));
-    }
-    Ok(())
+    Ok(tokens)
 }
 
 #[cfg(test)]

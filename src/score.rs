@@ -1,11 +1,11 @@
 //! `makemore score`: how likely the model finds each item ("how name-like is this?").
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use crate::data;
 use crate::error::{Error, Result};
-use crate::models::token_nll;
-use crate::trained::Trained;
+use crate::models::{Mode, token_nll};
+use crate::trained::{Trained, Which};
 
 /// The log-probability of each item (its characters and its end), total and per character.
 pub fn scores(trained: &Trained, items: &[String]) -> Result<Vec<(f64, f64)>> {
@@ -32,7 +32,7 @@ pub fn scores(trained: &Trained, items: &[String]) -> Result<Vec<(f64, f64)>> {
     for chunk in encoded.chunks(256) {
         let rows: Vec<&[usize]> = chunk.iter().map(Vec::as_slice).collect();
         let (x, y) = data::batch::<burn::backend::Flex>(&rows, data.seq_len, &device);
-        let (nll, counted) = token_nll(trained.model.forward(x), y);
+        let (nll, counted) = token_nll(trained.model.forward(x, Mode::Eval), y);
         let (nll, counted): (Vec<f32>, Vec<f32>) = (
             nll.sum_dim(1).into_data().to_vec().expect("f32"),
             counted.sum_dim(1).into_data().to_vec().expect("f32"),
@@ -46,10 +46,35 @@ pub fn scores(trained: &Trained, items: &[String]) -> Result<Vec<(f64, f64)>> {
     Ok(scores)
 }
 
-/// Prints `item <tab> total log-prob <tab> per character` for each item, from the arguments or,
-/// when there are none, from standard input (one per line).
-/// Stripped, non-blank lines; a line that is not UTF-8 (or a read that fails) stops with an
-/// error that names it, rather than dropping what follows.
+/// What `makemore score` was asked for.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScoreRequest {
+    /// The run directory (or an experiment's directory of runs: its newest).
+    pub run: PathBuf,
+    /// Items to score; read from standard input, one per line, when none are given.
+    pub items: Vec<String>,
+    #[arg(long, value_enum, default_value_t = Which::Best)]
+    pub checkpoint: Which,
+}
+
+/// Each item of the request (or of standard input) with its log-probability, total and per
+/// character.
+pub fn score(request: &ScoreRequest) -> Result<Vec<(String, f64, f64)>> {
+    let trained = Trained::open(&request.run, request.checkpoint)?;
+    let items = match request.items.is_empty() {
+        true => read_items(std::io::stdin().lock())?,
+        false => request.items.clone(),
+    };
+    let scores = scores(&trained, &items)?;
+    Ok(items
+        .into_iter()
+        .zip(scores)
+        .map(|(item, (total, per_char))| (item, total, per_char))
+        .collect())
+}
+
+/// The items of `input`, one per line: stripped, blank lines left out. A line that is not UTF-8
+/// (or a read that fails) stops with an error that names it, rather than dropping what follows.
 fn read_items(input: impl std::io::BufRead) -> Result<Vec<String>> {
     let mut items = Vec::new();
     for (number, line) in input.split(b'\n').enumerate() {
@@ -67,17 +92,4 @@ fn read_items(input: impl std::io::BufRead) -> Result<Vec<String>> {
         }
     }
     Ok(items)
-}
-
-pub fn score_command(dir: &Path, checkpoint: &str, items: Vec<String>) -> Result<()> {
-    let trained = Trained::open(dir, checkpoint)?;
-    let items: Vec<String> = if items.is_empty() {
-        read_items(std::io::stdin().lock())?
-    } else {
-        items
-    };
-    for (item, (total, per_char)) in items.iter().zip(scores(&trained, &items)?) {
-        println!("{item}\t{total:.4}\t{per_char:.4}");
-    }
-    Ok(())
 }

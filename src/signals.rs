@@ -9,16 +9,15 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// Exit status after a second signal, as shells report a process ended by SIGINT.
 const EXIT_AT_ONCE: i32 = 130;
 
-pub fn install() {
-    let installed = ctrlc::set_handler(|| {
+/// Handles Ctrl-C and SIGTERM from now on; `first` runs at the first of them (to tell the
+/// person what happens next).
+pub fn install(first: fn()) -> Result<(), ctrlc::Error> {
+    ctrlc::set_handler(move || {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
             std::process::exit(EXIT_AT_ONCE);
         }
-        eprintln!("\nstopping after this step (press Ctrl-C again to exit at once)");
-    });
-    if let Err(error) = installed {
-        eprintln!("warning: Ctrl-C will not checkpoint before stopping: {error}");
-    }
+        first();
+    })
 }
 
 pub fn interrupted() -> bool {

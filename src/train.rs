@@ -17,12 +17,12 @@ use rand::seq::SliceRandom;
 use rayon::prelude::*;
 
 use crate::checkpoint::{self, Checkpoint};
-use crate::config::{Experiment, ModelType, OptimizerKind, ScheduleConfig};
+use crate::config::{Experiment, ModelType, ScheduleConfig};
 use crate::data::{self, Batcher, Dataset, Split, SplitName};
-use crate::models::{Model, nll, token_nll};
+use crate::models::{Mode, Model, nll, token_nll};
 use crate::optim;
 use crate::progress::Progress;
-use crate::rng::{Stream, dropout_rng, rng, with_dropout};
+use crate::rng::{Stream, dropout_rng, rng};
 use crate::rundir::{Metric, Row, RunDir, Summary, write_atomic};
 use crate::sample::{self, SampleOptions};
 use crate::stats;
@@ -54,20 +54,15 @@ pub fn train<B: AutodiffBackend>(
     resume: Option<&Checkpoint>,
     session: &mut Session<B::Device>,
 ) -> Result<Ended<B>> {
-    let s = &session.experiment.schedule;
-    let ended = match (session.experiment.model.kind, s.optimizer) {
-        (ModelType::Counts, _) => {
+    let ended = match session.experiment.model.kind {
+        ModelType::Counts => {
             let state = State::new(session.experiment.seed);
             save(&model, Vec::new(), &state, true, session)?;
             Ended::Finished(model)
         }
-        (_, OptimizerKind::Adamw) => {
-            let optimizer = optim::Halves::new(|| optim::adamw(s).init(), &model);
-            optimize(model, optimizer, resume, session)?
-        }
-        (_, OptimizerKind::Sgd) => {
-            let optimizer = optim::Halves::new(|| optim::sgd(s).init(), &model);
-            optimize(model, optimizer, resume, session)?
+        _ => {
+            let schedule = &session.experiment.schedule;
+            optim::with_optimizer(schedule, model, Optimize { resume, session })?
         }
     };
     session.progress.finish();
@@ -93,31 +88,35 @@ impl State {
     }
 }
 
+/// `optimize`, waiting for the experiment's optimizer.
+struct Optimize<'a, 'b, D> {
+    resume: Option<&'a Checkpoint>,
+    session: &'a mut Session<'b, D>,
+}
+
+impl<B: AutodiffBackend> optim::WithOptimizer<B> for Optimize<'_, '_, B::Device> {
+    type Output = Result<Ended<B>>;
+    fn with<O: Optimizer<Model<B>, B>>(self, model: Model<B>, optimizer: O) -> Self::Output {
+        optimize(model, optimizer, self.resume, self.session)
+    }
+}
+
+/// The training loop, as nanoGPT's: a step, its log line, an evaluation and checkpoint every
+/// `eval_every` steps (and at the last), samples every `sample_every`, until the last step, an
+/// early stop or a signal.
 fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
     mut model: Model<B>,
-    mut optimizer: O,
+    optimizer: O,
     resume: Option<&Checkpoint>,
     session: &mut Session<B::Device>,
 ) -> Result<Ended<B>> {
     let (experiment, data, device) = (session.experiment, session.data, session.device.clone());
     let s = &experiment.schedule;
-    let tokens_per_step = tokens_per_step(&model, s.batch_size, data.seq_len) as f64;
-    let (first, mut state) = match resume {
-        Some(checkpoint) => {
-            optimizer =
-                optimizer.load_record(checkpoint::decode::<B, _>(&checkpoint.optimizer, &device)?);
-            let state = State {
-                batcher: checkpoint.batcher.clone(),
-                stale_evaluations: checkpoint.stale_evaluations,
-            };
-            (checkpoint.step + 1, state)
-        }
-        None => (1, State::new(experiment.seed)),
-    };
-    let mut step_time = Duration::ZERO;
-    let mut interrupted = false;
+    let (mut optimizer, first, mut state) = restore(optimizer, resume, experiment.seed, &device)?;
+    let mut clock = Clock::new(tokens_per_step(&model, s.batch_size, data.seq_len));
     // The step last.ckpt holds, so the end does not write the same checkpoint again.
     let mut saved_at = resume.map(|checkpoint| checkpoint.step);
+    let mut interrupted = false;
     for step in first..=s.steps {
         let timer = Instant::now();
         let lr = optim::learning_rate(s, step - 1);
@@ -132,71 +131,22 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
             &device,
         );
         let loss = reads_loss(crate::backend::is_cpu::<B>(), step, s).then(|| loss.value());
-        step_time += timer.elapsed();
-        // A diverged run says so and stops: its checkpoints keep the last finite state.
-        if let Some(loss) = loss
-            && !loss.is_finite()
-        {
-            anyhow::bail!(
-                "step {step}: the training loss is {loss}; training diverged (lower schedule.learning_rate?)"
-            );
-        }
-
-        let timed = (step + 1 - first) as f64;
-        let tokens_per_s = tokens_per_step * timed / step_time.as_secs_f64();
-        session.summary.step = step;
-        session.summary.ms_per_step = Some(step_time.as_secs_f64() * 1e3 / timed);
-        session.summary.tokens_per_s = Some(tokens_per_s);
-        session.progress.step(step, loss, tokens_per_s);
-        if let Some(loss) = loss
-            && (step % 10 == 0 || step == s.steps)
-        {
-            session.run.metric(&Metric {
-                step,
-                split: "train",
-                loss,
-                lr,
-                elapsed_s: session.started.elapsed().as_secs_f64(),
-                tokens_per_s,
-                row: Row::Batch,
-            })?;
-        }
+        clock.tick(timer.elapsed());
+        log_step(step, loss, lr, &clock, session)?;
         if step % s.sample_every == 0 {
             record_samples(&model.valid(), step, session)?;
         }
         // The last step is always evaluated, so that the selection sees the final model too.
         if step % s.eval_every == 0 || step == s.steps {
-            let loss = estimate(&model.valid(), step, lr, session)?;
-            let improved = improves(loss, session.summary.best_estimate);
-            if improved {
-                session.summary.best_estimate = Some(loss);
-                session.summary.selected_step = Some(step);
-                state.stale_evaluations = 0;
-            } else {
-                state.stale_evaluations += 1;
-            }
-            // Every evaluation leaves a checkpoint to resume from, should the process die.
-            let optimizer_bytes = checkpoint::encode::<B, _>(optimizer.to_record())?;
-            save(&model, optimizer_bytes, &state, improved, session)?;
+            let stop = evaluate_and_save(&model, &optimizer, &mut state, step, lr, session)?;
             saved_at = Some(step);
-            session.run.write_summary(&session.summary)?;
-            let patience = s.early_stop_patience;
-            if patience > 0 && state.stale_evaluations >= patience && step < s.steps {
-                let split = session.data.selection_split().name();
-                say(
-                    session,
-                    &format!(
-                        "step {step}: no {split} improvement in {patience} evaluations, stopping early"
-                    ),
-                )?;
+            if stop {
                 break;
             }
         }
         if crate::signals::interrupted() {
-            say(
-                session,
-                &format!("step {step}: interrupted, saving a checkpoint to resume from"),
-            )?;
+            let line = format!("step {step}: interrupted, saving a checkpoint to resume from");
+            say(session, &line)?;
             interrupted = true;
             break;
         }
@@ -205,11 +155,133 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
         let optimizer_bytes = checkpoint::encode::<B, _>(optimizer.to_record())?;
         save(&model, optimizer_bytes, &state, false, session)?;
     }
-    Ok(if interrupted {
-        Ended::Interrupted
-    } else {
-        Ended::Finished(model)
+    Ok(match interrupted {
+        true => Ended::Interrupted,
+        false => Ended::Finished(model),
     })
+}
+
+/// The optimizer, the first step to take and the loop's state: a checkpoint's (the optimizer's
+/// state loaded from it), or a fresh start's.
+fn restore<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
+    optimizer: O,
+    resume: Option<&Checkpoint>,
+    seed: u64,
+    device: &B::Device,
+) -> Result<(O, usize, State)> {
+    let Some(checkpoint) = resume else {
+        return Ok((optimizer, 1, State::new(seed)));
+    };
+    let record = checkpoint::decode::<B, _>(&checkpoint.optimizer, device)?;
+    let state = State {
+        batcher: checkpoint.batcher.clone(),
+        stale_evaluations: checkpoint.stale_evaluations,
+    };
+    Ok((optimizer.load_record(record), checkpoint.step + 1, state))
+}
+
+/// The training time of the steps this process took, for the speed figures.
+struct Clock {
+    tokens_per_step: f64,
+    steps: usize,
+    spent: Duration,
+}
+
+impl Clock {
+    fn new(tokens_per_step: usize) -> Self {
+        Clock {
+            tokens_per_step: tokens_per_step as f64,
+            steps: 0,
+            spent: Duration::ZERO,
+        }
+    }
+
+    fn tick(&mut self, step_time: Duration) {
+        self.steps += 1;
+        self.spent += step_time;
+    }
+
+    fn tokens_per_s(&self) -> f64 {
+        self.tokens_per_step * self.steps as f64 / self.spent.as_secs_f64()
+    }
+
+    fn ms_per_step(&self) -> f64 {
+        self.spent.as_secs_f64() * 1e3 / self.steps as f64
+    }
+}
+
+/// A step's figures: the summary, the progress line, and metrics.csv's train row every 10 steps.
+/// A diverged run stops here: its checkpoints keep the last finite state.
+fn log_step<D>(
+    step: usize,
+    loss: Option<f64>,
+    lr: f64,
+    clock: &Clock,
+    session: &mut Session<D>,
+) -> Result<()> {
+    if let Some(loss) = loss
+        && !loss.is_finite()
+    {
+        anyhow::bail!(
+            "step {step}: the training loss is {loss}; training diverged (lower schedule.learning_rate?)"
+        );
+    }
+    let tokens_per_s = clock.tokens_per_s();
+    session.summary.step = step;
+    session.summary.ms_per_step = Some(clock.ms_per_step());
+    session.summary.tokens_per_s = Some(tokens_per_s);
+    session.progress.step(step, loss, tokens_per_s);
+    let steps = session.experiment.schedule.steps;
+    if let Some(loss) = loss
+        && (step.is_multiple_of(10) || step == steps)
+    {
+        session.run.metric(&Metric {
+            step,
+            split: "train",
+            loss,
+            lr,
+            elapsed_s: session.started.elapsed().as_secs_f64(),
+            tokens_per_s,
+            row: Row::Batch,
+        })?;
+    }
+    Ok(())
+}
+
+/// The periodic evaluation: estimate the losses, keep the model if the selection split
+/// improved, and leave a checkpoint to resume from, should the process die. Whether to stop
+/// early (no improvement in `early_stop_patience` evaluations).
+fn evaluate_and_save<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
+    model: &Model<B>,
+    optimizer: &O,
+    state: &mut State,
+    step: usize,
+    lr: f64,
+    session: &mut Session<B::Device>,
+) -> Result<bool> {
+    let loss = estimate(&model.valid(), step, lr, session)?;
+    let improved = improves(loss, session.summary.best_estimate);
+    if improved {
+        session.summary.best_estimate = Some(loss);
+        session.summary.selected_step = Some(step);
+        state.stale_evaluations = 0;
+    } else {
+        state.stale_evaluations += 1;
+    }
+    let optimizer_bytes = checkpoint::encode::<B, _>(optimizer.to_record())?;
+    save(model, optimizer_bytes, state, improved, session)?;
+    session.run.write_summary(&session.summary)?;
+    let s = &session.experiment.schedule;
+    let patience = s.early_stop_patience;
+    let stop = patience > 0 && state.stale_evaluations >= patience && step < s.steps;
+    if stop {
+        let split = session.data.selection_split().name();
+        let line = format!(
+            "step {step}: no {split} improvement in {patience} evaluations, stopping early"
+        );
+        say(session, &line)?;
+    }
+    Ok(stop)
 }
 
 /// Positions the model trains on per step: whole rows, or one example per row (the cnn).
@@ -293,9 +365,9 @@ fn backward<B: AutodiffBackend>(
     x: Tensor<B, 2, Int>,
     y: Tensor<B, 2, Int>,
     targets: usize,
-    dropout: rand_chacha::ChaCha8Rng,
+    mut dropout: rand_chacha::ChaCha8Rng,
 ) -> (Tensor<B::InnerBackend, 1>, GradientsParams) {
-    let logits = with_dropout(dropout, || model.forward(x));
+    let logits = model.forward(x, Mode::Train(&mut dropout));
     let (sum, _) = nll(logits, y);
     let count = Tensor::<B, 1>::from_floats([targets as f32], &sum.device());
     let loss = sum / count;
@@ -517,7 +589,7 @@ pub fn evaluate<B: Backend>(
     let batch = |chunk: &[usize]| {
         let items: Vec<&[usize]> = chunk.iter().map(|&i| split.tokens[i].as_slice()).collect();
         let (x, y) = data::batch::<B>(&items, data.seq_len, device);
-        let (nll, counted) = token_nll(model.forward(x), y);
+        let (nll, counted) = token_nll(model.forward(x, Mode::Eval), y);
         let per_item = nll.clone().sum_dim(1).into_data().to_vec::<f32>();
         let sum = nll.sum().into_scalar().elem::<f64>();
         let n = counted.sum().into_scalar().elem::<f64>();

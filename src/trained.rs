@@ -11,6 +11,24 @@ use crate::error::{Error, Result};
 use crate::models::Model;
 use crate::rundir::{read_config, read_summary};
 
+/// Which checkpoint of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Which {
+    /// The one selected on validation (test without a validation split).
+    Best,
+    /// The latest.
+    Last,
+}
+
+impl Which {
+    pub fn name(self) -> &'static str {
+        match self {
+            Which::Best => "best",
+            Which::Last => "last",
+        }
+    }
+}
+
 /// A trained run read back from its directory, to sample from or score with.
 pub struct Trained {
     pub experiment: Experiment,
@@ -19,8 +37,8 @@ pub struct Trained {
 }
 
 impl Trained {
-    /// Reads `dir`'s config.toml, its data and the `which` ("best" or "last") checkpoint.
-    pub fn open(dir: &Path, which: &str) -> Result<Self> {
+    /// Reads `dir`'s config.toml, its data and its `which` checkpoint.
+    pub fn open(dir: &Path, which: Which) -> Result<Self> {
         let experiment = read_config(dir)
             .map_err(|e| Error::input(format!("{}: not a run directory: {e:#}", dir.display())))?;
         let data = Dataset::load(&experiment.dataset)?;
@@ -38,7 +56,9 @@ impl Trained {
                 dir.join("config.toml").display()
             )));
         }
-        let path = dir.join("checkpoints").join(format!("{which}.ckpt"));
+        let path = dir
+            .join("checkpoints")
+            .join(format!("{}.ckpt", which.name()));
         let device = Default::default();
         let fresh = Model::new(&experiment.model, &data, experiment.seed, &device);
         let model = Checkpoint::read(&path)

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use common::reference::{self, StateDict};
 use common::{NAMES, makemore, stderr, torch};
-use makemore::trained::Trained;
+use makemore::models::Mode;
+use makemore::trained::{Trained, Which};
 
 type B = burn::backend::Flex;
 
@@ -42,7 +43,7 @@ fn only_run(runs: &Path) -> PathBuf {
 
 /// Input rows (start token, item, padding) for `ITEMS`, and our model's logits for them.
 fn our_logits(run: &Path) -> (Vec<Vec<usize>>, Vec<f32>) {
-    let trained = Trained::open(run, "best").unwrap();
+    let trained = Trained::open(run, Which::Best).unwrap();
     let data = &trained.data;
     let items: Vec<Vec<usize>> = ITEMS
         .iter()
@@ -55,7 +56,12 @@ fn our_logits(run: &Path) -> (Vec<Vec<usize>>, Vec<f32>) {
         .chunks(data.seq_len)
         .map(|row| row.iter().map(|&t| t as usize).collect())
         .collect();
-    let logits = trained.model.forward(x).into_data().to_vec().unwrap();
+    let logits = trained
+        .model
+        .forward(x, Mode::Eval)
+        .into_data()
+        .to_vec()
+        .unwrap();
     (inputs, logits)
 }
 

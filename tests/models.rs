@@ -5,7 +5,7 @@ mod common;
 use burn::prelude::*;
 use makemore::config::{Experiment, ModelConfig, ModelType};
 use makemore::data::Dataset;
-use makemore::models::Model;
+use makemore::models::{Mode, Model};
 use makemore::train::evaluate;
 
 type B = burn::backend::Flex;
@@ -104,7 +104,11 @@ fn tokens(values: &[i32]) -> Tensor<B, 2, Int> {
 }
 
 fn logits(model: &Model<B>, values: &[i32]) -> Vec<f32> {
-    model.forward(tokens(values)).into_data().to_vec().unwrap()
+    model
+        .forward(tokens(values), Mode::Eval)
+        .into_data()
+        .to_vec()
+        .unwrap()
 }
 
 /// Every family, small.
@@ -195,10 +199,10 @@ fn token_tables_and_products_give_the_same_logits() {
         let model = build(&config, &data);
         // 64 positions, more than the 27 or 28 tokens: tables. One row of 8: products.
         let batched: Vec<f32> = model
-            .forward(Tensor::from_data(
-                TensorData::new(batch.clone(), [8, 8]),
-                &Default::default(),
-            ))
+            .forward(
+                Tensor::from_data(TensorData::new(batch.clone(), [8, 8]), &Default::default()),
+                Mode::Eval,
+            )
             .into_data()
             .to_vec()
             .unwrap();
@@ -357,7 +361,8 @@ fn a_batch_in_parts_takes_the_whole_batch_gradient_step() {
         .clone()
         .next(&data.train, experiment.schedule.batch_size);
     let (x, y) = makemore::data::batch::<Ad>(&items, data.seq_len, &device);
-    let (sum, count) = makemore::models::nll(model.forward(x), y);
+    let mut dropout = makemore::rng::dropout_rng(1, 1, 0);
+    let (sum, count) = makemore::models::nll(model.forward(x, Mode::Train(&mut dropout)), y);
     let whole = GradientsParams::from_grads((sum / count).backward(), &model);
 
     let before = model.valid();
@@ -406,7 +411,7 @@ fn two_half_optimizers_update_as_one() {
     let items = makemore::data::Batcher::new(3).next(&data.train, 6);
     let (x, y) = makemore::data::batch::<Ad>(&items, data.seq_len, &device);
     let grads = |model: &Model<Ad>| {
-        let (sum, count) = makemore::models::nll(model.forward(x.clone()), y.clone());
+        let (sum, count) = makemore::models::nll(model.forward(x.clone(), Mode::Eval), y.clone());
         GradientsParams::from_grads((sum / count).backward(), model)
     };
     let model: Model<Ad> = Model::new(&config, &data, 1, &device);

@@ -140,7 +140,7 @@ fn missing_or_damaged_checkpoints_are_named() {
 #[test]
 fn scores_add_up_to_the_model_loss() {
     let (dir, run) = trained();
-    let trained = makemore::trained::Trained::open(&run, "last").unwrap();
+    let trained = makemore::trained::Trained::open(&run, makemore::trained::Which::Last).unwrap();
     let test = trained.data.test.items.clone();
     let scores = makemore::score::scores(&trained, &test).unwrap();
     let total: f64 = scores.iter().map(|s| s.0).sum();

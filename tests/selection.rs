@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use common::{experiment, makemore, only_run, stderr, stdout, write};
 use makemore::checkpoint::Checkpoint;
 use makemore::rundir::{Summary, read_summary};
-use makemore::trained::Trained;
+use makemore::trained::{Trained, Which};
 
 fn train(dir: &Path, file: &str, sets: &[&str]) -> (PathBuf, String) {
     let mut args = vec!["run", file, "--runs", "runs"];
@@ -42,7 +42,7 @@ fn rows(run: &Path) -> Vec<(usize, String, f64)> {
 /// from the items' log-probabilities as `score` gives them: the mean over characters, and the
 /// delta-method standard error of a ratio in its textbook form
 /// (s_y² − 2 R s_xy + R² s_x²) / (m x̄²), x the items' lengths and y their losses.
-fn loss_and_se(run: &Path, which: &str, items: impl Fn(&Trained) -> Vec<String>) -> (f64, f64) {
+fn loss_and_se(run: &Path, which: Which, items: impl Fn(&Trained) -> Vec<String>) -> (f64, f64) {
     let trained = Trained::open(run, which).unwrap();
     let items = items(&trained);
     let scores = makemore::score::scores(&trained, &items).unwrap();
@@ -126,15 +126,15 @@ fn with_a_validation_split_val_selects_and_test_is_read_once() {
     // test item, with the standard error, recomputed here from the item scores.
     let best_ckpt = Checkpoint::read(&run.join("checkpoints/best.ckpt")).unwrap();
     assert_eq!(best_ckpt.step, best_step);
-    let (test, se) = loss_and_se(&run, "best", test_items);
+    let (test, se) = loss_and_se(&run, Which::Best, test_items);
     assert!(
         (summary.test_loss.unwrap() - test).abs() < 1e-5,
         "{summary:?} vs {test}"
     );
     assert!((summary.test_loss_se.unwrap() - se).abs() < 1e-5, "{se}");
-    let (val, _) = loss_and_se(&run, "best", |t| t.data.val.items.clone());
+    let (val, _) = loss_and_se(&run, Which::Best, |t| t.data.val.items.clone());
     assert!((summary.val_loss.unwrap() - val).abs() < 1e-5);
-    let (last, _) = loss_and_se(&run, "last", test_items);
+    let (last, _) = loss_and_se(&run, Which::Last, test_items);
     assert!((summary.test_loss_last.unwrap() - last).abs() < 1e-5);
     assert_ne!(summary.test_loss, summary.test_loss_last);
     assert!(

@@ -292,71 +292,10 @@ impl Experiment {
     }
 
     /// Checks that values agree with each other. Returns the offending key and what is wrong.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        let d = &self.dataset;
-        let m = &self.model;
-        let s = &self.schedule;
-        let check =
-            |ok: bool, key: &'static str, why: String| if ok { Ok(()) } else { Err((key, why)) };
+    pub fn validate(&self) -> Result<(), Invalid> {
         check_name(&self.name).map_err(|why| ("name", why))?;
-        check(
-            (0.0..1.0).contains(&d.test_fraction),
-            "dataset.test_fraction",
-            format!("must be in [0, 1), got {}", d.test_fraction),
-        )?;
-        check(
-            (0.0..1.0).contains(&d.val_fraction),
-            "dataset.val_fraction",
-            format!("must be in [0, 1), got {}", d.val_fraction),
-        )?;
-        check(
-            d.test_path.is_some() || d.test_fraction + d.val_fraction < 1.0,
-            "dataset.val_fraction",
-            format!(
-                "test_fraction + val_fraction must be below 1 to leave items for training, got {} + {}",
-                d.test_fraction, d.val_fraction
-            ),
-        )?;
-        for (key, value) in [("model.n_embd", m.n_embd), ("model.n_embd2", m.n_embd2)] {
-            check(value > 0, key, "must be at least 1".into())?;
-        }
-        if matches!(m.kind, ModelType::Transformer) {
-            check(m.n_head > 0, "model.n_head", "must be at least 1".into())?;
-            check(
-                m.n_embd.is_multiple_of(m.n_head),
-                "model.n_embd",
-                format!(
-                    "{} is not divisible by model.n_head = {}",
-                    m.n_embd, m.n_head
-                ),
-            )?;
-        }
-        if matches!(m.kind, ModelType::Cnn) {
-            check(
-                (1..=10).contains(&m.n_layer),
-                "model.n_layer",
-                format!(
-                    "must be in 1..=10 for the cnn (its context is 2^n_layer), got {}",
-                    m.n_layer
-                ),
-            )?;
-            check(
-                self.schedule.batch_size >= 2,
-                "schedule.batch_size",
-                "must be at least 2 for the cnn: its BatchNorm takes statistics over the batch"
-                    .into(),
-            )?;
-        }
-        check(
-            (0.0..1.0).contains(&m.dropout),
-            "model.dropout",
-            format!("must be in [0, 1), got {}", m.dropout),
-        )?;
-        check(
-            m.smoothing >= 0.0,
-            "model.smoothing",
-            format!("must be ≥ 0, got {}", m.smoothing),
-        )?;
+        self.dataset.validate()?;
+        self.model.validate(self.schedule.batch_size)?;
         check(
             cfg!(feature = "cuda") || self.backend.name != BackendName::Cuda,
             "backend.name",
@@ -364,6 +303,97 @@ impl Experiment {
              rebuild with `cargo build --release --features cuda`"
                 .into(),
         )?;
+        self.schedule.validate()?;
+        check(
+            self.sampling.temperature > 0.0,
+            "sampling.temperature",
+            format!("must be > 0, got {}", self.sampling.temperature),
+        )
+    }
+}
+
+/// A value that does not agree with the others: its key, and what is wrong.
+pub type Invalid = (&'static str, String);
+
+fn check(ok: bool, key: &'static str, why: String) -> Result<(), Invalid> {
+    if ok { Ok(()) } else { Err((key, why)) }
+}
+
+impl DatasetConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        check(
+            (0.0..1.0).contains(&self.test_fraction),
+            "dataset.test_fraction",
+            format!("must be in [0, 1), got {}", self.test_fraction),
+        )?;
+        check(
+            (0.0..1.0).contains(&self.val_fraction),
+            "dataset.val_fraction",
+            format!("must be in [0, 1), got {}", self.val_fraction),
+        )?;
+        check(
+            self.test_path.is_some() || self.test_fraction + self.val_fraction < 1.0,
+            "dataset.val_fraction",
+            format!(
+                "test_fraction + val_fraction must be below 1 to leave items for training, got {} + {}",
+                self.test_fraction, self.val_fraction
+            ),
+        )
+    }
+}
+
+impl ModelConfig {
+    /// `batch_size`: the cnn's BatchNorm needs two rows at least.
+    fn validate(&self, batch_size: usize) -> Result<(), Invalid> {
+        for (key, value) in [
+            ("model.n_embd", self.n_embd),
+            ("model.n_embd2", self.n_embd2),
+        ] {
+            check(value > 0, key, "must be at least 1".into())?;
+        }
+        if matches!(self.kind, ModelType::Transformer) {
+            check(self.n_head > 0, "model.n_head", "must be at least 1".into())?;
+            check(
+                self.n_embd.is_multiple_of(self.n_head),
+                "model.n_embd",
+                format!(
+                    "{} is not divisible by model.n_head = {}",
+                    self.n_embd, self.n_head
+                ),
+            )?;
+        }
+        if matches!(self.kind, ModelType::Cnn) {
+            check(
+                (1..=10).contains(&self.n_layer),
+                "model.n_layer",
+                format!(
+                    "must be in 1..=10 for the cnn (its context is 2^n_layer), got {}",
+                    self.n_layer
+                ),
+            )?;
+            check(
+                batch_size >= 2,
+                "schedule.batch_size",
+                "must be at least 2 for the cnn: its BatchNorm takes statistics over the batch"
+                    .into(),
+            )?;
+        }
+        check(
+            (0.0..1.0).contains(&self.dropout),
+            "model.dropout",
+            format!("must be in [0, 1), got {}", self.dropout),
+        )?;
+        check(
+            self.smoothing >= 0.0,
+            "model.smoothing",
+            format!("must be ≥ 0, got {}", self.smoothing),
+        )
+    }
+}
+
+impl ScheduleConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        let s = self;
         check(
             s.batch_size > 0,
             "schedule.batch_size",
@@ -431,11 +461,6 @@ impl Experiment {
             s.sample_every > 0,
             "schedule.sample_every",
             "must be at least 1".into(),
-        )?;
-        check(
-            self.sampling.temperature > 0.0,
-            "sampling.temperature",
-            format!("must be > 0, got {}", self.sampling.temperature),
         )?;
         Ok(())
     }

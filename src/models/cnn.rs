@@ -66,7 +66,7 @@ impl<B: Backend> Cnn<B> {
     /// Evaluating, every position of every row. Training, where each row holds one example
     /// (see `Model::trains_on_examples`), only the row's last real position, where its target
     /// is: the others get zero logits, and their targets are ignored anyway.
-    pub fn forward(&self, idx: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+    pub fn forward(&self, idx: Tensor<B, 2, Int>, training: bool) -> Tensor<B, 3> {
         let [b, t] = idx.dims();
         let device = idx.device();
         let context = 1 << self.layers.len();
@@ -77,8 +77,8 @@ impl<B: Backend> Cnn<B> {
             .map(|k| shift_right(idx.clone(), k, 0))
             .collect();
         let contexts = Tensor::stack::<3>(shifted, 2);
-        if !B::ad_enabled(&device) {
-            let logits = self.hierarchy(contexts.reshape([b * t, context]));
+        if !training {
+            let logits = self.hierarchy(contexts.reshape([b * t, context]), false);
             let [_, v] = logits.dims();
             return logits.reshape([b, t, v]);
         }
@@ -87,7 +87,7 @@ impl<B: Backend> Cnn<B> {
         let examples = contexts
             .gather(1, last.clone().expand([b, 1, context]))
             .reshape([b, context]);
-        let logits = self.hierarchy(examples);
+        let logits = self.hierarchy(examples, true);
         let [_, v] = logits.dims();
         let at_last = Tensor::arange(0..t as i64, &device)
             .reshape([1, t, 1])
@@ -97,14 +97,14 @@ impl<B: Backend> Cnn<B> {
     }
 
     /// Contexts `[N, context]` → logits `[N, V]`.
-    fn hierarchy(&self, contexts: Tensor<B, 2, Int>) -> Tensor<B, 2> {
+    fn hierarchy(&self, contexts: Tensor<B, 2, Int>, training: bool) -> Tensor<B, 2> {
         let mut x = self.wte.forward(contexts);
         for layer in &self.layers {
             let [n, l, c] = x.dims();
             x = tanh(
                 layer
                     .norm
-                    .forward(dense(&layer.linear, x.reshape([n, l / 2, 2 * c]))),
+                    .forward(dense(&layer.linear, x.reshape([n, l / 2, 2 * c])), training),
             );
         }
         let [n, _, h] = x.dims();
@@ -136,9 +136,9 @@ impl<B: Backend> BatchNorm<B> {
     }
 
     /// `x` is `[N, L, C]`: statistics over N and L, per channel.
-    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+    fn forward(&self, x: Tensor<B, 3>, training: bool) -> Tensor<B, 3> {
         let [n, l, c] = x.dims();
-        let (mean, var) = if B::ad_enabled(&x.device()) {
+        let (mean, var) = if training {
             let mean = x.clone().mean_dim(0).mean_dim(1);
             let count = (n * l) as f64;
             let var = (x.clone() - mean.clone())

@@ -24,6 +24,18 @@ pub use transformer::Transformer;
 use crate::config::{ModelConfig, ModelType};
 use crate::data::Dataset;
 
+/// How a forward pass runs. The caller says so: a model cannot tell from the backend (a model on
+/// an autodiff backend may be evaluated, and one off it is never trained).
+pub enum Mode<'a> {
+    /// Evaluating or sampling: nothing is dropped; the cnn's BatchNorm uses its running
+    /// statistics.
+    Eval,
+    /// One training batch: dropout masks come from this generator (the step's, so a resumed run
+    /// draws the same ones); the cnn takes each row as one example (`trains_on_examples`),
+    /// normalises with the batch's statistics and updates its running ones.
+    Train(&'a mut rand_chacha::ChaCha8Rng),
+}
+
 // One model lives per run, so the size gap between variants costs nothing worth boxing for.
 #[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
@@ -128,14 +140,14 @@ impl<B: Backend> Model<B> {
     }
 
     /// `[B, T]` tokens → `[B, T, V]` next-token logits; position t depends on tokens ≤ t only.
-    pub fn forward(&self, idx: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+    pub fn forward(&self, idx: Tensor<B, 2, Int>, mode: Mode) -> Tensor<B, 3> {
         match self {
             Model::Bigram(m) => m.forward(idx),
             Model::Mlp(m) => m.forward(idx),
-            Model::Cnn(m) => m.forward(idx),
+            Model::Cnn(m) => m.forward(idx, matches!(mode, Mode::Train(_))),
             Model::Recurrent(m) => m.forward(idx),
             Model::Bow(m) => m.forward(idx),
-            Model::Transformer(m) => m.forward(idx),
+            Model::Transformer(m) => m.forward(idx, mode),
         }
     }
 }

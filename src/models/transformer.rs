@@ -6,8 +6,10 @@ use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
+use rand_chacha::ChaCha8Rng;
+
 use super::init::Init;
-use super::{add_positions, causal_attention, dense, gelu, layer_norm};
+use super::{Mode, add_positions, causal_attention, dense, gelu, layer_norm};
 use crate::config::ModelConfig;
 
 #[derive(Module, Debug)]
@@ -68,35 +70,42 @@ impl<B: Backend> Transformer<B> {
         }
     }
 
-    pub fn forward(&self, idx: Tensor<B, 2, Int>) -> Tensor<B, 3> {
-        let mut x = dropout(
-            add_positions(self.wte.forward(idx), &self.wpe),
-            self.dropout,
-        );
+    pub fn forward(&self, idx: Tensor<B, 2, Int>, mode: Mode) -> Tensor<B, 3> {
+        let mut drop = Dropout {
+            p: self.dropout,
+            rng: match mode {
+                Mode::Train(rng) => Some(rng),
+                Mode::Eval => None,
+            },
+        };
+        let mut x = drop.apply(add_positions(self.wte.forward(idx), &self.wpe));
         for block in &self.blocks {
-            x = block.forward(x, self.dropout);
+            x = block.forward(x, &mut drop);
         }
         dense(&self.lm_head, layer_norm(&self.ln_f, x))
     }
 }
 
 impl<B: Backend> Block<B> {
-    fn forward(&self, x: Tensor<B, 3>, p: f64) -> Tensor<B, 3> {
-        let x = x.clone() + dropout(self.attn.forward(layer_norm(&self.ln_1, x), p), p);
+    fn forward(&self, x: Tensor<B, 3>, drop: &mut Dropout) -> Tensor<B, 3> {
+        let attention = self.attn.forward(layer_norm(&self.ln_1, x.clone()), drop);
+        let x = x + drop.apply(attention);
         let mlp = dense(
             &self.c_proj,
             gelu(dense(&self.c_fc, layer_norm(&self.ln_2, x.clone()))),
         );
-        x + dropout(mlp, p)
+        x + drop.apply(mlp)
     }
 }
 
 impl<B: Backend> CausalSelfAttention<B> {
-    fn forward(&self, x: Tensor<B, 3>, p: f64) -> Tensor<B, 3> {
+    fn forward(&self, x: Tensor<B, 3>, drop: &mut Dropout) -> Tensor<B, 3> {
         let qkv = dense(&self.c_attn, x);
-        let y = match p {
-            0.0 => causal_attention(qkv, self.n_head, |qkv| attend(qkv, self.n_head, p)),
-            _ => attend(qkv, self.n_head, p),
+        // The fused kernel has no dropout: with dropout configured, burn's operations, whether
+        // training or not (so that evaluation computes what training optimised).
+        let y = match drop.p {
+            0.0 => causal_attention(qkv, self.n_head, |qkv| attend(qkv, self.n_head, drop)),
+            _ => attend(qkv, self.n_head, drop),
         };
         dense(&self.c_proj, y)
     }
@@ -104,7 +113,11 @@ impl<B: Backend> CausalSelfAttention<B> {
 
 /// Causal attention `[B, T, 3C]` → `[B, T, C]` of burn's operations, with dropout on the
 /// weights: what `causal_attention` computes in one pass without dropout on the CPU.
-pub(super) fn attend<B: Backend>(qkv: Tensor<B, 3>, n_head: usize, p: f64) -> Tensor<B, 3> {
+pub(super) fn attend<B: Backend>(
+    qkv: Tensor<B, 3>,
+    n_head: usize,
+    drop: &mut Dropout,
+) -> Tensor<B, 3> {
     let [b, t, c3] = qkv.dims();
     let c = c3 / 3;
     let hs = c / n_head;
@@ -118,22 +131,28 @@ pub(super) fn attend<B: Backend>(qkv: Tensor<B, 3>, n_head: usize, p: f64) -> Te
     let (q, k, v) = (heads(0), heads(1), heads(2));
     let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((hs as f64).sqrt());
     let future = Tensor::<B, 2, Bool>::tril_mask([t, t], 0, &scores.device()).unsqueeze::<4>();
-    let attention = dropout(softmax(scores.mask_fill(future, f32::NEG_INFINITY), 3), p);
+    let attention = drop.apply(softmax(scores.mask_fill(future, f32::NEG_INFINITY), 3));
     attention.matmul(v).swap_dims(1, 2).reshape([b, t, c])
 }
 
-/// Zeroes each activation with probability `p` and scales the rest by 1/(1-p), while training
-/// only: masks come from the step's generator (`rng::with_dropout`), which evaluation and
-/// sampling do not set.
-fn dropout<B: Backend, const D: usize>(x: Tensor<B, D>, p: f64) -> Tensor<B, D> {
-    if p == 0.0 {
-        return x;
-    }
-    match crate::rng::dropout_mask(x.shape().num_elements(), p) {
-        Some(mask) => {
-            let keep = Tensor::from_data(TensorData::new(mask, x.shape()), &x.device());
-            x * keep
+/// Dropout with probability `p` while training: masks from the step's generator. Without one
+/// (evaluating, sampling) nothing is dropped.
+pub(super) struct Dropout<'a> {
+    pub(super) p: f64,
+    pub(super) rng: Option<&'a mut ChaCha8Rng>,
+}
+
+impl Dropout<'_> {
+    /// `x` with each activation zeroed with probability `p` and the rest scaled by 1/(1-p).
+    fn apply<B: Backend, const D: usize>(&mut self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let Some(rng) = self.rng.as_deref_mut() else {
+            return x;
+        };
+        if self.p == 0.0 {
+            return x;
         }
-        None => x,
+        let mask = crate::rng::dropout_mask(rng, x.shape().num_elements(), self.p);
+        let keep = Tensor::from_data(TensorData::new(mask, x.shape()), &x.device());
+        x * keep
     }
 }

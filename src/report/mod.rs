@@ -5,7 +5,6 @@
 mod plot;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -27,13 +26,32 @@ const NOT_CONFIGURATION: [&str; 6] = [
     "backend.threads",
 ];
 
-#[derive(Debug, Clone)]
+/// What `makemore report` was asked for.
+#[derive(Debug, Clone, clap::Args)]
 pub struct ReportRequest {
+    /// Directories to look for runs in (below them, at any depth).
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Aggregate by these configuration keys only (comma-separated dotted keys).
+    #[arg(long, value_delimiter = ',')]
     pub by: Vec<String>,
+    /// Keep only runs whose KEY has VALUE (repeatable), e.g. --filter model.type=gru.
+    #[arg(long = "filter", value_name = "KEY=VALUE", value_parser = key_value)]
     pub filters: Vec<(String, String)>,
+    /// The best N rows of each group.
+    #[arg(long)]
     pub top: Option<usize>,
+    /// Also draw the selection-loss curves and the best losses into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+}
+
+fn key_value(text: &str) -> std::result::Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| "expected KEY=VALUE".to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -121,29 +139,26 @@ pub struct Report {
 /// The p-value at or above which a row counts as tied with the top row.
 const TIE_P: f64 = 0.05;
 
-pub fn report_command(dirs: &[PathBuf], request: &ReportRequest) -> Result<()> {
-    let (runs, damaged) = read_runs(dirs, request)?;
+/// Reads every run below the request's directories and ranks them; draws the plot if asked.
+pub fn report(request: &ReportRequest) -> Result<Report> {
+    let (runs, damaged) = read_runs(&request.dirs, request)?;
     let report = build_from(&runs, damaged, request);
-    let text = match request.format {
-        Format::Table => table(&report, std::io::stdout().is_terminal()),
-        Format::Md => markdown(&report),
-        Format::Csv => csv(&report)?,
-        Format::Json => serde_json::to_string_pretty(&report).expect("a report serialises") + "\n",
-    };
-    print!("{text}");
     if let Some(path) = &request.plot {
         let curves = runs.into_iter().map(|r| (r.dir, r.curve)).collect();
         plot::draw(path, &report, &curves)
             .map_err(|e| Error::Failed(anyhow::anyhow!("{}: {e}", path.display())))?;
-        eprintln!("plot: {}", path.display());
     }
-    Ok(())
+    Ok(report)
 }
 
-/// Reads every run below `dirs` and builds the ranked rows.
-pub fn build(dirs: &[PathBuf], request: &ReportRequest) -> Result<Report> {
-    let (runs, damaged) = read_runs(dirs, request)?;
-    Ok(build_from(&runs, damaged, request))
+/// The report as text in `format`; a table in `colour` marks the tied rows.
+pub fn render(report: &Report, format: Format, colour: bool) -> Result<String> {
+    Ok(match format {
+        Format::Table => table(report, colour),
+        Format::Md => markdown(report),
+        Format::Csv => csv(report)?,
+        Format::Json => serde_json::to_string_pretty(report).expect("a report serialises") + "\n",
+    })
 }
 
 fn build_from(runs: &[Run], damaged: Vec<Damaged>, request: &ReportRequest) -> Report {
@@ -749,7 +764,10 @@ fn csv_figures(report: &Report, row: &Row) -> Vec<String> {
     let count = |v: Option<usize>| v.map_or(String::new(), |v| v.to_string());
     let group = report.groups.iter().find(|g| g.id == row.group);
     let overlap = group.and_then(|g| g.overlap);
-    let not_done = |status: &str| row.not_done.get(status).copied().unwrap_or(0).to_string();
+    let not_done = |status: Status| {
+        let count = row.not_done.get(status.name()).copied();
+        count.unwrap_or(0).to_string()
+    };
     vec![
         row.model_type.clone(),
         row.params.to_string(),
@@ -771,9 +789,9 @@ fn csv_figures(report: &Report, row: &Row) -> Vec<String> {
         num(row.bits_per_char),
         num(row.tokens_per_s),
         num(row.wall_s),
-        not_done("failed"),
-        not_done("running"),
-        not_done("interrupted"),
+        not_done(Status::Failed),
+        not_done(Status::Running),
+        not_done(Status::Interrupted),
         row.repeats.len().to_string(),
         count(overlap.map(|o| o.val_items)),
         count(overlap.map(|o| o.val_in_train)),

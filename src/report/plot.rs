@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::Report;
@@ -13,55 +14,63 @@ type Curves = BTreeMap<PathBuf, Vec<(usize, f64)>>;
 /// (step, mean, min, max) of the selection loss over a configuration's runs.
 type Band = Vec<(usize, f64, f64, f64)>;
 
-pub fn draw(
-    path: &Path,
-    report: &Report,
-    curves: &Curves,
-) -> Result<(), Box<dyn std::error::Error>> {
+type Drawn = Result<(), Box<dyn std::error::Error>>;
+
+/// The curves on the left, each configuration's selection loss on the right, as SVG in `path`.
+pub fn draw(path: &Path, report: &Report, curves: &Curves) -> Drawn {
     let root = SVGBackend::new(path, (1200, 500)).into_drawing_area();
     root.fill(&WHITE)?;
     let (left, right) = root.split_horizontally(700);
+    draw_curves(&left, report, curves)?;
+    draw_best(&right, report)?;
+    root.present()?;
+    Ok(())
+}
 
-    // Per row: step → (mean, min, max) over its runs.
-    let bands: Vec<(String, Band)> = report
-        .rows
-        .iter()
-        .enumerate()
-        .map(|(i, row)| {
-            let mut by_step: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
-            for run in &row.runs {
-                for &(step, loss) in curves.get(run).map(Vec::as_slice).unwrap_or_default() {
-                    by_step.entry(step).or_default().push(loss);
-                }
+/// Per row of the report: step → (mean, min, max) over its runs.
+fn bands(report: &Report, curves: &Curves) -> Vec<(String, Band)> {
+    let band = |row: &super::Row| {
+        let mut by_step: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+        for run in &row.runs {
+            for &(step, loss) in curves.get(run).map(Vec::as_slice).unwrap_or_default() {
+                by_step.entry(step).or_default().push(loss);
             }
-            let points = by_step
-                .into_iter()
-                .map(|(step, losses)| {
-                    let mean = losses.iter().sum::<f64>() / losses.len() as f64;
-                    let min = losses.iter().copied().fold(f64::INFINITY, f64::min);
-                    let max = losses.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    (step, mean, min, max)
-                })
-                .collect();
-            (label(report, i), points)
-        })
-        .collect();
+        }
+        by_step
+            .into_iter()
+            .map(|(step, losses)| {
+                let mean = losses.iter().sum::<f64>() / losses.len() as f64;
+                let min = losses.iter().copied().fold(f64::INFINITY, f64::min);
+                let max = losses.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                (step, mean, min, max)
+            })
+            .collect()
+    };
+    let rows = report.rows.iter().enumerate();
+    rows.map(|(i, row)| (label(report, i), band(row))).collect()
+}
+
+/// The loss axis from `lo` to `hi` with a margin, or 0 to 1 when there is nothing to show.
+fn loss_range(lo: f64, hi: f64) -> std::ops::Range<f64> {
+    match lo.is_finite() {
+        true => lo - 0.02..hi + 0.02,
+        false => 0.0..1.0,
+    }
+}
+
+fn draw_curves(area: &DrawingArea<SVGBackend, Shift>, report: &Report, curves: &Curves) -> Drawn {
+    let bands = bands(report, curves);
     let all = bands.iter().flat_map(|(_, p)| p.iter());
     let (max_step, lo, hi) = all.fold(
         (1, f64::INFINITY, f64::NEG_INFINITY),
         |(s, lo, hi), &(step, _, min, max)| (s.max(step), lo.min(min), hi.max(max)),
     );
-    let (lo, hi) = if lo.is_finite() {
-        (lo - 0.02, hi + 0.02)
-    } else {
-        (0.0, 1.0)
-    };
-    let mut chart = ChartBuilder::on(&left)
+    let mut chart = ChartBuilder::on(area)
         .caption("selection loss (nats/char) by step", ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(56)
-        .build_cartesian_2d(0..max_step, lo..hi)?;
+        .build_cartesian_2d(0..max_step, loss_range(lo, hi))?;
     chart
         .configure_mesh()
         .x_desc("step")
@@ -93,7 +102,10 @@ pub fn draw(
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()?;
+    Ok(())
+}
 
+fn draw_best(area: &DrawingArea<SVGBackend, Shift>, report: &Report) -> Drawn {
     let best: Vec<(usize, f64, f64)> = report
         .rows
         .iter()
@@ -104,12 +116,7 @@ pub fn draw(
         (f64::INFINITY, f64::NEG_INFINITY),
         |(lo, hi), &(_, m, s)| (lo.min(m - s), hi.max(m + s)),
     );
-    let (lo, hi) = if lo.is_finite() {
-        (lo - 0.02, hi + 0.02)
-    } else {
-        (0.0, 1.0)
-    };
-    let mut chart = ChartBuilder::on(&right)
+    let mut chart = ChartBuilder::on(area)
         .caption(
             "selection loss per configuration (mean ± std)",
             ("sans-serif", 18),
@@ -117,7 +124,7 @@ pub fn draw(
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(56)
-        .build_cartesian_2d(-1i32..report.rows.len() as i32, lo..hi)?;
+        .build_cartesian_2d(-1i32..report.rows.len() as i32, loss_range(lo, hi))?;
     chart
         .configure_mesh()
         .x_desc("row of the report")
@@ -126,17 +133,13 @@ pub fn draw(
         .draw()?;
     for &(i, mean, std) in &best {
         let colour = Palette99::pick(i);
-        chart.draw_series(std::iter::once(Circle::new(
-            (i as i32, mean),
-            5,
-            colour.filled(),
-        )))?;
+        let point = (i as i32, mean);
+        chart.draw_series(std::iter::once(Circle::new(point, 5, colour.filled())))?;
         chart.draw_series(std::iter::once(PathElement::new(
             vec![(i as i32, mean - std), (i as i32, mean + std)],
             colour.stroke_width(2),
         )))?;
     }
-    root.present()?;
     Ok(())
 }
 

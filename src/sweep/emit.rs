@@ -4,8 +4,8 @@
 use std::fs;
 use std::path::Path;
 
-use super::SweepRequest;
 use super::grid::Grid;
+use super::{Event, SweepRequest};
 use crate::error::{Error, Result};
 use crate::rundir::write_atomic;
 
@@ -16,17 +16,32 @@ pub enum Emit {
 }
 
 /// Resources for the Slurm script; unset ones are left to the cluster's defaults.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct SlurmOptions {
+    /// Slurm: time limit per trial, e.g. 1:00:00.
+    #[arg(long, requires = "emit")]
     pub time: Option<String>,
+    /// Slurm: CPUs per trial.
+    #[arg(long, requires = "emit")]
     pub cpus_per_task: Option<usize>,
+    /// Slurm: memory per trial, e.g. 4G.
+    #[arg(long, requires = "emit")]
     pub mem: Option<String>,
+    /// Slurm: partition.
+    #[arg(long, requires = "emit")]
     pub partition: Option<String>,
-    /// At most this many tasks at once (`--array=0-N%K`).
+    /// Slurm: at most K trials at once (--array=0-N%K).
+    #[arg(long, value_name = "K", requires = "emit")]
     pub max_parallel: Option<usize>,
 }
 
-pub fn emit(emit: Emit, grid: &Grid, dir: &Path, request: &SweepRequest) -> Result<()> {
+pub fn emit(
+    emit: Emit,
+    grid: &Grid,
+    dir: &Path,
+    request: &SweepRequest,
+    say: &mut dyn FnMut(Event),
+) -> Result<()> {
     let exe = std::env::current_exe()?;
     let absolute = |path: &Path| {
         std::path::absolute(path).map_err(|e| Error::input(format!("{}: {e}", path.display())))
@@ -49,7 +64,7 @@ pub fn emit(emit: Emit, grid: &Grid, dir: &Path, request: &SweepRequest) -> Resu
     match emit {
         Emit::List => {
             for trial in &grid.trials {
-                crate::say!("{command} --index {}", trial.index);
+                say(Event::Command(format!("{command} --index {}", trial.index)));
             }
         }
         Emit::Slurm => {
@@ -59,11 +74,7 @@ pub fn emit(emit: Emit, grid: &Grid, dir: &Path, request: &SweepRequest) -> Resu
             let script = slurm_script(grid, &out, &command, &request.slurm);
             let path = dir.join("sweep.sbatch");
             write_atomic(&path, script.as_bytes())?;
-            crate::say!(
-                "wrote {}; submit it with: sbatch {}",
-                path.display(),
-                path.display()
-            );
+            say(Event::Script(path));
         }
     }
     Ok(())

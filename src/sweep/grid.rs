@@ -44,7 +44,6 @@ pub struct Trial {
     pub experiment: Experiment,
 }
 
-/// Reads and expands the grid in `file`; `sets` apply to every trial, above everything else.
 /// A grid file that does not parse: where, and what, in the user's words.
 fn grid_error(file: &Path, text: &str, error: &toml::de::Error) -> Error {
     if error.message().contains("missing field `experiment`") {
@@ -63,7 +62,46 @@ fn grid_error(file: &Path, text: &str, error: &toml::de::Error) -> Error {
     ))
 }
 
+/// One value a trial sets: key, value, and where the grid file says so.
+type Setting = (String, toml::Value, String);
+
+/// Reads and expands the grid in `file`; `sets` apply to every trial, above everything else.
 pub fn load(file: &Path, sets: &[String]) -> Result<Grid> {
+    let (parsed, file) = read(file)?;
+    let name = parsed.name.clone().unwrap_or_else(|| stem(&file));
+    config::check_name(&name).map_err(|why| {
+        Error::input(format!(
+            "{}:{}: name: {why}",
+            file.display(),
+            line_of(&file, &["name"]).unwrap_or(1)
+        ))
+    })?;
+    let source = Source {
+        dir: file.parent().expect("a file has a directory").to_path_buf(),
+        file: file.clone(),
+    };
+    let mut common =
+        vec![source.to_override("name", name.clone().into(), file.display().to_string())];
+    for (key, value) in config::flatten(parsed.set.clone().into()) {
+        common.push(source.to_override(&key, value, source.place("set", &key)));
+    }
+    let mut points = product(&parsed.grid, &source)?;
+    for (n, extra) in parsed.trial.iter().enumerate() {
+        let origin = format!("{}: [[trial]] number {}", file.display(), n + 1);
+        let values = config::flatten(extra.clone().into()).into_iter();
+        points.push(values.map(|(k, v)| (k, v, origin.clone())).collect());
+    }
+    let trials = resolve(&parsed.experiment, &common, points, sets, &source)?;
+    Ok(Grid {
+        name,
+        resolved: toml::to_string(&parsed).expect("a grid serialises to TOML"),
+        file,
+        trials,
+    })
+}
+
+/// The parsed grid file, its base experiment's path made absolute, and the file's absolute path.
+fn read(file: &Path) -> Result<(GridFile, PathBuf)> {
     let text = std::fs::read_to_string(file).map_err(|e| {
         Error::input(format!(
             "{}: cannot read the grid file: {e}",
@@ -74,15 +112,7 @@ pub fn load(file: &Path, sets: &[String]) -> Result<Grid> {
     let file = file
         .canonicalize()
         .map_err(|e| Error::input(format!("{}: {e}", file.display())))?;
-    let dir = file.parent().expect("a file has a directory").to_path_buf();
-    let name = parsed.name.clone().unwrap_or_else(|| stem(&file));
-    config::check_name(&name).map_err(|why| {
-        Error::input(format!(
-            "{}:{}: name: {why}",
-            file.display(),
-            line_of(&file, &["name"]).unwrap_or(1)
-        ))
-    })?;
+    let dir = file.parent().expect("a file has a directory");
     parsed.experiment = dir.join(&parsed.experiment);
     if !parsed.experiment.is_file() {
         return Err(Error::input(format!(
@@ -92,11 +122,22 @@ pub fn load(file: &Path, sets: &[String]) -> Result<Grid> {
             parsed.experiment.display()
         )));
     }
+    Ok((parsed, file))
+}
 
-    let place = |table: &str, key: &str| {
-        let line = line_of(&file, &[table, key]).or_else(|| {
+/// The grid file, for tracing each value to its line.
+struct Source {
+    file: PathBuf,
+    dir: PathBuf,
+}
+
+impl Source {
+    /// `file:line` of `key` in `[table]` (written as a dotted key or as nested tables).
+    fn place(&self, table: &str, key: &str) -> String {
+        let file = &self.file;
+        let line = line_of(file, &[table, key]).or_else(|| {
             line_of(
-                &file,
+                file,
                 &[&[table][..], &key.split('.').collect::<Vec<_>>()].concat(),
             )
         });
@@ -104,25 +145,23 @@ pub fn load(file: &Path, sets: &[String]) -> Result<Grid> {
             Some(line) => format!("{}:{line}", file.display()),
             None => file.display().to_string(),
         }
-    };
-    let to_override = |key: &str, value: toml::Value, origin: String| Override {
-        key: key.to_string(),
-        value: Value::serialize(value).expect("TOML values serialise"),
-        origin,
-        dir: dir.clone(),
-    };
-    let mut common = vec![to_override(
-        "name",
-        name.clone().into(),
-        file.display().to_string(),
-    )];
-    for (key, value) in config::flatten(parsed.set.clone().into()) {
-        common.push(to_override(&key, value, place("set", &key)));
     }
 
-    let mut points: Vec<Vec<(String, toml::Value, String)>> = vec![Vec::new()];
-    for (key, values) in config::flatten(parsed.grid.clone().into()) {
-        let origin = place("grid", &key);
+    fn to_override(&self, key: &str, value: toml::Value, origin: String) -> Override {
+        Override {
+            key: key.to_string(),
+            value: Value::serialize(value).expect("TOML values serialise"),
+            origin,
+            dir: self.dir.clone(),
+        }
+    }
+}
+
+/// The cartesian product of the `[grid]` lists: keys in sorted order, the last varying fastest.
+fn product(grid: &toml::Table, source: &Source) -> Result<Vec<Vec<Setting>>> {
+    let mut points: Vec<Vec<Setting>> = vec![Vec::new()];
+    for (key, values) in config::flatten(grid.clone().into()) {
+        let origin = source.place("grid", &key);
         let values = match values {
             toml::Value::Array(values) if !values.is_empty() => values,
             _ => {
@@ -141,28 +180,29 @@ pub fn load(file: &Path, sets: &[String]) -> Result<Grid> {
         }
         points = product;
     }
-    for (n, extra) in parsed.trial.iter().enumerate() {
-        let origin = format!("{}: [[trial]] number {}", file.display(), n + 1);
-        points.push(
-            config::flatten(extra.clone().into())
-                .into_iter()
-                .map(|(key, value)| (key, value, origin.clone()))
-                .collect(),
-        );
-    }
+    Ok(points)
+}
 
-    let base = parsed.experiment.clone();
+/// Each point as an experiment (the base file, `common`, the point, `sets`), checked and named
+/// by the hash of its configuration and data. A point that repeats another is left out.
+fn resolve(
+    base: &Path,
+    common: &[Override],
+    points: Vec<Vec<Setting>>,
+    sets: &[String],
+    source: &Source,
+) -> Result<Vec<Trial>> {
     let mut data_hashes: Vec<(config::DatasetConfig, String)> = Vec::new();
     let mut trials: Vec<Trial> = Vec::new();
     for point in points {
         let shown: Vec<String> = point.iter().map(|(k, v, _)| format!("{k}={v}")).collect();
-        let mut overrides = common.clone();
+        let mut overrides = common.to_vec();
         overrides.extend(
             point
                 .into_iter()
-                .map(|(k, v, origin)| to_override(&k, v, origin)),
+                .map(|(k, v, origin)| source.to_override(&k, v, origin)),
         );
-        let experiment = config::load_with(&base, &overrides, sets)
+        let experiment = config::load_with(base, &overrides, sets)
             .map_err(|e| in_trial(e, trials.len(), &shown))?
             .experiment;
         let data_hash = match data_hashes.iter().find(|(d, _)| *d == experiment.dataset) {
@@ -191,12 +231,7 @@ pub fn load(file: &Path, sets: &[String]) -> Result<Grid> {
             experiment,
         });
     }
-    Ok(Grid {
-        name,
-        resolved: toml::to_string(&parsed).expect("a grid serialises to TOML"),
-        file,
-        trials,
-    })
+    Ok(trials)
 }
 
 fn in_trial(error: Error, index: usize, point: &[String]) -> Error {
@@ -214,10 +249,12 @@ fn stem(file: &Path) -> String {
         .unwrap_or_else(|| "sweep".into())
 }
 
-/// The grid keys' values by trial, for `--dry-run` and the manifest.
-pub fn describe(trial: &Trial) -> String {
-    match trial.point.is_empty() {
-        true => "(base)".into(),
-        false => trial.point.join(" "),
+impl Trial {
+    /// The grid keys' values, for `--dry-run`, the progress lines and the manifest.
+    pub fn describe(&self) -> String {
+        match self.point.is_empty() {
+            true => "(base)".into(),
+            false => self.point.join(" "),
+        }
     }
 }

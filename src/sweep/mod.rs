@@ -19,34 +19,122 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::progress::format_duration;
 use crate::rundir::{self, Status, write_atomic};
-use crate::say;
 use crate::{run, signals};
 
 pub use emit::{Emit, SlurmOptions};
-use grid::{Grid, Trial};
+use grid::Grid;
+pub use grid::Trial;
 
+/// What `makemore sweep` was asked for.
+#[derive(Debug, Clone, clap::Args)]
 pub struct SweepRequest {
+    /// The grid file.
     pub grid: PathBuf,
+    /// Override a setting of every trial (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
+    /// Where the sweep's directory goes.
+    #[arg(long, default_value = "runs")]
     pub runs: PathBuf,
-    pub jobs: usize,
+    /// Trials at once; each gets an equal share of the cores.
+    #[arg(short = 'j', long = "jobs", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub jobs: u16,
+    /// Run exactly this trial (default: SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX if set).
+    #[arg(long)]
     pub index: Option<usize>,
+    /// List the trials and what would be run, resumed, retried or skipped.
+    #[arg(long)]
     pub dry_run: bool,
+    /// Stop at the first failed trial (running ones checkpoint and stop).
+    #[arg(long)]
     pub fail_fast: bool,
+    /// Write an sbatch script for a Slurm job array, or print one command per trial.
+    #[arg(long, value_enum)]
     pub emit: Option<Emit>,
+    #[command(flatten)]
     pub slurm: SlurmOptions,
 }
 
-pub fn sweep_command(request: &SweepRequest) -> Result<()> {
+/// What a sweep tells the person running it as it goes; the binary prints it.
+pub enum Event<'a> {
+    /// `--dry-run`: the grid's size, then each trial with what a sweep would do with it.
+    Plan {
+        name: &'a str,
+        trials: usize,
+        dir: &'a Path,
+    },
+    Planned {
+        trial: &'a Trial,
+        action: &'static str,
+    },
+    /// `--emit list`: the command that runs one trial.
+    Command(String),
+    /// `--emit slurm`: the script written.
+    Script(PathBuf),
+    /// What this worker does with the trial it was given (`--index`).
+    Trial { trial: &'a Trial, what: Taking },
+    /// The start of a sweep that runs its trials as child processes.
+    Start {
+        name: &'a str,
+        trials: usize,
+        done_before: usize,
+        to_go: usize,
+        jobs: usize,
+        threads: usize,
+    },
+    /// A trial's process ended: how, and where the sweep stands.
+    Ended {
+        trial: &'a Trial,
+        how: &'static str,
+        elapsed_s: f64,
+        tally: Tally,
+        eta_s: Option<f64>,
+    },
+    /// The end of a sweep: its trials done, and why each failed one failed.
+    Finished {
+        name: &'a str,
+        done: usize,
+        trials: usize,
+        failed: &'a [(&'a Trial, String)],
+    },
+}
+
+/// What a worker does with a trial.
+pub enum Taking {
+    /// Another worker holds its claim.
+    Elsewhere {
+        host: String,
+        pid: u32,
+    },
+    DoneBefore,
+    /// Resumes it from its last checkpoint.
+    GoingOn {
+        status: &'static str,
+        step: usize,
+    },
+    Starting,
+}
+
+/// Trials by where they stand, while a sweep runs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tally {
+    pub done: usize,
+    pub running: usize,
+    pub failed: usize,
+    pub left: usize,
+}
+
+/// Runs the sweep `request` asks for (or plans it, or hands it to a scheduler), telling `say`
+/// what happens.
+pub fn sweep(request: &SweepRequest, say: &mut dyn FnMut(Event)) -> Result<()> {
     let grid = grid::load(&request.grid, &request.sets)?;
     let dir = request.runs.join(&grid.name);
     if let Some(emit) = request.emit {
-        return emit::emit(emit, &grid, &dir, request);
+        return emit::emit(emit, &grid, &dir, request, say);
     }
     if request.dry_run {
-        dry_run(&grid, &dir);
+        dry_run(&grid, &dir, say);
         return Ok(());
     }
     // Every argument is checked before the sweep's directory exists.
@@ -60,48 +148,29 @@ pub fn sweep_command(request: &SweepRequest) -> Result<()> {
     fs::create_dir_all(&dir)
         .map_err(|e| Error::input(format!("cannot create {}: {e}", dir.display())))?;
     write_atomic(&dir.join("grid.toml"), grid.resolved.as_bytes())?;
-    signals::install();
     let result = match index {
-        Some(index) => run_one(&grid, &dir, index),
-        None => run_all(&grid, &dir, request),
+        Some(index) => run_one(&grid, &dir, index, say),
+        None => run_all(&grid, &dir, request, say),
     };
     write_manifest(&grid, &dir)?;
     result
 }
 
-/// Where a trial stands, from its run directory and its claim.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Pending,
-    Running,
-    Done,
-    Interrupted,
-    Failed,
-}
-
-impl State {
-    fn name(self) -> &'static str {
-        match self {
-            State::Pending => "pending",
-            State::Running => "running",
-            State::Done => "done",
-            State::Interrupted => "interrupted",
-            State::Failed => "failed",
-        }
-    }
-}
-
-fn state(dir: &Path, trial: &Trial) -> State {
+/// Where a trial stands, from its run directory and its claim: `None` before it started,
+/// `Running` while a live worker holds it; a run that says "running" with no live claim was
+/// interrupted (its worker died).
+fn state(dir: &Path, trial: &Trial) -> Option<Status> {
     if claim::is_held(&dir.join("claims"), &trial.id) {
-        return State::Running;
+        return Some(Status::Running);
     }
-    match rundir::read_summary(&dir.join(&trial.id)).map(|s| s.status) {
-        Ok(Status::Done) => State::Done,
-        Ok(Status::Failed) => State::Failed,
-        // "running" with no live claim: its worker died.
-        Ok(Status::Interrupted | Status::Running) => State::Interrupted,
-        Err(_) => State::Pending,
+    match rundir::read_summary(&dir.join(&trial.id)).ok()?.status {
+        Status::Running => Some(Status::Interrupted),
+        status => Some(status),
     }
+}
+
+fn state_name(state: Option<Status>) -> &'static str {
+    state.map_or("pending", Status::name)
 }
 
 /// `trials.csv`: one line per trial of the current grid, rewritten whole (and atomically) from
@@ -121,9 +190,9 @@ fn write_manifest(grid: &Grid, dir: &Path) -> Result<()> {
         out.write_record([
             trial.index.to_string(),
             trial.id.clone(),
-            state(dir, trial).name().to_string(),
+            state_name(state(dir, trial)).to_string(),
             dir.join(&trial.id).display().to_string(),
-            grid::describe(trial),
+            trial.describe(),
         ])
         .map_err(anyhow::Error::from)?;
     }
@@ -133,28 +202,21 @@ fn write_manifest(grid: &Grid, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn dry_run(grid: &Grid, dir: &Path) {
-    say!(
-        "{}: {} trials in {}",
-        grid.name,
-        grid.trials.len(),
-        dir.display()
-    );
+fn dry_run(grid: &Grid, dir: &Path, say: &mut dyn FnMut(Event)) {
+    say(Event::Plan {
+        name: &grid.name,
+        trials: grid.trials.len(),
+        dir,
+    });
     for trial in &grid.trials {
         let action = match state(dir, trial) {
-            State::Pending => "run",
-            State::Running => "skip (running elsewhere)",
-            State::Done => "skip (done)",
-            State::Interrupted => "resume",
-            State::Failed => "retry",
+            None => "run",
+            Some(Status::Running) => "skip (running elsewhere)",
+            Some(Status::Done) => "skip (done)",
+            Some(Status::Interrupted) => "resume",
+            Some(Status::Failed) => "retry",
         };
-        say!(
-            "{:>4}  {}  {:<24}  {}",
-            trial.index,
-            trial.id,
-            action,
-            grid::describe(trial)
-        );
+        say(Event::Planned { trial, action });
     }
 }
 
@@ -184,29 +246,30 @@ fn trial_at(grid: &Grid, index: usize) -> Result<&Trial> {
 }
 
 /// Runs trial `index` here, unless another worker holds it or it is done.
-fn run_one(grid: &Grid, dir: &Path, index: usize) -> Result<()> {
+fn run_one(grid: &Grid, dir: &Path, index: usize, say: &mut dyn FnMut(Event)) -> Result<()> {
     let trial = trial_at(grid, index)?;
-    let label = format!("trial {index} ({}, {})", trial.id, grid::describe(trial));
     let _claim = match claim::Claim::take(&dir.join("claims"), &trial.id)? {
         Ok(claim) => claim,
         Err(holder) => {
-            say!(
-                "{label}: running elsewhere ({} pid {})",
-                holder.host,
-                holder.pid
-            );
+            let (host, pid) = (holder.host, holder.pid);
+            say(Event::Trial {
+                trial,
+                what: Taking::Elsewhere { host, pid },
+            });
             return Ok(());
         }
     };
     let run_dir = dir.join(&trial.id);
     match rundir::read_summary(&run_dir) {
         Ok(summary) if summary.status == Status::Done => {
-            say!("{label}: done before");
+            let what = Taking::DoneBefore;
+            say(Event::Trial { trial, what });
             Ok(())
         }
         Ok(summary) => {
-            let status = summary.status.name();
-            say!("{label}: {status} at step {}, going on", summary.step);
+            let (status, step) = (summary.status.name(), summary.step);
+            let what = Taking::GoingOn { status, step };
+            say(Event::Trial { trial, what });
             run::resume(&run_dir, &[]).map(|_| ())
         }
         Err(_) => {
@@ -214,125 +277,64 @@ fn run_one(grid: &Grid, dir: &Path, index: usize) -> Result<()> {
             if run_dir.exists() {
                 fs::remove_dir_all(&run_dir)?;
             }
-            say!("{label}: starting");
+            let what = Taking::Starting;
+            say(Event::Trial { trial, what });
             run::run_in(&trial.experiment, &run_dir).map(|_| ())
         }
     }
 }
 
 /// Runs every trial that is not done, `-j` at a time, each in its own process.
-fn run_all(grid: &Grid, dir: &Path, request: &SweepRequest) -> Result<()> {
-    let mut queue: VecDeque<&Trial> = VecDeque::new();
-    let mut done_before = 0;
-    for trial in &grid.trials {
-        match state(dir, trial) {
-            State::Done => done_before += 1,
-            _ => queue.push_back(trial),
-        }
-    }
-    let jobs = request.jobs.max(1);
+fn run_all(
+    grid: &Grid,
+    dir: &Path,
+    request: &SweepRequest,
+    say: &mut dyn FnMut(Event),
+) -> Result<()> {
+    let (done, queue): (VecDeque<&Trial>, VecDeque<&Trial>) = grid
+        .trials
+        .iter()
+        .partition(|trial| state(dir, trial) == Some(Status::Done));
+    let jobs = usize::from(request.jobs);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = (cores / jobs).max(1);
-    say!(
-        "{}: {} trials, {done_before} done before, {} to go, {jobs} at a time with {threads} thread(s) each",
-        grid.name,
-        grid.trials.len(),
-        queue.len()
-    );
+    say(Event::Start {
+        name: &grid.name,
+        trials: grid.trials.len(),
+        done_before: done.len(),
+        to_go: queue.len(),
+        jobs,
+        threads,
+    });
     let logs = dir.join("logs");
     fs::create_dir_all(&logs)?;
-
-    let started = Instant::now();
-    let mut running: Vec<(Child, &Trial)> = Vec::new();
-    let (mut finished, mut failed, mut interrupted) = (0, Vec::new(), 0);
-    let mut stopping = false;
-    loop {
-        while !stopping && running.len() < jobs {
-            let Some(trial) = queue.pop_front() else {
-                break;
-            };
-            let child = spawn_trial(
-                request,
-                trial,
-                threads,
-                &logs.join(format!("{}.log", trial.id)),
-            )?;
-            running.push((child, trial));
-        }
-        if running.is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        if !stopping && (signals::interrupted() || (request.fail_fast && !failed.is_empty())) {
-            stopping = true;
-            for (child, _) in &running {
-                // One SIGTERM each: the trial checkpoints and stops (a second would not wait).
-                terminate(child);
-            }
-        }
-        let mut i = 0;
-        while i < running.len() {
-            let Some(status) = running[i].0.try_wait()? else {
-                i += 1;
-                continue;
-            };
-            let (_, trial) = running.swap_remove(i);
-            match status.code() {
-                Some(0) => finished += 1,
-                Some(130) => interrupted += 1,
-                _ => failed.push((trial, failure(dir, trial, &logs))),
-            }
-            write_manifest(grid, dir)?;
-            let left = queue.len();
-            let eta = match (finished, left + running.len()) {
-                (0, _) | (_, 0) => String::new(),
-                (n, rest) => {
-                    let per_trial = started.elapsed().as_secs_f64() / n as f64;
-                    format!(
-                        ", eta {}",
-                        format_duration(per_trial * rest as f64 / jobs as f64)
-                    )
-                }
-            };
-            say!(
-                "[{}] trial {} {}: {} done, {} running, {} failed, {} left{eta}",
-                format_duration(started.elapsed().as_secs_f64()),
-                trial.index,
-                match status.code() {
-                    Some(0) => "finished",
-                    Some(130) => "interrupted",
-                    _ => "failed",
-                },
-                done_before + finished,
-                running.len(),
-                failed.len(),
-                left
-            );
-        }
-    }
-
-    say!(
-        "{}: {} of {} trials done{}",
-        grid.name,
-        grid.trials
+    let mut pool = Pool {
+        request,
+        dir,
+        logs,
+        jobs,
+        threads,
+        queue,
+        running: Vec::new(),
+        done_before: done.len(),
+        finished: 0,
+        interrupted: 0,
+        failed: Vec::new(),
+        started: Instant::now(),
+    };
+    pool.run(grid, say)?;
+    let failed = &pool.failed;
+    say(Event::Finished {
+        name: &grid.name,
+        done: grid
+            .trials
             .iter()
-            .filter(|t| state(dir, t) == State::Done)
+            .filter(|t| state(dir, t) == Some(Status::Done))
             .count(),
-        grid.trials.len(),
-        match failed.len() {
-            0 => String::new(),
-            n => format!(", {n} failed"),
-        }
-    );
-    for (trial, why) in &failed {
-        say!(
-            "  trial {} ({}, {}): {why}",
-            trial.index,
-            trial.id,
-            grid::describe(trial)
-        );
-    }
-    if signals::interrupted() || interrupted > 0 {
+        trials: grid.trials.len(),
+        failed,
+    });
+    if signals::interrupted() || pool.interrupted > 0 {
         return Err(Error::Interrupted(
             "sweep interrupted; run the same command again to go on: finished trials are kept"
                 .into(),
@@ -343,6 +345,106 @@ fn run_all(grid: &Grid, dir: &Path, request: &SweepRequest) -> Result<()> {
         n => Err(Error::Failed(anyhow::anyhow!(
             "{n} trial(s) failed; the same command retries them"
         ))),
+    }
+}
+
+/// The trials of a sweep waiting, running (as child processes) and ended.
+struct Pool<'a> {
+    request: &'a SweepRequest,
+    dir: &'a Path,
+    logs: PathBuf,
+    jobs: usize,
+    /// Each trial's share of the cores.
+    threads: usize,
+    queue: VecDeque<&'a Trial>,
+    running: Vec<(Child, &'a Trial)>,
+    done_before: usize,
+    finished: usize,
+    interrupted: usize,
+    failed: Vec<(&'a Trial, String)>,
+    started: Instant,
+}
+
+impl<'a> Pool<'a> {
+    /// Keeps `jobs` trials running until none are left; on a signal (or a failure under
+    /// `--fail-fast`) starts no more and asks the running ones to stop.
+    fn run(&mut self, grid: &Grid, say: &mut dyn FnMut(Event)) -> Result<()> {
+        let mut stopping = false;
+        loop {
+            while !stopping && self.running.len() < self.jobs {
+                let Some(trial) = self.queue.pop_front() else {
+                    break;
+                };
+                let log = self.logs.join(format!("{}.log", trial.id));
+                let child = spawn_trial(self.request, trial, self.threads, &log)?;
+                self.running.push((child, trial));
+            }
+            if self.running.is_empty() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            let failing = self.request.fail_fast && !self.failed.is_empty();
+            if !stopping && (signals::interrupted() || failing) {
+                stopping = true;
+                for (child, _) in &self.running {
+                    // One SIGTERM each: the trial checkpoints and stops (a second would not wait).
+                    terminate(child);
+                }
+            }
+            self.reap(grid, say)?;
+        }
+    }
+
+    /// Takes note of every trial whose process has ended.
+    fn reap(&mut self, grid: &Grid, say: &mut dyn FnMut(Event)) -> Result<()> {
+        let mut i = 0;
+        while i < self.running.len() {
+            let Some(status) = self.running[i].0.try_wait()? else {
+                i += 1;
+                continue;
+            };
+            let (_, trial) = self.running.swap_remove(i);
+            let how = match status.code() {
+                Some(0) => "finished",
+                Some(130) => "interrupted",
+                _ => "failed",
+            };
+            match how {
+                "finished" => self.finished += 1,
+                "interrupted" => self.interrupted += 1,
+                _ => self
+                    .failed
+                    .push((trial, failure(self.dir, trial, &self.logs))),
+            }
+            write_manifest(grid, self.dir)?;
+            say(Event::Ended {
+                trial,
+                how,
+                elapsed_s: self.started.elapsed().as_secs_f64(),
+                tally: self.tally(),
+                eta_s: self.eta_s(),
+            });
+        }
+        Ok(())
+    }
+
+    fn tally(&self) -> Tally {
+        Tally {
+            done: self.done_before + self.finished,
+            running: self.running.len(),
+            failed: self.failed.len(),
+            left: self.queue.len(),
+        }
+    }
+
+    /// The time left, at the mean time of the trials finished so far.
+    fn eta_s(&self) -> Option<f64> {
+        let rest = self.queue.len() + self.running.len();
+        if self.finished == 0 || rest == 0 {
+            return None;
+        }
+        let per_trial = self.started.elapsed().as_secs_f64() / self.finished as f64;
+        Some(per_trial * rest as f64 / self.jobs as f64)
     }
 }
 

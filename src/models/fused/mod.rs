@@ -233,7 +233,7 @@ mod tests {
     use super::linear::by_rows;
     use super::{causal_attention, causal_mean, dense, layer_norm};
     use crate::models::bow::average;
-    use crate::models::transformer::attend;
+    use crate::models::transformer::{Dropout, attend};
 
     type B = Autodiff<Flex>;
 
@@ -302,7 +302,10 @@ mod tests {
         // 3 items × 3 heads: 9 lanes, one more than a block of 8.
         let qkv = random([3, 7, 3 * 12]);
         let fused = |x| causal_attention(x, 3, |_| panic!("the CPU backend fuses it"));
-        check("attention", qkv, &[], &[], fused, |x| attend(x, 3, 0.0));
+        check("attention", qkv, &[], &[], fused, |x| {
+            let mut none = Dropout { p: 0.0, rng: None };
+            attend(x, 3, &mut none)
+        });
     }
 
     #[test]
