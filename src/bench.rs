@@ -133,7 +133,7 @@ pub fn bench(request: &BenchRequest, mut measured: impl FnMut(&Figures)) -> Resu
     };
     if let Some(path) = &request.json {
         let json = serde_json::to_string_pretty(&report).expect("figures serialise");
-        crate::rundir::write_atomic(path, format!("{json}\n").as_bytes())?;
+        crate::files::write_atomic(path, format!("{json}\n").as_bytes())?;
     }
     Ok(report)
 }

@@ -11,8 +11,9 @@ use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Record, Recorde
 use serde::{Deserialize, Serialize};
 
 use crate::data::Batcher;
+use crate::files::write_atomic;
 use crate::models::Model;
-use crate::rundir::{Written, write_atomic};
+use crate::rundir::Written;
 
 #[derive(Serialize, Deserialize)]
 pub struct Checkpoint {

@@ -20,8 +20,8 @@ use burn_store::{
 use crate::config::{self, ModelConfig, ModelType, Override};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::files::write_atomic;
 use crate::models::Model;
-use crate::rundir::write_atomic;
 use crate::trained::{Trained, Which};
 
 /// Our parameter paths and makemore.py's, as prefixes; `{i}` stands for a layer's index.
@@ -100,11 +100,7 @@ fn causal_mask(shape: &[usize]) -> Vec<f32> {
 /// makemore.py's models take their sizes from the data; ours must match them to be exported.
 fn check_exportable(trained: &Trained) -> Result<()> {
     let m = &trained.experiment.model;
-    let block_size = if m.block_size == 0 {
-        trained.data.seq_len
-    } else {
-        m.block_size
-    };
+    let block_size = m.context(trained.data.seq_len);
     if m.kind == ModelType::Mlp && (!m.blank_token || block_size != trained.data.seq_len) {
         return Err(Error::input(format!(
             "makemore.py's mlp sees the whole item (block_size = longest item + 1 = {}) and pads \

@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod files;
 pub mod interchange;
 pub mod models;
 pub mod optim;

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Experiment;
 use crate::data::{Overlap, SplitName};
+use crate::files::{self, write_atomic};
 use crate::tensorboard::EventFile;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -311,14 +312,14 @@ impl RunDir {
         let json = serde_json::to_string_pretty(summary)?;
         let path = self.path.join("summary.json");
         let failed = |e: std::io::Error| anyhow::anyhow!("cannot write {}: {e}", path.display());
-        match replace(&path, json.as_bytes()) {
+        match files::replace(&path, json.as_bytes()) {
             // A full disk has no room for a new copy beside the old one; the run must still be
             // able to say that it failed, and why.
             Err(e)
                 if e.kind() == std::io::ErrorKind::StorageFull
                     && summary.status != Status::Running =>
             {
-                overwrite(&path, json.as_bytes()).map_err(failed)
+                files::overwrite(&path, json.as_bytes()).map_err(failed)
             }
             result => result.map_err(failed),
         }
@@ -426,43 +427,6 @@ pub fn resolve(dir: &Path) -> (PathBuf, bool) {
         Some(run) => (run, true),
         None => (dir.to_path_buf(), false),
     }
-}
-
-/// Writes `bytes` to a temporary file beside `path`, syncs it, renames it over `path` and syncs
-/// the directory, so a reader sees either the old contents or the new, never a mix, and the
-/// rename survives a crash. On an error the temporary file is removed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    replace(path, bytes).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
-}
-
-fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".").suffix(".tmp");
-    // Readable as a plain created file would be (tempfile's default is the owner's alone).
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-    let mut file = builder.tempfile_in(dir)?;
-    file.write_all(bytes)?;
-    file.as_file().sync_all()?;
-    file.persist(path).map_err(|e| e.error)?;
-    // The directory entry too; a file system that cannot sync a directory has nothing to lose.
-    if let Ok(dir) = File::open(dir) {
-        let _ = dir.sync_all();
-    }
-    Ok(())
-}
-
-/// Overwrites `path` where it lies, within the blocks it already holds: what a full disk still
-/// allows. Not atomic, so only for a run's last word.
-fn overwrite(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file = File::options().write(true).open(path)?;
-    file.write_all(bytes)?;
-    file.set_len(bytes.len() as u64)?;
-    file.sync_all()
 }
 
 /// The resolved experiment a run keeps in config.toml.

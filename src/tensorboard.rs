@@ -133,7 +133,7 @@ fn create(path: Option<PathBuf>, dir: &Path) -> anyhow::Result<PathBuf> {
     let seconds = chrono::Utc::now().timestamp();
     let path = path.unwrap_or_else(|| dir.join(format!("{PREFIX}{seconds}.makemore")));
     let version = frame(&event(0, What::FileVersion("brain.Event:2".into())));
-    crate::rundir::write_atomic(&path, &version)?;
+    crate::files::write_atomic(&path, &version)?;
     Ok(path)
 }
 
@@ -145,7 +145,7 @@ fn truncate(path: &Path, records: &[(Event, usize)], keep: Option<usize>) -> any
     let end = records[kept - 1].1;
     let bytes = std::fs::read(path)?;
     if end < bytes.len() {
-        crate::rundir::write_atomic(path, &bytes[..end])?;
+        crate::files::write_atomic(path, &bytes[..end])?;
     }
     Ok(kept)
 }

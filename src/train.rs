@@ -19,11 +19,12 @@ use rayon::prelude::*;
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::{Experiment, ModelType, ScheduleConfig};
 use crate::data::{self, Batcher, Dataset, Split, SplitName};
+use crate::files::write_atomic;
 use crate::models::{Mode, Model, nll, token_nll};
 use crate::optim;
 use crate::progress::Progress;
 use crate::rng::{Stream, dropout_rng, rng};
-use crate::rundir::{Metric, Row, RunDir, Summary, write_atomic};
+use crate::rundir::{Metric, Row, RunDir, Summary};
 use crate::sample::{self, SampleOptions};
 use crate::stats;
 

@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::reference::{self, StateDict};
 use common::{NAMES, makemore, stderr, torch};
@@ -29,16 +29,6 @@ fn names_dims() -> (usize, usize) {
     let chars: BTreeSet<char> = NAMES.iter().flat_map(|n| n.chars()).collect();
     let longest = NAMES.iter().map(|n| n.len()).max().unwrap();
     (chars.len() + 1, longest + 1)
-}
-
-/// The one run directory below `runs`.
-fn only_run(runs: &Path) -> PathBuf {
-    let runs: Vec<PathBuf> = std::fs::read_dir(runs)
-        .unwrap()
-        .flat_map(|group| common::run_dirs(&group.unwrap().path()))
-        .collect();
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    runs[0].clone()
 }
 
 /// Input rows (start token, item, padding) for `ITEMS`, and our model's logits for them.
@@ -159,7 +149,7 @@ fn a_makemore_py_checkpoint_imports_to_its_own_logits() {
         let runs = format!("runs-{kind}");
         let out = import(dir.path(), &model_pt, kind, &runs, &[]);
         assert!(out.status.success(), "{kind}: {}", stderr(&out));
-        let (inputs, ours) = our_logits(&only_run(&dir.path().join(&runs)));
+        let (inputs, ours) = our_logits(&common::sole_run(&dir.path().join(&runs)));
         let state: StateDict = tensors
             .into_iter()
             .map(|(name, shape, values)| (name, (shape, values)))
@@ -185,7 +175,7 @@ fn export_writes_makemore_py_names_and_layouts_and_import_reads_them_back() {
         ];
         let out = makemore(&args, dir.path(), &[]);
         assert!(out.status.success(), "{kind}: {}", stderr(&out));
-        let trained = only_run(&dir.path().join(&runs));
+        let trained = common::sole_run(&dir.path().join(&runs));
         let exported = dir.path().join(format!("{kind}.safetensors"));
         let out = makemore(
             &[
@@ -226,7 +216,7 @@ fn export_writes_makemore_py_names_and_layouts_and_import_reads_them_back() {
             let runs = format!("{runs}-{kind}");
             let out = import(dir.path(), from, kind, &runs, &[]);
             assert!(out.status.success(), "{kind}: {}", stderr(&out));
-            let imported = only_run(&dir.path().join(&runs));
+            let imported = common::sole_run(&dir.path().join(&runs));
             assert_eq!(our_logits(&imported).1, ours, "{kind} from {from:?}");
         }
     }
@@ -247,7 +237,7 @@ fn an_imported_model_fine_tunes_with_resume() {
         &["schedule.learning_rate=0.01"],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let run = only_run(&dir.path().join("runs"));
+    let run = common::sole_run(&dir.path().join("runs"));
     let summary = |run: &Path| -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(run.join("summary.json")).unwrap()).unwrap()
     };
@@ -331,7 +321,7 @@ fn bad_imports_and_exports_say_what_is_wrong() {
         &[],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let run = only_run(&dir.path().join("runs"));
+    let run = common::sole_run(&dir.path().join("runs"));
     let out = makemore(
         &[
             "export",

@@ -386,6 +386,58 @@ fn scripts_for_schedulers() {
     assert!(lines[3].ends_with("--index 3"), "{}", lines[3]);
 }
 
+/// A `[search]` draws its trials from the file alone: the same ids on every call, each drawn
+/// value inside its range and in the trial's resolved config.toml, each draw run at every point
+/// of the `[grid]` (2 widths × 2 seeds here). A draw that fails validation stops the sweep
+/// before anything starts.
+#[test]
+fn a_random_search_draws_its_trials_from_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let search = "\n[search]\nmethod = \"random\"\ntrials = 3\nseed = 4\n\
+                  \"schedule.learning_rate\" = { loguniform = [1e-3, 1e-1] }\n\
+                  \"model.n_embd2\" = { int = [4, 12] }\n";
+    grid(dir.path(), search);
+    let ids = dry_run_ids(dir.path(), &[]);
+    assert_eq!(ids.len(), 12, "{ids:?}");
+    assert_eq!(ids, dry_run_ids(dir.path(), &[]), "same file, same trials");
+
+    let out = sweep(dir.path(), &["-j", "2"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut draws = Vec::new();
+    for (index, id, status) in manifest(dir.path()) {
+        assert_eq!(status, "done", "trial {index}");
+        let text = std::fs::read_to_string(dir.path().join("runs/g").join(&id).join("config.toml"));
+        let config: toml::Table = toml::from_str(&text.unwrap()).unwrap();
+        let lr = config["schedule"]["learning_rate"].as_float().unwrap();
+        let width = config["model"]["n_embd2"].as_integer().unwrap();
+        assert!((1e-3..=1e-1).contains(&lr), "{lr}");
+        assert!((4..=12).contains(&width), "{width}");
+        let point = (
+            config["model"]["n_embd"].as_integer().unwrap(),
+            config["seed"].as_integer().unwrap(),
+        );
+        draws.push(((lr.to_bits(), width), point));
+    }
+    // Trials 4k..4k+3 are draw k at the grid's 4 points; the 3 draws differ.
+    for (k, chunk) in draws.chunks(4).enumerate() {
+        assert!(
+            chunk.iter().all(|(draw, _)| *draw == chunk[0].0),
+            "draw {k}"
+        );
+        let points: Vec<_> = chunk.iter().map(|(_, point)| *point).collect();
+        assert_eq!(points, [(4, 1), (4, 2), (8, 1), (8, 2)]);
+    }
+    let distinct: std::collections::BTreeSet<_> = draws.iter().map(|(draw, _)| *draw).collect();
+    assert_eq!(distinct.len(), 3);
+
+    std::fs::remove_dir_all(dir.path().join("runs")).unwrap();
+    grid(dir.path(), &search.replace("[4, 12]", "[0, 0]"));
+    let out = sweep(dir.path(), &[], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("model.n_embd2"), "{}", stderr(&out));
+    assert!(!dir.path().join("runs").exists(), "nothing may start");
+}
+
 #[test]
 fn bad_grid_files_are_rejected_with_file_key_and_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -395,6 +447,14 @@ fn bad_grid_files_are_rejected_with_file_key_and_line() {
             "grid.toml:10: grid key model.n_layer: must be a non-empty list",
         ),
         ("\"model.n_embdd\" = [1, 2]\n", "grid.toml:10"),
+        (
+            "[search]\nmethod = \"random\"\ntrials = 2\nseed = 1\nx = { uniform = [1, 0] }\n",
+            "grid.toml:14: search key x: uniform needs finite bounds with a ≤ b",
+        ),
+        (
+            "[search]\nmethod = \"random\"\ntrials = 2\nseed = 1\n\"model.n_embdd\" = [1, 2]\n",
+            "grid.toml:14",
+        ),
         (
             "\"sampling.temperature\" = [0]\n",
             "sampling.temperature must be > 0",

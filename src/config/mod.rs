@@ -343,6 +343,15 @@ impl DatasetConfig {
 }
 
 impl ModelConfig {
+    /// The mlp's context for items of `seq_len` positions (the longest item + 1): `block_size`,
+    /// or all of them when it is 0.
+    pub fn context(&self, seq_len: usize) -> usize {
+        match self.block_size {
+            0 => seq_len,
+            n => n,
+        }
+    }
+
     /// `batch_size`: the cnn's BatchNorm needs two rows at least.
     fn validate(&self, batch_size: usize) -> Result<(), Invalid> {
         for (key, value) in [

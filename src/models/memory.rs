@@ -51,10 +51,7 @@ fn gates(kind: ModelType) -> u128 {
 }
 
 fn block_size(model: &ModelConfig, seq_len: usize) -> u128 {
-    match model.block_size {
-        0 => seq_len as u128,
-        n => n as u128,
-    }
+    model.context(seq_len) as u128
 }
 
 /// Bytes a run of `experiment` needs at its peak: f32 parameters, their gradients and two

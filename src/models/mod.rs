@@ -62,11 +62,7 @@ impl<B: Backend> Model<B> {
                 &init,
             )),
             ModelType::Mlp => {
-                let block_size = if config.block_size == 0 {
-                    data.seq_len
-                } else {
-                    config.block_size
-                };
+                let block_size = config.context(data.seq_len);
                 Model::Mlp(Mlp::new(config, vocab_size, block_size, &mut init))
             }
             ModelType::Cnn => Model::Cnn(Cnn::new(config, vocab_size, &mut init)),
@@ -93,9 +89,9 @@ impl<B: Backend> Model<B> {
     /// How many parts a training batch is split into, each with its own forward and backward,
     /// on its own thread where the CPU backend has more than one. The parts' gradients are
     /// summed in order, so the numbers do not depend on the thread count. Only the Transformer's
-    /// step (~12 ms at makemore's defaults) is long enough for a second core to pay for the
-    /// hand-over; the cnn's BatchNorm needs the whole batch in one forward; on a GPU the parts
-    /// would only launch every kernel twice.
+    /// step is long enough for a second core to pay for the hand-over (BENCHMARKS.md: the batch
+    /// in two halves); the cnn's BatchNorm needs the whole batch in one forward; on a GPU the
+    /// parts would only launch every kernel twice.
     pub fn batch_shards(&self) -> usize {
         match self {
             Model::Transformer(_) if crate::backend::is_cpu::<B>() => 2,

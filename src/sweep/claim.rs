@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::rundir::write_atomic;
+use crate::files::write_atomic;
 
 const HEARTBEAT: Duration = Duration::from_secs(30);
 const STALE: Duration = Duration::from_secs(300);

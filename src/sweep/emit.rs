@@ -7,7 +7,7 @@ use std::path::Path;
 use super::grid::Grid;
 use super::{Event, SweepRequest};
 use crate::error::{Error, Result};
-use crate::rundir::write_atomic;
+use crate::files::write_atomic;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Emit {

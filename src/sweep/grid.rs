@@ -1,8 +1,9 @@
 //! Grid files: a base experiment, values set on every trial, and the points to try.
 //!
 //! The trials are the cartesian product of the `[grid]` lists (keys in sorted order, the last
-//! varying fastest), then the hand-picked `[[trial]]` points. Each is resolved and validated like
-//! an experiment file before anything runs, and named by a hash of what determines its results.
+//! varying fastest), each combined with every draw of a `[search]` (`search.rs`), then the
+//! hand-picked `[[trial]]` points. Each is resolved and validated like an experiment file before
+//! anything runs, and named by a hash of what determines its results.
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +14,8 @@ use sha2::{Digest, Sha256};
 use crate::config::{self, Experiment, Override, line_of};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+
+use super::search;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,6 +28,7 @@ struct GridFile {
     grid: toml::Table,
     #[serde(default)]
     trial: Vec<toml::Table>,
+    search: Option<toml::Table>,
 }
 
 pub struct Grid {
@@ -86,6 +90,10 @@ pub fn load(file: &Path, sets: &[String]) -> Result<Grid> {
         common.push(source.to_override(&key, value, source.place("set", &key)));
     }
     let mut points = product(&parsed.grid, &source)?;
+    if let Some(table) = &parsed.search {
+        let search = search::parse(table, &|key| source.place("search", key))?;
+        points = combine(&search::draw(&search), &points);
+    }
     for (n, extra) in parsed.trial.iter().enumerate() {
         let origin = format!("{}: [[trial]] number {}", file.display(), n + 1);
         let values = config::flatten(extra.clone().into()).into_iter();
@@ -132,9 +140,14 @@ struct Source {
 }
 
 impl Source {
-    /// `file:line` of `key` in `[table]` (written as a dotted key or as nested tables).
+    /// `file:line` of `key` in `[table]` (written as a dotted key or as nested tables), or of
+    /// the table itself for an empty key.
     fn place(&self, table: &str, key: &str) -> String {
         let file = &self.file;
+        if key.is_empty() {
+            let line = line_of(file, &[table]).unwrap_or(1);
+            return format!("{}:{line}", file.display());
+        }
         let line = line_of(file, &[table, key]).or_else(|| {
             line_of(
                 file,
@@ -181,6 +194,17 @@ fn product(grid: &toml::Table, source: &Source) -> Result<Vec<Vec<Setting>>> {
         points = product;
     }
     Ok(points)
+}
+
+/// Every draw with every grid point: draw after draw, the grid's points within each (so that a
+/// grid of seeds repeats each drawn configuration).
+fn combine(draws: &[Vec<Setting>], points: &[Vec<Setting>]) -> Vec<Vec<Setting>> {
+    let pairs = draws
+        .iter()
+        .flat_map(|draw| points.iter().map(move |p| (draw, p)));
+    pairs
+        .map(|(draw, point)| [&draw[..], &point[..]].concat())
+        .collect()
 }
 
 /// Each point as an experiment (the base file, `common`, the point, `sets`), checked and named

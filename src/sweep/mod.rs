@@ -10,6 +10,7 @@
 mod claim;
 mod emit;
 mod grid;
+mod search;
 
 use std::collections::VecDeque;
 use std::fs;
@@ -19,7 +20,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::rundir::{self, Status, write_atomic};
+use crate::files::write_atomic;
+use crate::rundir::{self, Status};
 use crate::{run, signals};
 
 pub use emit::{Emit, SlurmOptions};

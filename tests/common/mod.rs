@@ -174,6 +174,16 @@ pub fn only_run(runs: &Path, name: &str) -> PathBuf {
     dirs.into_iter().next().unwrap()
 }
 
+/// The one run directory below `runs`, whatever its experiment's name.
+pub fn sole_run(runs: &Path) -> PathBuf {
+    let found: Vec<PathBuf> = std::fs::read_dir(runs)
+        .unwrap()
+        .flat_map(|group| run_dirs(&group.unwrap().path()))
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    found[0].clone()
+}
+
 /// Step, split, loss and learning rate of every row of a run's metrics.csv: what two runs that
 /// compute the same must share (the timing columns differ between runs).
 pub fn losses(run: &Path) -> String {
