@@ -65,6 +65,10 @@ pub struct RunArgs {
     /// --set schedule.steps=N).
     #[arg(long, value_name = "RUN_DIR")]
     pub resume: Option<PathBuf>,
+    /// Stop after this step of the schedule, with a checkpoint; --resume goes on from it to the
+    /// same losses as a run that never stopped.
+    #[arg(long, value_name = "STEP")]
+    pub until: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -15,7 +15,8 @@ use makemore::report::{self, ReportRequest};
 use makemore::run::{self, Ran};
 use makemore::sample::{self, SampleRequest};
 use makemore::score::{self, ScoreRequest};
-use makemore::sweep::{self, Event, SweepRequest, Taking};
+use makemore::sweep::halving::{self, Rung};
+use makemore::sweep::{self, Event, Grid, SweepRequest, Taking, Trial};
 use makemore::{backend, config, say, signals};
 
 mod cli;
@@ -103,8 +104,8 @@ fn newest_run(dir: &Path) -> PathBuf {
 fn run(args: RunArgs) -> Result<()> {
     handle_signals();
     let ran = match (args.experiment, args.resume) {
-        (_, Some(dir)) => run::resume(&newest_run(&dir), &args.sets),
-        (Some(experiment), None) => run::run(&experiment, &args.sets, &args.runs),
+        (_, Some(dir)) => run::resume(&newest_run(&dir), &args.sets, args.until),
+        (Some(experiment), None) => run::run(&experiment, &args.sets, &args.runs, args.until),
         (None, None) => unreachable!("clap requires one of them"),
     };
     say_ran(&ran?);
@@ -114,6 +115,11 @@ fn run(args: RunArgs) -> Result<()> {
 /// The end of a run: its figures, its final samples and where it is.
 fn say_ran(ran: &Ran) {
     let (dir, summary, samples) = match ran {
+        Ran::Paused { dir, step } => {
+            let dir = dir.display();
+            say!("paused at step {step} (--until); go on with: makemore run --resume {dir}");
+            return;
+        }
         Ran::AlreadyDone { dir, step } => {
             let dir = dir.display();
             say!(
@@ -176,19 +182,7 @@ fn say_sweep(event: Event) {
             let path = path.display();
             say!("wrote {path}; submit it with: sbatch {path}")
         }
-        Event::Trial { trial, what } => {
-            let label = format!("trial {} ({}, {})", trial.index, trial.id, trial.describe());
-            match what {
-                Taking::Elsewhere { host, pid } => {
-                    say!("{label}: running elsewhere ({host} pid {pid})")
-                }
-                Taking::DoneBefore => say!("{label}: done before"),
-                Taking::GoingOn { status, step } => {
-                    say!("{label}: {status} at step {step}, going on")
-                }
-                Taking::Starting => say!("{label}: starting"),
-            }
-        }
+        Event::Trial { trial, what } => say_trial(trial, what),
         Event::Start {
             name,
             trials,
@@ -215,6 +209,14 @@ fn say_sweep(event: Event) {
             tally.left,
             eta_s.map_or(String::new(), |s| format!(", eta {}", format_duration(s)))
         ),
+        Event::Rungs {
+            grid,
+            rungs,
+            eta,
+            spent,
+            full,
+            done,
+        } => say_rungs(grid, rungs, eta, (spent, full), done),
         Event::Finished {
             name,
             done,
@@ -236,6 +238,63 @@ fn say_sweep(event: Event) {
             }
         }
     }
+}
+
+/// What a worker does with a trial.
+fn say_trial(trial: &Trial, what: Taking) {
+    let label = format!("trial {} ({}, {})", trial.index, trial.id, trial.describe());
+    match what {
+        Taking::Elsewhere { host, pid } => say!("{label}: running elsewhere ({host} pid {pid})"),
+        Taking::DoneBefore => say!("{label}: done before"),
+        Taking::GoingOn { status, step } => say!("{label}: {status} at step {step}, going on"),
+        Taking::Starting => say!("{label}: starting"),
+    }
+}
+
+/// A halving search's rungs (each member's best estimate, the promoted marked), its winner, and
+/// the training steps it took against every trial trained to the end.
+fn say_rungs(grid: &Grid, rungs: &[Rung], eta: usize, (spent, full): (usize, usize), done: bool) {
+    for (r, rung) in rungs.iter().enumerate() {
+        let promoted = match rung.complete {
+            true => halving::promoted(rung, eta),
+            false => Vec::new(),
+        };
+        let state = if rung.complete { "complete" } else { "running" };
+        say!(
+            "rung {r}: {} trials to {} steps ({state})",
+            rung.members.len(),
+            rung.steps
+        );
+        for (&i, score) in rung.members.iter().zip(&rung.scores) {
+            let trial = &grid.trials[i];
+            let mark = if promoted.contains(&i) {
+                "  promoted"
+            } else {
+                ""
+            };
+            let score = score.map_or("-".into(), |s| format!("{s:.4}"));
+            say!(
+                "  trial {i:>3} {}  {score}  {}{mark}",
+                trial.id,
+                trial.describe()
+            );
+        }
+    }
+    if let Some(last) = rungs.last().filter(|_| done)
+        && let Some(&winner) = halving::promoted(last, usize::MAX).first()
+    {
+        let trial = &grid.trials[winner];
+        say!(
+            "winner: trial {winner} ({}, {}), run {}",
+            trial.id,
+            trial.describe(),
+            trial.id
+        );
+    }
+    let share = 100.0 * spent as f64 / full.max(1) as f64;
+    say!(
+        "compute: {spent} training steps, against {full} for every trial to the end ({share:.0}%)"
+    );
 }
 
 fn sample(mut request: SampleRequest) -> Result<()> {

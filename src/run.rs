@@ -31,24 +31,39 @@ pub enum Ran {
     },
     /// A finished run asked to go on without more steps: nothing to do.
     AlreadyDone { dir: PathBuf, step: usize },
+    /// Stopped at the step it was asked to stop at (`--until`), to go on with `--resume`.
+    Paused { dir: PathBuf, step: usize },
 }
 
-/// Runs the experiment in `file` in a new run directory.
-pub fn run(file: &Path, sets: &[String], runs: &Path) -> Result<Ran> {
+/// Runs the experiment in `file` in a new run directory, to its end or to step `until`.
+pub fn run(file: &Path, sets: &[String], runs: &Path, until: Option<usize>) -> Result<Ran> {
     let experiment = config::load(file, sets)?.experiment;
-    start(&experiment, None::<&Seeded>, |name| {
+    check_until(until)?;
+    start(&experiment, None::<&Seeded>, until, |name| {
         RunDir::create(runs, name)
     })
 }
 
-/// Runs `experiment` in the run directory `dir`, which must not exist yet (a sweep's trial).
-pub fn run_in(experiment: &Experiment, dir: &Path) -> Result<Ran> {
-    start(experiment, None::<&Seeded>, |_| RunDir::create_at(dir))
+fn check_until(until: Option<usize>) -> Result<()> {
+    match until {
+        Some(0) => Err(Error::input("--until must be a step ≥ 1")),
+        _ => Ok(()),
+    }
+}
+
+/// Runs `experiment` in the run directory `dir`, which must not exist yet (a sweep's trial), to
+/// its end or to step `until`.
+pub fn run_in(experiment: &Experiment, dir: &Path, until: Option<usize>) -> Result<Ran> {
+    start(experiment, None::<&Seeded>, until, |_| {
+        RunDir::create_at(dir)
+    })
 }
 
 /// Runs `experiment` starting from `weights` instead of a random initialisation (an import).
 pub fn run_from(experiment: &Experiment, runs: &Path, weights: &impl Weights) -> Result<Ran> {
-    start(experiment, Some(weights), |name| RunDir::create(runs, name))
+    start(experiment, Some(weights), None, |name| {
+        RunDir::create(runs, name)
+    })
 }
 
 /// Where a run's parameters come from when not from its seed: an import's file. The run knows
@@ -80,6 +95,7 @@ impl Weights for Seeded {
 fn start(
     experiment: &Experiment,
     weights: Option<&impl Weights>,
+    until: Option<usize>,
     make_dir: impl FnOnce(&str) -> anyhow::Result<RunDir>,
 ) -> Result<Ran> {
     let data = Dataset::load(&experiment.dataset)?;
@@ -128,6 +144,7 @@ fn start(
             model,
             resume: None,
             device,
+            until,
         };
         execute(experiment, &data, model, &mut run, summary)
     })
@@ -135,8 +152,9 @@ fn start(
 
 /// Goes on with the run in `dir` from its last checkpoint: weights, optimizer, step, best loss
 /// and data order, so that it ends as an uninterrupted run would. Only `schedule.steps` (to train
-/// for longer), the backend and where the data lies may change.
-pub fn resume(dir: &Path, sets: &[String]) -> Result<Ran> {
+/// for longer), the backend and where the data lies may change. It stops at step `until` if given.
+pub fn resume(dir: &Path, sets: &[String], until: Option<usize>) -> Result<Ran> {
+    check_until(until)?;
     let read_summary = || {
         rundir::read_summary(dir)
             .map_err(|e| Error::input(format!("{}: not a run directory: {e:#}", dir.display())))
@@ -184,6 +202,7 @@ pub fn resume(dir: &Path, sets: &[String]) -> Result<Ran> {
             model,
             resume: checkpoint.as_ref(),
             device,
+            until,
         };
         execute(&experiment, &data, model, &mut run, summary)
     })
@@ -223,11 +242,13 @@ fn resumable(dir: &Path, summary: &Summary, sets: &[String]) -> Result<(Experime
     Ok((experiment, data))
 }
 
-/// The model to train, the checkpoint it was loaded from (when resuming), and its device.
+/// The model to train, the checkpoint it was loaded from (when resuming), its device, and the
+/// step to stop at if not the schedule's last.
 struct Start<'a, B: AutodiffBackend> {
     model: Model<B>,
     resume: Option<&'a Checkpoint>,
     device: B::Device,
+    until: Option<usize>,
 }
 
 /// Trains, keeps the summary true at every moment, and says how it ended.
@@ -247,6 +268,7 @@ fn execute<B: AutodiffBackend>(
         summary,
         device: start.device,
         started: Instant::now(),
+        until: start.until,
     };
     announce(&mut session)?;
     let wall_before = session.summary.wall_s;
@@ -293,20 +315,24 @@ fn announce<D>(session: &mut Session<D>) -> Result<()> {
     Ok(())
 }
 
-/// Trains, then draws the final samples; `None` when a signal stopped training. A panic inside
-/// the training stack becomes an error, so that the summary can still say the run failed.
+/// The final samples, marked.
+type Samples = Vec<(String, &'static str)>;
+
+/// Trains, then draws the final samples. A panic inside the training stack becomes an error, so
+/// that the summary can still say the run failed.
 fn train_and_sample<B: AutodiffBackend>(
     model: Model<B>,
     resume: Option<&Checkpoint>,
     session: &mut Session<B::Device>,
-) -> anyhow::Result<Option<Vec<(String, &'static str)>>> {
+) -> anyhow::Result<Ended<Samples>> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         match train::train(model, resume, session)? {
             Ended::Finished(model) => {
                 let step = session.summary.step;
-                train::record_samples(&model.valid(), step, session).map(Some)
+                train::record_samples(&model.valid(), step, session).map(Ended::Finished)
             }
-            Ended::Interrupted => Ok(None),
+            Ended::Interrupted => Ok(Ended::Interrupted),
+            Ended::Paused => Ok(Ended::Paused),
         }
     }))
     .unwrap_or_else(|panic| {
@@ -322,13 +348,10 @@ fn train_and_sample<B: AutodiffBackend>(
 }
 
 /// The summary's last word (done, interrupted or failed, with the error), and the command's.
-fn conclude<D>(
-    outcome: anyhow::Result<Option<Vec<(String, &'static str)>>>,
-    session: &mut Session<D>,
-) -> Result<Ran> {
+fn conclude<D>(outcome: anyhow::Result<Ended<Samples>>, session: &mut Session<D>) -> Result<Ran> {
     let dir = session.run.path().to_path_buf();
     match outcome {
-        Ok(Some(samples)) => {
+        Ok(Ended::Finished(samples)) => {
             session.summary.status = Status::Done;
             session.run.write_summary(&session.summary)?;
             let summary = session.summary.clone();
@@ -338,7 +361,14 @@ fn conclude<D>(
                 samples,
             })
         }
-        Ok(None) => {
+        Ok(Ended::Paused) => {
+            // Not finished, and resumable: what "interrupted" says to report and sweep.
+            session.summary.status = Status::Interrupted;
+            session.run.write_summary(&session.summary)?;
+            let step = session.summary.step;
+            Ok(Ran::Paused { dir, step })
+        }
+        Ok(Ended::Interrupted) => {
             session.summary.status = Status::Interrupted;
             session.run.write_summary(&session.summary)?;
             Err(Error::Interrupted(format!(

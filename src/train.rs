@@ -37,15 +37,19 @@ pub struct Session<'a, D> {
     pub progress: Progress,
     pub device: D,
     pub started: Instant,
+    /// Stop after this step, before the schedule's end, with a checkpoint to go on from.
+    pub until: Option<usize>,
 }
 
 /// How training ended.
 #[allow(clippy::large_enum_variant)] // returned once per run
-pub enum Ended<B: Backend> {
+pub enum Ended<M> {
     /// All steps done (or stopped early), and evaluated on every item.
-    Finished(Model<B>),
+    Finished(M),
     /// A signal asked to stop; `last.ckpt` holds the state to resume from.
     Interrupted,
+    /// Stopped at `Session::until`; `last.ckpt` holds the state to resume from.
+    Paused,
 }
 
 /// Trains `model` (or, for `counts`, takes it as fitted), then evaluates it on every item.
@@ -54,7 +58,7 @@ pub fn train<B: AutodiffBackend>(
     model: Model<B>,
     resume: Option<&Checkpoint>,
     session: &mut Session<B::Device>,
-) -> Result<Ended<B>> {
+) -> Result<Ended<Model<B>>> {
     let ended = match session.experiment.model.kind {
         ModelType::Counts => {
             let state = State::new(session.experiment.seed);
@@ -68,7 +72,7 @@ pub fn train<B: AutodiffBackend>(
     };
     session.progress.finish();
     let Ended::Finished(model) = ended else {
-        return Ok(Ended::Interrupted);
+        return Ok(ended);
     };
     finish(&model, session)?;
     Ok(Ended::Finished(model))
@@ -96,7 +100,7 @@ struct Optimize<'a, 'b, D> {
 }
 
 impl<B: AutodiffBackend> optim::WithOptimizer<B> for Optimize<'_, '_, B::Device> {
-    type Output = Result<Ended<B>>;
+    type Output = Result<Ended<Model<B>>>;
     fn with<O: Optimizer<Model<B>, B>>(self, model: Model<B>, optimizer: O) -> Self::Output {
         optimize(model, optimizer, self.resume, self.session)
     }
@@ -104,21 +108,25 @@ impl<B: AutodiffBackend> optim::WithOptimizer<B> for Optimize<'_, '_, B::Device>
 
 /// The training loop, as nanoGPT's: a step, its log line, an evaluation and checkpoint every
 /// `eval_every` steps (and at the last), samples every `sample_every`, until the last step, an
-/// early stop or a signal.
+/// early stop, a signal or the step to pause at.
 fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
     mut model: Model<B>,
     optimizer: O,
     resume: Option<&Checkpoint>,
     session: &mut Session<B::Device>,
-) -> Result<Ended<B>> {
+) -> Result<Ended<Model<B>>> {
     let (experiment, data, device) = (session.experiment, session.data, session.device.clone());
     let s = &experiment.schedule;
     let (mut optimizer, first, mut state) = restore(optimizer, resume, experiment.seed, &device)?;
     let mut clock = Clock::new(tokens_per_step(&model, s.batch_size, data.seq_len));
     // The step last.ckpt holds, so the end does not write the same checkpoint again.
     let mut saved_at = resume.map(|checkpoint| checkpoint.step);
-    let mut interrupted = false;
-    for step in first..=s.steps {
+    let last = session.until.map_or(s.steps, |until| until.min(s.steps));
+    let mut ended = match last < s.steps {
+        true => Ended::Paused,
+        false => Ended::Finished(()),
+    };
+    for step in first..=last {
         let timer = Instant::now();
         let lr = optim::learning_rate(s, step - 1);
         let loss;
@@ -142,13 +150,14 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
             let stop = evaluate_and_save(&model, &optimizer, &mut state, step, lr, session)?;
             saved_at = Some(step);
             if stop {
+                ended = Ended::Finished(());
                 break;
             }
         }
         if crate::signals::interrupted() {
             let line = format!("step {step}: interrupted, saving a checkpoint to resume from");
             say(session, &line)?;
-            interrupted = true;
+            ended = Ended::Interrupted;
             break;
         }
     }
@@ -156,9 +165,10 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
         let optimizer_bytes = checkpoint::encode::<B, _>(optimizer.to_record())?;
         save(&model, optimizer_bytes, &state, false, session)?;
     }
-    Ok(match interrupted {
-        true => Ended::Interrupted,
-        false => Ended::Finished(model),
+    Ok(match ended {
+        Ended::Finished(()) => Ended::Finished(model),
+        Ended::Interrupted => Ended::Interrupted,
+        Ended::Paused => Ended::Paused,
     })
 }
 

@@ -130,6 +130,53 @@ fn extending_a_finished_run_continues_its_training() {
     assert_eq!(makemore::rundir::read_summary(&short).unwrap().step, 60);
 }
 
+/// `--until` stops a run at a step of its schedule (here one between evaluations, then one
+/// that is an evaluation's) with a checkpoint; going on from each pause ends with the losses and
+/// samples of a run that never paused, dropout masks included.
+#[test]
+fn a_run_paused_with_until_resumes_to_the_uninterrupted_losses() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = experiment(dir.path(), "transformer", "");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("n_embd2 = 16\n", "n_embd2 = 16\ndropout = 0.1\n");
+    std::fs::write(&file, text).unwrap();
+    let steps = "schedule.steps=120";
+    let full = only_run_after(dir.path(), "transformer", "full", steps);
+    let runs = dir.path().join("paused");
+    let args = ["run", "transformer.toml", "--runs", runs.to_str().unwrap()];
+    let out = makemore(
+        &[&args[..], &["--set", steps, "--until", "37"]].concat(),
+        dir.path(),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(common::stdout(&out).contains("paused at step 37"));
+    let paused = only_run(&runs, "transformer");
+    let summary = makemore::rundir::read_summary(&paused).unwrap();
+    assert_eq!(summary.step, 37);
+    assert_eq!(summary.status, makemore::rundir::Status::Interrupted);
+    assert!(
+        summary.test_loss.is_none(),
+        "not evaluated on every item yet"
+    );
+    // The experiment evaluates every 20 steps: 60 is an evaluation's step.
+    resume(dir.path(), &paused, &["--until", "60"]);
+    assert_eq!(makemore::rundir::read_summary(&paused).unwrap().step, 60);
+    resume(dir.path(), &paused, &[]);
+    assert_eq!(rows(&full), rows(&paused));
+    assert_eq!(
+        std::fs::read_to_string(full.join("samples.txt")).unwrap(),
+        std::fs::read_to_string(paused.join("samples.txt")).unwrap()
+    );
+    let [a, b] = [&full, &paused].map(|r| makemore::rundir::read_summary(r).unwrap());
+    assert_eq!(
+        (a.test_loss, a.selected_step),
+        (b.test_loss, b.selected_step)
+    );
+    assert_eq!(b.status, makemore::rundir::Status::Done);
+}
+
 fn only_run_after(dir: &Path, model: &str, runs: &str, steps: &str) -> PathBuf {
     let runs = dir.join(runs);
     let out = makemore(

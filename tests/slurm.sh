@@ -179,4 +179,43 @@ pooled=$(echo "$report" | tail -n +2 | cut -d, -f"$runs_column" | sort -u)
 [ "$pooled" = 2 ] || fail "the report does not pool 2 seeds per row:\n$report"
 
 echo "$report" | cut -d, -f1-8
-echo "slurm test: passed in $(($(date +%s) - started)) s (4 array tasks on Slurm $(sinfo -V | cut -d' ' -f2))"
+
+# A halving search as a job array: 4 learning rates, eta 2, rungs of 20, 40 and 80 steps. Each
+# task is a worker that goes on with whatever the current rung needs until the search is done;
+# two at a time (%2), the later tasks find it done. The same search run here must agree trial
+# for trial: the same steps, the same losses.
+cat >"$work/search.toml" <<'EOF'
+name = "slurm-halving"
+experiment = "tiny.toml"
+
+[set]
+"dataset.val_fraction" = 0.1
+
+[grid]
+"schedule.learning_rate" = [3e-4, 1e-3, 3e-3, 1e-2]
+
+[search]
+method = "halving"
+eta = 2
+min_steps = 20
+max_steps = 80
+EOF
+"$makemore" sweep "$work/search.toml" --runs "$work/runs" --emit slurm \
+    --time 0:10:00 --cpus-per-task 1 --mem 500M --max-parallel 2 >/dev/null
+search="$work/runs/slurm-halving"
+sbatch --wait --quiet "$search/sweep.sbatch" ||
+    fail "the halving array failed: $(cat "$search"/slurm/*.out 2>/dev/null | tail -5)"
+"$makemore" sweep "$work/search.toml" --runs "$work/local" -j 2 >"$work/local.out" ||
+    fail "the local search failed: $(tail -5 "$work/local.out")"
+steps=""
+for id in $(tail -n +2 "$search/trials.csv" | cut -d, -f2); do
+    a=$(cut -d, -f1-4 "$search/$id/metrics.csv" | md5sum)
+    b=$(cut -d, -f1-4 "$work/local/slurm-halving/$id/metrics.csv" | md5sum)
+    [ "$a" = "$b" ] || fail "trial $id: its losses under Slurm differ from the local search's"
+    steps="$steps $(grep -o '"step": *[0-9]*' "$search/$id/summary.json" | grep -o '[0-9]*$')"
+done
+sorted=$(echo $steps | tr ' ' '\n' | sort -n | tr '\n' ' ')
+[ "$sorted" = "20 20 40 80 " ] || fail "the trials trained to $sorted steps, not 20 20 40 80"
+grep -A20 "rung 0" "$work/local.out"
+
+echo "slurm test: passed in $(($(date +%s) - started)) s (a grid and a halving search as job arrays on Slurm $(sinfo -V | cut -d' ' -f2))"

@@ -28,16 +28,9 @@ fn sweep(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Outpu
     makemore(&all, dir, env)
 }
 
-/// (index, id, status) of each trial, from the manifest.
+/// (index, id, status) of each trial of the grid `g`, from the manifest.
 fn manifest(dir: &Path) -> Vec<(String, String, String)> {
-    let text = std::fs::read_to_string(dir.join("runs/g/trials.csv")).unwrap();
-    text.lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (f[0].into(), f[1].into(), f[2].into())
-        })
-        .collect()
+    manifest_of(&dir.join("runs/g"))
 }
 
 /// (index, id) from `--dry-run`.
@@ -488,4 +481,173 @@ fn bad_grid_files_are_rejected_with_file_key_and_line() {
         "{}",
         stderr(&out)
     );
+}
+
+/// A halving search over a 3 × 3 grid of tiny Transformers (eta 3: 9 trials to `min`, 3 to
+/// 3·`min`, 1 to 9·`min`), in `runs` below `dir`; `-j 2`.
+fn halving_search(dir: &Path, min: usize) -> PathBuf {
+    experiment(dir, "transformer", "\n[backend]\nthreads = 1\n");
+    write(
+        dir,
+        "search.toml",
+        &format!(
+            "name = \"h\"\nexperiment = \"transformer.toml\"\n\n[set]\n\"schedule.eval_every\" = {}\n\"dataset.val_fraction\" = 0.25\n\n\
+             [grid]\n\"model.n_embd\" = [4, 8, 16]\n\"schedule.learning_rate\" = [1e-3, 3e-3, 1e-2]\n\n\
+             [search]\nmethod = \"halving\"\neta = 3\nmin_steps = {min}\nmax_steps = {}\n",
+            min / 2,
+            9 * min
+        ),
+    )
+}
+
+fn search_command(dir: &Path, runs: &str) -> Command {
+    let mut command = common::command(dir);
+    command.args(["sweep", "search.toml", "--runs", runs, "-j", "2"]);
+    command
+}
+
+/// Each trial's steps, and the search's last lines: the rungs' scores, the winner, the compute.
+fn search_outcome(dir: &Path, runs: &str, out: &std::process::Output) -> (Vec<usize>, String) {
+    let text = stdout(out);
+    let from = text.find("rung 0:").expect("the rungs are reported");
+    let steps = manifest_of(&dir.join(runs).join("h"))
+        .iter()
+        .map(|(_, id, _)| {
+            let run = dir.join(runs).join("h").join(id);
+            makemore::rundir::read_summary(&run).map_or(0, |s| s.step)
+        })
+        .collect();
+    (steps, text[from..].to_string())
+}
+
+/// (index, id, status) of each trial of the sweep in `sweep`, from its manifest.
+fn manifest_of(sweep: &Path) -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(sweep.join("trials.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].into(), f[1].into(), f[2].into())
+        })
+        .collect()
+}
+
+/// Successive halving trains 9 trials to 20 steps, the best 3 (by validation) on to 60, the best
+/// of those to 180 — a third of the grid's steps — and the winner's losses and samples are those
+/// of a straight run of its configuration to 180 steps. Started again, it has nothing to do.
+#[test]
+fn halving_promotes_the_best_and_resumes_them_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    halving_search(dir.path(), 20);
+    let out = output(&mut search_command(dir.path(), "runs"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (steps, lines) = search_outcome(dir.path(), "runs", &out);
+    let mut sorted = steps.clone();
+    sorted.sort();
+    assert_eq!(sorted, [20, 20, 20, 20, 20, 20, 60, 60, 180], "{lines}");
+    assert!(
+        lines.contains("compute: 420 training steps, against 1620"),
+        "{lines}"
+    );
+
+    // The promoted trials are the best third of each rung by the validation loss.
+    let sweep = dir.path().join("runs/h");
+    let score = |id: &str, step: usize| -> f64 {
+        let text = std::fs::read_to_string(sweep.join(id).join("metrics.csv")).unwrap();
+        let rows = text
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').collect::<Vec<_>>());
+        let val = rows.filter(|r| r[1] == "val" && r[0].parse::<usize>().unwrap() <= step);
+        val.map(|r| r[2].parse::<f64>().unwrap())
+            .fold(f64::INFINITY, f64::min)
+    };
+    let ids: Vec<String> = manifest_of(&sweep)
+        .into_iter()
+        .map(|(_, id, _)| id)
+        .collect();
+    let mut rung0: Vec<(f64, usize)> = (0..9).map(|i| (score(&ids[i], 20), i)).collect();
+    rung0.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let promoted: Vec<usize> = (0..9).filter(|&i| steps[i] >= 60).collect();
+    let mut best3: Vec<usize> = rung0[..3].iter().map(|&(_, i)| i).collect();
+    best3.sort();
+    assert_eq!(promoted, best3);
+    let winner = (0..9).find(|&i| steps[i] == 180).unwrap();
+    let best = best3
+        .iter()
+        .min_by(|&&a, &&b| score(&ids[a], 60).total_cmp(&score(&ids[b], 60)));
+    assert_eq!(Some(&winner), best);
+
+    // The winner against a straight run of its resolved configuration.
+    let trial = sweep.join(&ids[winner]);
+    let straight = dir.path().join("straight");
+    let config = trial.join("config.toml");
+    let args = [
+        "run",
+        config.to_str().unwrap(),
+        "--runs",
+        straight.to_str().unwrap(),
+    ];
+    let run_out = makemore(&args, dir.path(), &[]);
+    assert!(run_out.status.success(), "{}", stderr(&run_out));
+    let straight = common::sole_run(&straight);
+    assert_eq!(losses(&straight), losses(&trial));
+    let samples = |run: &Path| std::fs::read_to_string(run.join("samples.txt")).unwrap();
+    assert_eq!(samples(&straight), samples(&trial));
+
+    let again = output(&mut search_command(dir.path(), "runs"));
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(search_outcome(dir.path(), "runs", &again), (steps, lines));
+}
+
+/// A search stopped by Ctrl-C in its first rung, then killed with kill -9 in a later one, and
+/// started again, ends as the uninterrupted search: the same steps for every trial, the same
+/// scores, promotions and winner.
+#[test]
+fn an_interrupted_search_ends_as_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    halving_search(dir.path(), 100);
+    let whole = output(&mut search_command(dir.path(), "whole"));
+    assert!(whole.status.success(), "{}", stderr(&whole));
+
+    let sweep = dir.path().join("stopped/h");
+    let started = |command: &mut Command| {
+        command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = started(&mut search_command(dir.path(), "stopped"));
+    common::wait_for("a trial to start", || {
+        let claims = std::fs::read_dir(sweep.join("claims")).ok()?;
+        (claims.count() > 0).then_some(())
+    });
+    common::signal(&child, "-INT");
+    assert_eq!(child.wait().unwrap().code(), Some(130), "stopped by Ctrl-C");
+
+    let mut child = started(&mut search_command(dir.path(), "stopped"));
+    common::wait_for("a trial of rung 1 past 100 steps", || {
+        let past = std::fs::read_dir(&sweep).ok()?.filter_map(|e| {
+            makemore::rundir::read_summary(&e.ok()?.path())
+                .ok()
+                .filter(|s| s.step > 100)
+        });
+        (past.count() > 0).then_some(())
+    });
+    common::signal(&child, "-9");
+    assert_eq!(child.wait().unwrap().code(), None, "killed before the end");
+    // Its workers got SIGTERM as it died: they checkpoint and stop.
+    std::thread::sleep(Duration::from_secs(2));
+
+    let out = output(&mut search_command(dir.path(), "stopped"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        search_outcome(dir.path(), "stopped", &out),
+        search_outcome(dir.path(), "whole", &whole)
+    );
+}
+
+fn output(command: &mut Command) -> std::process::Output {
+    command.output().unwrap()
 }

@@ -15,6 +15,7 @@ use crate::config::{self, Experiment, Override, line_of};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 
+use super::halving::Halving;
 use super::search;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,6 +38,8 @@ pub struct Grid {
     /// The grid as resolved: the base experiment's absolute path, the values as parsed.
     pub resolved: String,
     pub trials: Vec<Trial>,
+    /// `[search] method = "halving"`: the trials are rungs' members, not run to their end each.
+    pub halving: Option<Halving>,
 }
 
 pub struct Trial {
@@ -90,9 +93,19 @@ pub fn load(file: &Path, sets: &[String]) -> Result<Grid> {
         common.push(source.to_override(&key, value, source.place("set", &key)));
     }
     let mut points = product(&parsed.grid, &source)?;
+    let mut halving = None;
     if let Some(table) = &parsed.search {
         let search = search::parse(table, &|key| source.place("search", key))?;
-        points = combine(&search::draw(&search), &points);
+        if search.trials > 0 {
+            points = combine(&search::draw(&search), &points);
+        }
+        if let Some(h) = search.halving {
+            // Every trial's schedule runs to max_steps; the rungs stop it earlier.
+            let origin = source.place("search", "max_steps");
+            let steps = toml::Value::Integer(h.max_steps as i64);
+            common.push(source.to_override("schedule.steps", steps, origin));
+            halving = Some(h);
+        }
     }
     for (n, extra) in parsed.trial.iter().enumerate() {
         let origin = format!("{}: [[trial]] number {}", file.display(), n + 1);
@@ -105,6 +118,7 @@ pub fn load(file: &Path, sets: &[String]) -> Result<Grid> {
         resolved: toml::to_string(&parsed).expect("a grid serialises to TOML"),
         file,
         trials,
+        halving,
     })
 }
 

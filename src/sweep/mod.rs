@@ -10,6 +10,7 @@
 mod claim;
 mod emit;
 mod grid;
+pub mod halving;
 mod search;
 
 use std::collections::VecDeque;
@@ -25,8 +26,8 @@ use crate::rundir::{self, Status};
 use crate::{run, signals};
 
 pub use emit::{Emit, SlurmOptions};
-use grid::Grid;
-pub use grid::Trial;
+pub use grid::{Grid, Trial};
+use halving::Halving;
 
 /// What `makemore sweep` was asked for.
 #[derive(Debug, Clone, clap::Args)]
@@ -93,6 +94,16 @@ pub enum Event<'a> {
         tally: Tally,
         eta_s: Option<f64>,
     },
+    /// The end of a halving search: each rung with its members' scores, what it cost in
+    /// training steps against every trial trained to the end, and whether it is done.
+    Rungs {
+        grid: &'a Grid,
+        rungs: &'a [halving::Rung],
+        eta: usize,
+        spent: usize,
+        full: usize,
+        done: bool,
+    },
     /// The end of a sweep: its trials done, and why each failed one failed.
     Finished {
         name: &'a str,
@@ -150,9 +161,11 @@ pub fn sweep(request: &SweepRequest, say: &mut dyn FnMut(Event)) -> Result<()> {
     fs::create_dir_all(&dir)
         .map_err(|e| Error::input(format!("cannot create {}: {e}", dir.display())))?;
     write_atomic(&dir.join("grid.toml"), grid.resolved.as_bytes())?;
-    let result = match index {
-        Some(index) => run_one(&grid, &dir, index, say),
-        None => run_all(&grid, &dir, request, say),
+    let result = match (index, &grid.halving) {
+        (Some(index), None) => run_one(&grid, &dir, index, None, say),
+        (None, None) => run_all(&grid, &dir, request, say),
+        (Some(index), Some(h)) => work_on_search(h, &grid, &dir, index, say),
+        (None, Some(h)) => run_search(h, &grid, &dir, request, say),
     };
     write_manifest(&grid, &dir)?;
     result
@@ -247,8 +260,15 @@ fn trial_at(grid: &Grid, index: usize) -> Result<&Trial> {
     })
 }
 
-/// Runs trial `index` here, unless another worker holds it or it is done.
-fn run_one(grid: &Grid, dir: &Path, index: usize, say: &mut dyn FnMut(Event)) -> Result<()> {
+/// Runs trial `index` here (to its end, or to step `until`), unless another worker holds it or
+/// it got there before.
+fn run_one(
+    grid: &Grid,
+    dir: &Path,
+    index: usize,
+    until: Option<usize>,
+    say: &mut dyn FnMut(Event),
+) -> Result<()> {
     let trial = trial_at(grid, index)?;
     let _claim = match claim::Claim::take(&dir.join("claims"), &trial.id)? {
         Ok(claim) => claim,
@@ -262,8 +282,11 @@ fn run_one(grid: &Grid, dir: &Path, index: usize, say: &mut dyn FnMut(Event)) ->
         }
     };
     let run_dir = dir.join(&trial.id);
+    let there = |s: &rundir::Summary| {
+        s.status == Status::Done || until.is_some_and(|u| s.step >= u && s.status != Status::Failed)
+    };
     match rundir::read_summary(&run_dir) {
-        Ok(summary) if summary.status == Status::Done => {
+        Ok(summary) if there(&summary) => {
             let what = Taking::DoneBefore;
             say(Event::Trial { trial, what });
             Ok(())
@@ -272,7 +295,7 @@ fn run_one(grid: &Grid, dir: &Path, index: usize, say: &mut dyn FnMut(Event)) ->
             let (status, step) = (summary.status.name(), summary.step);
             let what = Taking::GoingOn { status, step };
             say(Event::Trial { trial, what });
-            run::resume(&run_dir, &[]).map(|_| ())
+            run::resume(&run_dir, &[], until).map(|_| ())
         }
         Err(_) => {
             // Killed between creating the directory and its first summary: nothing to keep.
@@ -281,7 +304,7 @@ fn run_one(grid: &Grid, dir: &Path, index: usize, say: &mut dyn FnMut(Event)) ->
             }
             let what = Taking::Starting;
             say(Event::Trial { trial, what });
-            run::run_in(&trial.experiment, &run_dir).map(|_| ())
+            run::run_in(&trial.experiment, &run_dir, until).map(|_| ())
         }
     }
 }
@@ -297,33 +320,17 @@ fn run_all(
         .trials
         .iter()
         .partition(|trial| state(dir, trial) == Some(Status::Done));
-    let jobs = usize::from(request.jobs);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = (cores / jobs).max(1);
+    let to_go = queue.len();
+    let mut pool = Pool::new(request, dir, queue, usize::from(request.jobs))?;
+    pool.done_before = done.len();
     say(Event::Start {
         name: &grid.name,
         trials: grid.trials.len(),
         done_before: done.len(),
-        to_go: queue.len(),
-        jobs,
-        threads,
+        to_go,
+        jobs: pool.jobs,
+        threads: pool.threads,
     });
-    let logs = dir.join("logs");
-    fs::create_dir_all(&logs)?;
-    let mut pool = Pool {
-        request,
-        dir,
-        logs,
-        jobs,
-        threads,
-        queue,
-        running: Vec::new(),
-        done_before: done.len(),
-        finished: 0,
-        interrupted: 0,
-        failed: Vec::new(),
-        started: Instant::now(),
-    };
     pool.run(grid, say)?;
     let failed = &pool.failed;
     say(Event::Finished {
@@ -350,6 +357,81 @@ fn run_all(
     }
 }
 
+/// A worker of a halving search (a `--index` task): trains the members of the current rung to
+/// its steps, trial `index` first while it has work, the others after it in order, until the
+/// search is done. With nothing to take (the rung's last trials run elsewhere) it waits.
+fn work_on_search(
+    h: &Halving,
+    grid: &Grid,
+    dir: &Path,
+    index: usize,
+    say: &mut dyn FnMut(Event),
+) -> Result<()> {
+    loop {
+        let rungs = halving::plan(h, grid, dir);
+        if halving::done(h, &rungs) {
+            return Ok(());
+        }
+        let rung = rungs.last().expect("a plan has a rung");
+        let mut order = rung.pending.clone();
+        order.sort_by_key(|&i| (i < index, i));
+        let free = order
+            .into_iter()
+            .find(|&i| !claim::is_held(&dir.join("claims"), &grid.trials[i].id));
+        match free.map(|i| run_one(grid, dir, i, Some(rung.steps), say)) {
+            // A failed trial says so in its summary and leaves the search.
+            Some(Ok(()) | Err(Error::Failed(_))) => {}
+            Some(Err(error)) => return Err(error),
+            None => std::thread::sleep(Duration::from_millis(500)),
+        }
+        if signals::interrupted() {
+            return Err(Error::Interrupted(
+                "interrupted; run the same sweep again to go on".into(),
+            ));
+        }
+    }
+}
+
+/// A halving search here: `-j` workers as child processes, then the rungs, the winner and the
+/// compute it took.
+fn run_search(
+    h: &Halving,
+    grid: &Grid,
+    dir: &Path,
+    request: &SweepRequest,
+    say: &mut dyn FnMut(Event),
+) -> Result<()> {
+    let jobs = usize::from(request.jobs).min(grid.trials.len()).max(1);
+    // Each child is a worker that starts with its trial and goes on with the others.
+    let workers = grid.trials.iter().take(jobs).collect();
+    let mut pool = Pool::new(request, dir, workers, jobs)?;
+    pool.run(grid, say)?;
+    let rungs = halving::plan(h, grid, dir);
+    let spent = grid
+        .trials
+        .iter()
+        .filter_map(|t| rundir::read_summary(&dir.join(&t.id)).ok())
+        .map(|s| s.step)
+        .sum();
+    say(Event::Rungs {
+        grid,
+        rungs: &rungs,
+        eta: h.eta,
+        spent,
+        full: grid.trials.len() * h.max_steps,
+        done: halving::done(h, &rungs),
+    });
+    if signals::interrupted() || pool.interrupted > 0 {
+        return Err(Error::Interrupted(
+            "search interrupted; run the same command again to go on: nothing is lost".into(),
+        ));
+    }
+    match pool.failed.len() {
+        0 => Ok(()),
+        n => Err(Error::Failed(anyhow::anyhow!("{n} worker(s) failed"))),
+    }
+}
+
 /// The trials of a sweep waiting, running (as child processes) and ended.
 struct Pool<'a> {
     request: &'a SweepRequest,
@@ -368,6 +450,32 @@ struct Pool<'a> {
 }
 
 impl<'a> Pool<'a> {
+    /// `jobs` at a time from `queue`, each child with its share of the cores.
+    fn new(
+        request: &'a SweepRequest,
+        dir: &'a Path,
+        queue: VecDeque<&'a Trial>,
+        jobs: usize,
+    ) -> Result<Self> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let logs = dir.join("logs");
+        fs::create_dir_all(&logs)?;
+        Ok(Pool {
+            request,
+            dir,
+            logs,
+            jobs,
+            threads: (cores / jobs).max(1),
+            queue,
+            running: Vec::new(),
+            done_before: 0,
+            finished: 0,
+            interrupted: 0,
+            failed: Vec::new(),
+            started: Instant::now(),
+        })
+    }
+
     /// Keeps `jobs` trials running until none are left; on a signal (or a failure under
     /// `--fail-fast`) starts no more and asks the running ones to stop.
     fn run(&mut self, grid: &Grid, say: &mut dyn FnMut(Event)) -> Result<()> {

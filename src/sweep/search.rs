@@ -31,36 +31,38 @@ pub enum Distribution {
     Int(i64, i64),
 }
 
-/// A `[search]` table as read: how many trials, from which seed, over which keys (each with
-/// where the file sets it, for messages).
+/// A `[search]` table as read: its random draws (how many, from which seed, over which keys,
+/// each with where the file sets it, for messages) and its successive halving, if any.
 #[derive(Debug, Clone)]
 pub struct Search {
     pub trials: usize,
     pub seed: u64,
     pub space: Vec<(String, Distribution, String)>,
+    pub halving: Option<super::halving::Halving>,
 }
 
 /// Keys of `[search]` that are not distributions.
-const SETTINGS: [&str; 3] = ["method", "trials", "seed"];
+const SETTINGS: [&str; 6] = ["method", "trials", "seed", "eta", "min_steps", "max_steps"];
 
 /// Reads a `[search]` table; `place(key)` says where the file sets `key`.
 pub fn parse(table: &toml::Table, place: &dyn Fn(&str) -> String) -> Result<Search> {
     let here = || place("method");
-    match table.get("method").map(|m| m.as_str()) {
-        Some(Some("random")) => {}
+    let halving = match table.get("method").map(|m| m.as_str()) {
+        Some(Some("random")) => false,
+        Some(Some("halving")) => true,
         Some(Some(other)) => {
             return Err(Error::input(format!(
-                "{}: search method {other:?}: expected \"random\"",
+                "{}: search method {other:?}: expected \"random\" or \"halving\"",
                 here()
             )));
         }
         _ => {
             return Err(Error::input(format!(
-                "{}: [search] needs method = \"random\"",
+                "{}: [search] needs method = \"random\" or \"halving\"",
                 place("")
             )));
         }
-    }
+    };
     let count = |key: &str| -> Result<u64> {
         let value = table
             .get(key)
@@ -73,6 +75,26 @@ pub fn parse(table: &toml::Table, place: &dyn Fn(&str) -> String) -> Result<Sear
             ))),
         }
     };
+    let halving = match halving {
+        true => Some(
+            super::halving::Halving::new(
+                count("eta")? as usize,
+                count("min_steps")? as usize,
+                count("max_steps")? as usize,
+            )
+            .map_err(|why| Error::input(format!("{}: {why}", place(""))))?,
+        ),
+        false => None,
+    };
+    // Halving may rank the [grid]'s points alone: no draws.
+    if halving.is_some() && !table.contains_key("trials") {
+        return Ok(Search {
+            trials: 0,
+            seed: 0,
+            space: Vec::new(),
+            halving,
+        });
+    }
     let trials = count("trials")?;
     if trials == 0 {
         return Err(Error::input(format!(
@@ -94,6 +116,7 @@ pub fn parse(table: &toml::Table, place: &dyn Fn(&str) -> String) -> Result<Sear
         trials: trials as usize,
         seed,
         space,
+        halving,
     })
 }
 
@@ -280,6 +303,14 @@ mod tests {
     fn bad_tables_say_what_is_wrong() {
         let cases = [
             ("method = 'grid'\ntrials = 1\nseed = 1\n", "\"grid\""),
+            (
+                "method = 'halving'\neta = 1\nmin_steps = 1\nmax_steps = 2\n",
+                "eta",
+            ),
+            (
+                "method = 'halving'\neta = 3\nmin_steps = 9\nmax_steps = 2\n",
+                "max_steps",
+            ),
             ("trials = 1\nseed = 1\n", "method"),
             ("method = 'random'\nseed = 1\n", "trials"),
             (
