@@ -146,18 +146,19 @@ fn reached(run: &Path, steps: usize) -> Reached {
     let Ok(summary) = rundir::read_summary(run) else {
         return Reached::No;
     };
+    let split = summary.selected_on().name();
     match summary.status {
         Status::Failed => Reached::Failed,
-        Status::Done => Reached::Yes(best_estimate(run, steps)),
-        _ if summary.step >= steps => Reached::Yes(best_estimate(run, steps)),
+        Status::Done => Reached::Yes(best_estimate(run, split, steps)),
+        _ if summary.step >= steps => Reached::Yes(best_estimate(run, split, steps)),
         _ => Reached::No,
     }
 }
 
-/// The lowest estimate of the selection split at or before `steps`: the first row of that split
-/// at each evaluation's step (a finished run's final rows, over every item, come after it).
-fn best_estimate(run: &Path, steps: usize) -> Option<f64> {
-    let split = rundir::read_summary(run).ok()?.selected_on().name();
+/// The lowest estimate of `split` (the run's selection split) at or before `steps`: the first
+/// row of that split at each evaluation's step (a finished run's final rows, over every item,
+/// come after it).
+fn best_estimate(run: &Path, split: &str, steps: usize) -> Option<f64> {
     let mut reader = csv::Reader::from_path(run.join("metrics.csv")).ok()?;
     let mut best: Option<f64> = None;
     let mut last_step = None;
