@@ -15,7 +15,7 @@ use makemore::report::{self, ReportRequest};
 use makemore::run::{self, Ran};
 use makemore::sample::{self, SampleRequest};
 use makemore::score::{self, ScoreRequest};
-use makemore::sweep::halving::{self, Rung};
+use makemore::sweep::halving::{self, Halving, Rung};
 use makemore::sweep::{self, Event, Grid, SweepRequest, Taking, Trial};
 use makemore::{backend, config, say, signals};
 
@@ -193,6 +193,17 @@ fn say_sweep(event: Event) {
         } => say!(
             "{name}: {trials} trials, {done_before} done before, {to_go} to go, {jobs} at a time with {threads} thread(s) each"
         ),
+        Event::Rung {
+            rung,
+            steps,
+            reached,
+            members,
+            elapsed_s,
+        } => say!(
+            "[{}] rung {rung}: {reached} of {members} trials at {steps} steps",
+            format_duration(elapsed_s)
+        ),
+        Event::WorkerEnded { index, how } => say!("worker {index} {how}"),
         Event::Ended {
             trial,
             how,
@@ -212,11 +223,10 @@ fn say_sweep(event: Event) {
         Event::Rungs {
             grid,
             rungs,
-            eta,
+            halving,
             spent,
             full,
-            done,
-        } => say_rungs(grid, rungs, eta, (spent, full), done),
+        } => say_rungs(grid, rungs, halving, (spent, full)),
         Event::Finished {
             name,
             done,
@@ -253,10 +263,10 @@ fn say_trial(trial: &Trial, what: Taking) {
 
 /// A halving search's rungs (each member's best estimate, the promoted marked), its winner, and
 /// the training steps it took against every trial trained to the end.
-fn say_rungs(grid: &Grid, rungs: &[Rung], eta: usize, (spent, full): (usize, usize), done: bool) {
+fn say_rungs(grid: &Grid, rungs: &[Rung], h: &Halving, (spent, full): (usize, usize)) {
     for (r, rung) in rungs.iter().enumerate() {
         let promoted = match rung.complete {
-            true => halving::promoted(rung, eta),
+            true => halving::promoted(rung, h.eta),
             false => Vec::new(),
         };
         let state = if rung.complete { "complete" } else { "running" };
@@ -280,9 +290,7 @@ fn say_rungs(grid: &Grid, rungs: &[Rung], eta: usize, (spent, full): (usize, usi
             );
         }
     }
-    if let Some(last) = rungs.last().filter(|_| done)
-        && let Some(&winner) = halving::promoted(last, usize::MAX).first()
-    {
+    if let Some(winner) = halving::winner(h, rungs) {
         let trial = &grid.trials[winner];
         say!(
             "winner: trial {winner} ({}, {}), run {}",

@@ -549,6 +549,12 @@ fn halving_promotes_the_best_and_resumes_them_exactly() {
         lines.contains("compute: 420 training steps, against 1620"),
         "{lines}"
     );
+    // The -j children are workers that take whatever the search needs, and are named so.
+    let said = stdout(&out);
+    assert!(
+        said.contains("worker 0 finished") && !said.contains("trial 0 finished"),
+        "{said}"
+    );
 
     // The promoted trials are the best third of each rung by the validation loss.
     let sweep = dir.path().join("runs/h");
@@ -558,8 +564,13 @@ fn halving_promotes_the_best_and_resumes_them_exactly() {
             .lines()
             .skip(1)
             .map(|l| l.split(',').collect::<Vec<_>>());
-        let val = rows.filter(|r| r[1] == "val" && r[0].parse::<usize>().unwrap() <= step);
-        val.map(|r| r[2].parse::<f64>().unwrap())
+        let mut val: Vec<Vec<&str>> = rows
+            .filter(|r| r[1] == "val" && r[0].parse::<usize>().unwrap() <= step)
+            .collect();
+        // The estimate at each evaluation; a finished run's rows over every item come after it.
+        val.dedup_by_key(|r| r[0]);
+        val.iter()
+            .map(|r| r[2].parse::<f64>().unwrap())
             .fold(f64::INFINITY, f64::min)
     };
     let ids: Vec<String> = manifest_of(&sweep)
@@ -577,6 +588,7 @@ fn halving_promotes_the_best_and_resumes_them_exactly() {
         .iter()
         .min_by(|&&a, &&b| score(&ids[a], 60).total_cmp(&score(&ids[b], 60)));
     assert_eq!(Some(&winner), best);
+    report_shows_the_rungs(&sweep, &ids, &steps, &|i| score(&ids[i], steps[i]));
 
     // The winner against a straight run of its resolved configuration.
     let trial = sweep.join(&ids[winner]);
@@ -598,6 +610,82 @@ fn halving_promotes_the_best_and_resumes_them_exactly() {
     let again = output(&mut search_command(dir.path(), "runs"));
     assert!(again.status.success(), "{}", stderr(&again));
     assert_eq!(search_outcome(dir.path(), "runs", &again), (steps, lines));
+}
+
+/// `makemore report` on the search of `halving_promotes_the_best_and_resumes_them_exactly`:
+/// each trial at the rung its steps say, with the score the test computed, the finished winner
+/// first and the stopped trials after it (the later rung first, then by score); the compute; the
+/// rungs in the plot.
+fn report_shows_the_rungs(
+    sweep: &Path,
+    ids: &[String],
+    steps: &[usize],
+    score: &dyn Fn(usize) -> f64,
+) {
+    let svg = sweep.with_file_name("search.svg");
+    let args = [
+        "report",
+        sweep.to_str().unwrap(),
+        "--format",
+        "json",
+        "--plot",
+        svg.to_str().unwrap(),
+    ];
+    let out = makemore(&args, sweep, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let rung_of = |steps: usize| [20, 60, 180].iter().position(|&s| s == steps).unwrap();
+    let mut expected: Vec<(usize, usize, &str, f64)> = (0..ids.len())
+        .map(|i| {
+            let fate = if steps[i] == 180 { "winner" } else { "stopped" };
+            (i, rung_of(steps[i]), fate, score(i))
+        })
+        .collect();
+    expected.sort_by(|a, b| b.1.cmp(&a.1).then(a.3.total_cmp(&b.3)));
+    let rows: Vec<(usize, usize, &str, f64)> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let t = &row["search"];
+            let number = |v: &serde_json::Value| v.as_u64().unwrap() as usize;
+            (
+                number(&t["trial"]),
+                number(&t["rung"]),
+                t["fate"].as_str().unwrap(),
+                t["rung_loss"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(rows, expected);
+    let stopped = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "0 done; stopped 1");
+    assert_eq!(stopped.count(), 8);
+    let search = &report["searches"][0];
+    assert_eq!(search["steps"], 420);
+    assert_eq!(search["full_grid_steps"], 1620);
+    assert_eq!(search["winner"].as_str().unwrap(), ids[expected[0].0]);
+    let trials: Vec<u64> = search["rungs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["trials"].as_u64().unwrap())
+        .collect();
+    assert_eq!(trials, [9, 3, 1]);
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        svg.contains("[rung 2 winner]") && svg.contains("[rung 0 stopped]"),
+        "{svg}"
+    );
+    let table = makemore(&["report", sweep.to_str().unwrap()], sweep, &[]);
+    assert!(
+        stdout(&table).contains("compute: 420 training steps, against 1620"),
+        "{}",
+        stdout(&table)
+    );
 }
 
 /// A search stopped by Ctrl-C in its first rung, then killed with kill -9 in a later one, and

@@ -3,6 +3,7 @@
 //! data or splits never ranked together without saying so.
 
 mod plot;
+mod search;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use crate::data::{Overlap, SplitName};
 use crate::error::{Error, Result};
 use crate::rundir::{self, Status, Summary};
 use crate::stats::{self, Stat};
+pub use search::{Fate, RungSummary, Search, TrialRung};
 
 /// Keys that never tell configurations apart: `seed` is what gets aggregated, the paths and names
 /// name things (the data itself is identified by its hash), and the device and thread count do
@@ -81,7 +83,7 @@ pub struct Row {
     pub keys: BTreeMap<String, String>,
     pub model_type: String,
     pub params: usize,
-    /// The most steps among the counted runs.
+    /// The most steps among the counted runs (a stopped search trial's: its rung's).
     pub steps: Option<usize>,
     /// The finished runs the figures rest on, and their seeds.
     pub runs: Vec<PathBuf>,
@@ -109,6 +111,8 @@ pub struct Row {
     pub repeats: Vec<PathBuf>,
     /// "3 done", with the others and the repeats when there are any.
     pub status: String,
+    /// Where the row's trial stands in a successive-halving search, when it is one.
+    pub search: Option<TrialRung>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -133,6 +137,8 @@ pub struct Report {
     pub columns: Vec<String>,
     pub groups: Vec<Group>,
     pub rows: Vec<Row>,
+    /// The successive-halving searches among the directories.
+    pub searches: Vec<Search>,
     pub damaged: Vec<Damaged>,
 }
 
@@ -141,8 +147,9 @@ const TIE_P: f64 = 0.05;
 
 /// Reads every run below the request's directories and ranks them; draws the plot if asked.
 pub fn report(request: &ReportRequest) -> Result<Report> {
-    let (runs, damaged) = read_runs(&request.dirs, request)?;
-    let report = build_from(&runs, damaged, request);
+    let (runs, mut damaged) = read_runs(&request.dirs, request)?;
+    let searches = search::find(&request.dirs, &mut damaged);
+    let report = build_from(&runs, searches, damaged, request);
     if let Some(path) = &request.plot {
         let curves = runs.into_iter().map(|r| (r.dir, r.curve)).collect();
         plot::draw(path, &report, &curves)
@@ -161,16 +168,20 @@ pub fn render(report: &Report, format: Format, colour: bool) -> Result<String> {
     })
 }
 
-fn build_from(runs: &[Run], damaged: Vec<Damaged>, request: &ReportRequest) -> Report {
+fn build_from(
+    runs: &[Run],
+    (searches, trials): search::Found,
+    damaged: Vec<Damaged>,
+    request: &ReportRequest,
+) -> Report {
     let groups = groups(runs);
     let columns = if request.by.is_empty() {
         varying_keys(runs, &groups)
     } else {
         request.by.clone()
     };
-    let mut rows: Vec<Row> = aggregate(runs, &columns, &groups);
-    let loss = |r: &Row| r.selection_loss.map_or(f64::INFINITY, |s| s.mean);
-    rows.sort_by(|a, b| a.group.cmp(&b.group).then(loss(a).total_cmp(&loss(b))));
+    let mut rows: Vec<Row> = aggregate(runs, &columns, &groups, &trials);
+    rows.sort_by(|a, b| a.group.cmp(&b.group).then(by_rank(a, b)));
     compare_with_top(&mut rows);
     if let Some(top) = request.top {
         let mut kept = BTreeMap::<usize, usize>::new();
@@ -184,8 +195,23 @@ fn build_from(runs: &[Run], damaged: Vec<Damaged>, request: &ReportRequest) -> R
         columns,
         groups,
         rows,
+        searches,
         damaged,
     }
+}
+
+/// Rows by their selection loss; then the trials a search stopped, the later rung first and
+/// within a rung by what the search ranked them by.
+fn by_rank(a: &Row, b: &Row) -> std::cmp::Ordering {
+    let loss = |r: &Row| r.selection_loss.map_or(f64::INFINITY, |s| s.mean);
+    let rung = |r: &Row| r.search.as_ref().map(|t| t.rung);
+    let rung_loss = |r: &Row| {
+        let loss = r.search.as_ref().and_then(|t| t.rung_loss);
+        loss.unwrap_or(f64::INFINITY)
+    };
+    (loss(a).total_cmp(&loss(b)))
+        .then(rung(b).cmp(&rung(a)))
+        .then(rung_loss(a).total_cmp(&rung_loss(b)))
 }
 
 /// Welch's test of each row's selection loss against the top row of its group.
@@ -347,7 +373,12 @@ fn groups(runs: &[Run]) -> Vec<Group> {
         .collect()
 }
 
-fn aggregate(runs: &[Run], columns: &[String], groups: &[Group]) -> Vec<Row> {
+fn aggregate(
+    runs: &[Run],
+    columns: &[String],
+    groups: &[Group],
+    trials: &BTreeMap<PathBuf, TrialRung>,
+) -> Vec<Row> {
     let group_of = |run: &Run| {
         groups
             .iter()
@@ -371,7 +402,7 @@ fn aggregate(runs: &[Run], columns: &[String], groups: &[Group]) -> Vec<Row> {
     }
     configurations
         .into_iter()
-        .map(|((group, _), runs)| row(group, columns, runs))
+        .map(|((group, _), runs)| row(group, columns, runs, trials))
         .collect()
 }
 
@@ -397,13 +428,26 @@ fn counted_and_repeats(runs: &[&Run]) -> (Vec<Run>, Vec<PathBuf>) {
     (counted, repeats)
 }
 
-fn row(group: usize, columns: &[String], runs: Vec<&Run>) -> Row {
+fn row(
+    group: usize,
+    columns: &[String],
+    runs: Vec<&Run>,
+    trials: &BTreeMap<PathBuf, TrialRung>,
+) -> Row {
     let (counted, repeats) = counted_and_repeats(&runs);
+    let search = runs
+        .iter()
+        .filter_map(|r| trials.get(&r.dir))
+        .max_by_key(|t| t.rung)
+        .cloned();
     let mut not_done = BTreeMap::<String, usize>::new();
     for run in runs.iter().filter(|r| r.summary.status != Status::Done) {
-        *not_done
-            .entry(run.summary.status.name().to_string())
-            .or_default() += 1;
+        // A search's trial paused at its rung was stopped, not interrupted.
+        let status = match trials.get(&run.dir).map(|t| t.fate) {
+            Some(Fate::Stopped) => "stopped",
+            _ => run.summary.status.name(),
+        };
+        *not_done.entry(status.to_string()).or_default() += 1;
     }
     let stat = |f: fn(&Summary) -> Option<f64>| {
         let values: Vec<f64> = counted.iter().filter_map(|r| f(&r.summary)).collect();
@@ -425,7 +469,9 @@ fn row(group: usize, columns: &[String], runs: Vec<&Run>) -> Row {
             .collect(),
         model_type: described.summary.model_type.clone(),
         params: described.summary.params,
-        steps: counted.iter().map(|r| r.summary.step).max(),
+        // A stopped trial's steps are its rung's.
+        steps: (counted.iter().map(|r| r.summary.step).max())
+            .or(search.as_ref().map(|t| t.rung_steps)),
         runs: counted.iter().map(|r| r.dir.clone()).collect(),
         seeds: counted
             .iter()
@@ -448,6 +494,7 @@ fn row(group: usize, columns: &[String], runs: Vec<&Run>) -> Row {
         status: status_text(counted.len(), &not_done, repeats.len()),
         not_done,
         repeats,
+        search,
     }
 }
 
@@ -498,8 +545,9 @@ fn short(key: &str) -> &str {
     key.rsplit('.').next().unwrap_or(key)
 }
 
-const FIGURES: [&str; 10] = [
-    "model", "params", "steps", "val", "test", "95% CI", "vs top", "train", "wall", "runs",
+const FIGURES: [&str; 12] = [
+    "model", "params", "steps", "rung", "rung val", "val", "test", "95% CI", "vs top", "train",
+    "wall", "runs",
 ];
 
 /// A column's title: the key's last part, or the whole key where that would be ambiguous.
@@ -551,6 +599,11 @@ fn all_cells(report: &Report) -> (Vec<String>, Vec<Vec<String>>) {
                 row.model_type.clone(),
                 row.params.to_string(),
                 row.steps.map_or("-".into(), |s| s.to_string()),
+                row.search
+                    .as_ref()
+                    .map_or("-".into(), |t| format!("{} {}", t.rung, t.fate.name())),
+                (row.search.as_ref().and_then(|t| t.rung_loss))
+                    .map_or("-".into(), |loss| format!("{loss:.4}")),
                 if on_val {
                     fmt_stat(row.selection_loss)
                 } else {
@@ -609,6 +662,17 @@ fn legend(report: &Report) -> String {
         if let Some(warning) = group.overlap.and_then(|o| o.warning()) {
             out.push_str(&format!("group {}: {warning}\n", group.id));
         }
+    }
+    if !report.searches.is_empty() {
+        out.push_str(
+            "rung: the last rung of a successive-halving search that a trial reached (promoted from \
+             each one before) and what became of it there (stopped: not promoted, its run paused at \
+             the rung's steps); rung val: its best validation estimate up to those steps, what the \
+             search ranked by\n",
+        );
+    }
+    for search in &report.searches {
+        out.push_str(&search.describe());
     }
     out
 }
@@ -702,7 +766,7 @@ fn damaged_lines(report: &Report, out: &mut String) {
     }
 }
 
-const CSV_FIGURES: [&str; 29] = [
+const CSV_FIGURES: [&str; 34] = [
     "model_type",
     "params",
     "steps",
@@ -732,6 +796,11 @@ const CSV_FIGURES: [&str; 29] = [
     "test_items",
     "test_in_train",
     "status",
+    "stopped",
+    "rung",
+    "rung_steps",
+    "rung_loss",
+    "rung_fate",
 ];
 
 /// One line per configuration, every figure unrounded; the columns are documented in the README.
@@ -764,10 +833,8 @@ fn csv_figures(report: &Report, row: &Row) -> Vec<String> {
     let count = |v: Option<usize>| v.map_or(String::new(), |v| v.to_string());
     let group = report.groups.iter().find(|g| g.id == row.group);
     let overlap = group.and_then(|g| g.overlap);
-    let not_done = |status: Status| {
-        let count = row.not_done.get(status.name()).copied();
-        count.unwrap_or(0).to_string()
-    };
+    let not_done = |status: &str| row.not_done.get(status).copied().unwrap_or(0).to_string();
+    let trial = row.search.as_ref();
     vec![
         row.model_type.clone(),
         row.params.to_string(),
@@ -789,14 +856,19 @@ fn csv_figures(report: &Report, row: &Row) -> Vec<String> {
         num(row.bits_per_char),
         num(row.tokens_per_s),
         num(row.wall_s),
-        not_done(Status::Failed),
-        not_done(Status::Running),
-        not_done(Status::Interrupted),
+        not_done(Status::Failed.name()),
+        not_done(Status::Running.name()),
+        not_done(Status::Interrupted.name()),
         row.repeats.len().to_string(),
         count(overlap.map(|o| o.val_items)),
         count(overlap.map(|o| o.val_in_train)),
         count(overlap.map(|o| o.test_items)),
         count(overlap.map(|o| o.test_in_train)),
         row.status.clone(),
+        not_done(Fate::Stopped.name()),
+        count(trial.map(|t| t.rung)),
+        count(trial.map(|t| t.rung_steps)),
+        num(trial.and_then(|t| t.rung_loss)),
+        trial.map_or(String::new(), |t| t.fate.name().into()),
     ]
 }

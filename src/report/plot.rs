@@ -1,7 +1,10 @@
 //! The report's plot: loss curves of the selection split (val, else test) per configuration
-//! (mean over seeds, with the min–max band), and each configuration's selection loss.
+//! (mean over seeds, with the min–max band), and each configuration's selection loss. A
+//! successive-halving search's trials are drawn to the rung where they stopped, its rungs as
+//! dashed lines, each trial's rung in its label and what the search ranked it by (hollow) where it
+//! has no selection loss.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use plotters::coord::Shift;
@@ -31,7 +34,10 @@ pub fn draw(path: &Path, report: &Report, curves: &Curves) -> Drawn {
 fn bands(report: &Report, curves: &Curves) -> Vec<(String, Band)> {
     let band = |row: &super::Row| {
         let mut by_step: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
-        for run in &row.runs {
+        // A search's stopped trial has no finished run, but its curve up to its rung.
+        let stopped = row.search.as_ref().map(|t| &t.run);
+        let runs: BTreeSet<&PathBuf> = row.runs.iter().chain(stopped).collect();
+        for run in runs {
             for &(step, loss) in curves.get(run).map(Vec::as_slice).unwrap_or_default() {
                 by_step.entry(step).or_default().push(loss);
             }
@@ -65,8 +71,15 @@ fn draw_curves(area: &DrawingArea<SVGBackend, Shift>, report: &Report, curves: &
         (1, f64::INFINITY, f64::NEG_INFINITY),
         |(s, lo, hi), &(step, _, min, max)| (s.max(step), lo.min(min), hi.max(max)),
     );
+    let caption = match report.searches.as_slice() {
+        [search] => format!(
+            "selection loss by step; the search: {} of {} steps",
+            search.steps, search.full_grid_steps
+        ),
+        _ => "selection loss (nats/char) by step".into(),
+    };
     let mut chart = ChartBuilder::on(area)
-        .caption("selection loss (nats/char) by step", ("sans-serif", 18))
+        .caption(caption, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(56)
@@ -76,6 +89,13 @@ fn draw_curves(area: &DrawingArea<SVGBackend, Shift>, report: &Report, curves: &
         .x_desc("step")
         .y_desc("loss (nats/char)")
         .draw()?;
+    let rungs: BTreeSet<usize> = (report.searches.iter())
+        .flat_map(|s| s.rungs.iter().map(|r| r.steps))
+        .collect();
+    for steps in rungs {
+        let line = [(steps, lo - 0.02), (steps, hi + 0.02)];
+        chart.draw_series(DashedLineSeries::new(line, 4, 4, BLACK.mix(0.4).into()))?;
+    }
     for (i, (name, points)) in bands.iter().enumerate() {
         let colour = Palette99::pick(i);
         let band: Vec<(usize, f64)> = points
@@ -112,15 +132,21 @@ fn draw_best(area: &DrawingArea<SVGBackend, Shift>, report: &Report) -> Drawn {
         .enumerate()
         .filter_map(|(i, row)| row.selection_loss.map(|s| (i, s.mean, s.std)))
         .collect();
-    let (lo, hi) = best.iter().fold(
-        (f64::INFINITY, f64::NEG_INFINITY),
-        |(lo, hi), &(_, m, s)| (lo.min(m - s), hi.max(m + s)),
-    );
+    let ranked_by_search: Vec<(usize, f64)> = (report.rows.iter().enumerate())
+        .filter(|(_, row)| row.selection_loss.is_none())
+        .filter_map(|(i, row)| Some((i, row.search.as_ref()?.rung_loss?)))
+        .collect();
+    let spans = best.iter().map(|&(_, m, s)| (m - s, m + s));
+    let (lo, hi) = (spans.chain(ranked_by_search.iter().map(|&(_, l)| (l, l))))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (a, b)| {
+            (lo.min(a), hi.max(b))
+        });
+    let caption = match ranked_by_search.is_empty() {
+        true => "selection loss per configuration (mean ± std)",
+        false => "selection loss per configuration (mean ± std; hollow: rung val)",
+    };
     let mut chart = ChartBuilder::on(area)
-        .caption(
-            "selection loss per configuration (mean ± std)",
-            ("sans-serif", 18),
-        )
+        .caption(caption, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(36)
         .y_label_area_size(56)
@@ -140,6 +166,10 @@ fn draw_best(area: &DrawingArea<SVGBackend, Shift>, report: &Report) -> Drawn {
             colour.stroke_width(2),
         )))?;
     }
+    for &(i, loss) in &ranked_by_search {
+        let circle = Circle::new((i as i32, loss), 5, Palette99::pick(i).stroke_width(2));
+        chart.draw_series(std::iter::once(circle))?;
+    }
     Ok(())
 }
 
@@ -151,8 +181,11 @@ fn label(report: &Report, i: usize) -> String {
         .iter()
         .map(|(k, v)| format!("{}={v}", super::short(k)))
         .collect();
+    let rung = row.search.as_ref().map_or(String::new(), |t| {
+        format!(" [rung {} {}]", t.rung, t.fate.name())
+    });
     match keys.is_empty() {
-        true => format!("{i}: {}", row.model_type),
-        false => format!("{i}: {}", keys.join(", ")),
+        true => format!("{i}: {}{rung}", row.model_type),
+        false => format!("{i}: {}{rung}", keys.join(", ")),
     }
 }

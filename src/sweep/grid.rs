@@ -287,6 +287,13 @@ fn stem(file: &Path) -> String {
         .unwrap_or_else(|| "sweep".into())
 }
 
+impl Grid {
+    /// The trials' ids, in index order.
+    pub fn ids(&self) -> Vec<String> {
+        self.trials.iter().map(|t| t.id.clone()).collect()
+    }
+}
+
 impl Trial {
     /// The grid keys' values, for `--dry-run`, the progress lines and the manifest.
     pub fn describe(&self) -> String {

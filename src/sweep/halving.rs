@@ -11,7 +11,6 @@
 
 use std::path::Path;
 
-use super::grid::Grid;
 use crate::rundir::{self, Status};
 
 /// `[search] method = "halving"`'s settings.
@@ -67,15 +66,16 @@ pub struct Rung {
     pub complete: bool,
 }
 
-/// The rungs so far: every complete one and the first incomplete one (the search is done when
-/// the last rung, at max_steps, is complete).
-pub fn plan(halving: &Halving, grid: &Grid, dir: &Path) -> Vec<Rung> {
-    let mut members: Vec<usize> = (0..grid.trials.len()).collect();
+/// The rungs so far of the trials `ids` (in index order) in the sweep directory `dir`: every
+/// complete one and the first incomplete one (the search is done when the last rung, at
+/// max_steps, is complete).
+pub fn plan(halving: &Halving, ids: &[String], dir: &Path) -> Vec<Rung> {
+    let mut members: Vec<usize> = (0..ids.len()).collect();
     let mut rungs = Vec::new();
     for steps in halving.rung_steps() {
         let states: Vec<Reached> = members
             .iter()
-            .map(|&i| reached(&dir.join(&grid.trials[i].id), steps))
+            .map(|&i| reached(&dir.join(&ids[i]), steps))
             .collect();
         let pending: Vec<usize> = members
             .iter()
@@ -108,6 +108,20 @@ pub fn done(halving: &Halving, rungs: &[Rung]) -> bool {
         .is_some_and(|r| r.complete && (r.steps == halving.max_steps || promoted_none(r)))
 }
 
+/// The best trial of the last rung, once the search is done.
+pub fn winner(halving: &Halving, rungs: &[Rung]) -> Option<usize> {
+    let last = rungs.last().filter(|_| done(halving, rungs))?;
+    promoted(last, usize::MAX).first().copied()
+}
+
+/// The training steps the trials `ids` have taken so far.
+pub fn spent(ids: &[String], dir: &Path) -> usize {
+    ids.iter()
+        .filter_map(|id| rundir::read_summary(&dir.join(id)).ok())
+        .map(|s| s.step)
+        .sum()
+}
+
 fn promoted_none(rung: &Rung) -> bool {
     rung.scores.iter().all(Option::is_none)
 }
@@ -123,6 +137,51 @@ pub fn promoted(rung: &Rung, eta: usize) -> Vec<usize> {
     ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     let keep = (rung.members.len() / eta).max(1).min(ranked.len());
     ranked.into_iter().take(keep).map(|(_, i)| i).collect()
+}
+
+/// A halving search as its sweep directory records it: the settings of `grid.toml`'s `[search]`
+/// and the trial ids of `trials.csv`, in index order. What `report` reads.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub halving: Halving,
+    pub ids: Vec<String>,
+}
+
+/// The halving search recorded in `dir`: `None` when `dir` holds no sweep or a sweep of another
+/// kind, an error saying which file is wrong.
+pub fn recorded(dir: &Path) -> Option<Result<Recorded, String>> {
+    let grid_file = dir.join("grid.toml");
+    let text = std::fs::read_to_string(&grid_file).ok()?;
+    let problem = |e: &dyn std::fmt::Display| format!("{}: {e}", grid_file.display());
+    let table: toml::Table = match toml::from_str(&text) {
+        Ok(table) => table,
+        Err(e) => return Some(Err(problem(&e))),
+    };
+    let search = table.get("search")?.as_table()?;
+    if search.get("method")?.as_str()? != "halving" {
+        return None;
+    }
+    let place = |key: &str| format!("{} [search] {key}", grid_file.display());
+    let halving = match super::search::parse(search, &place) {
+        Ok(parsed) => parsed.halving?,
+        Err(e) => return Some(Err(e.to_string())),
+    };
+    Some(trial_ids(dir).map(|ids| Recorded { halving, ids }))
+}
+
+/// The `id` column of `trials.csv`, ordered by its `index` column.
+fn trial_ids(dir: &Path) -> Result<Vec<String>, String> {
+    let file = dir.join("trials.csv");
+    let problem = |e: &dyn std::fmt::Display| format!("{}: {e}", file.display());
+    let mut reader = csv::Reader::from_path(&file).map_err(|e| problem(&e))?;
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| problem(&e))?;
+        let index = record[0].parse::<usize>().map_err(|e| problem(&e))?;
+        rows.push((index, record[1].to_string()));
+    }
+    rows.sort();
+    Ok(rows.into_iter().map(|(_, id)| id).collect())
 }
 
 /// Where a trial's run stands against a rung's steps.

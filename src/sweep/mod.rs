@@ -86,6 +86,16 @@ pub enum Event<'a> {
         jobs: usize,
         threads: usize,
     },
+    /// A halving search's current rung, each time another of its members reaches its steps.
+    Rung {
+        rung: usize,
+        steps: usize,
+        reached: usize,
+        members: usize,
+        elapsed_s: f64,
+    },
+    /// A search's worker process ended (it found the search done, or was stopped).
+    WorkerEnded { index: usize, how: &'static str },
     /// A trial's process ended: how, and where the sweep stands.
     Ended {
         trial: &'a Trial,
@@ -94,15 +104,14 @@ pub enum Event<'a> {
         tally: Tally,
         eta_s: Option<f64>,
     },
-    /// The end of a halving search: each rung with its members' scores, what it cost in
-    /// training steps against every trial trained to the end, and whether it is done.
+    /// The end of a halving search: each rung with its members' scores, and what it cost in
+    /// training steps against every trial trained to the end.
     Rungs {
         grid: &'a Grid,
         rungs: &'a [halving::Rung],
-        eta: usize,
+        halving: &'a Halving,
         spent: usize,
         full: usize,
-        done: bool,
     },
     /// The end of a sweep: its trials done, and why each failed one failed.
     Finished {
@@ -161,6 +170,8 @@ pub fn sweep(request: &SweepRequest, say: &mut dyn FnMut(Event)) -> Result<()> {
     fs::create_dir_all(&dir)
         .map_err(|e| Error::input(format!("cannot create {}: {e}", dir.display())))?;
     write_atomic(&dir.join("grid.toml"), grid.resolved.as_bytes())?;
+    // From the start, so that `report` knows an interrupted search's trials.
+    write_manifest(&grid, &dir)?;
     let result = match (index, &grid.halving) {
         (Some(index), None) => run_one(&grid, &dir, index, None, say),
         (None, None) => run_all(&grid, &dir, request, say),
@@ -368,7 +379,7 @@ fn work_on_search(
     say: &mut dyn FnMut(Event),
 ) -> Result<()> {
     loop {
-        let rungs = halving::plan(h, grid, dir);
+        let rungs = halving::plan(h, &grid.ids(), dir);
         if halving::done(h, &rungs) {
             return Ok(());
         }
@@ -405,21 +416,20 @@ fn run_search(
     // Each child is a worker that starts with its trial and goes on with the others.
     let workers = grid.trials.iter().take(jobs).collect();
     let mut pool = Pool::new(request, dir, workers, jobs)?;
+    pool.search = Some(Watch {
+        halving: h,
+        seen: None,
+        looked: Instant::now(),
+    });
     pool.run(grid, say)?;
-    let rungs = halving::plan(h, grid, dir);
-    let spent = grid
-        .trials
-        .iter()
-        .filter_map(|t| rundir::read_summary(&dir.join(&t.id)).ok())
-        .map(|s| s.step)
-        .sum();
+    let ids = grid.ids();
+    let rungs = halving::plan(h, &ids, dir);
     say(Event::Rungs {
         grid,
         rungs: &rungs,
-        eta: h.eta,
-        spent,
+        halving: h,
+        spent: halving::spent(&ids, dir),
         full: grid.trials.len() * h.max_steps,
-        done: halving::done(h, &rungs),
     });
     if signals::interrupted() || pool.interrupted > 0 {
         return Err(Error::Interrupted(
@@ -447,6 +457,16 @@ struct Pool<'a> {
     interrupted: usize,
     failed: Vec<(&'a Trial, String)>,
     started: Instant,
+    /// A halving search's workers run here instead of trials.
+    search: Option<Watch<'a>>,
+}
+
+/// What a pool of search workers last said of the search.
+struct Watch<'a> {
+    halving: &'a Halving,
+    /// The rung and how many of its members had reached its steps.
+    seen: Option<(usize, usize)>,
+    looked: Instant,
 }
 
 impl<'a> Pool<'a> {
@@ -473,6 +493,7 @@ impl<'a> Pool<'a> {
             interrupted: 0,
             failed: Vec::new(),
             started: Instant::now(),
+            search: None,
         })
     }
 
@@ -502,6 +523,33 @@ impl<'a> Pool<'a> {
                 }
             }
             self.reap(grid, say)?;
+            self.say_rung(grid, say);
+        }
+    }
+
+    /// A search's current rung, every few seconds, when more of its members have reached its
+    /// steps than when it last said so.
+    fn say_rung(&mut self, grid: &Grid, say: &mut dyn FnMut(Event)) {
+        let started = self.started;
+        let Some(watch) = self.search.as_mut() else {
+            return;
+        };
+        if watch.looked.elapsed() < Duration::from_secs(2) {
+            return;
+        }
+        watch.looked = Instant::now();
+        let rungs = halving::plan(watch.halving, &grid.ids(), self.dir);
+        let Some(rung) = rungs.last() else { return };
+        let now = (rungs.len() - 1, rung.members.len() - rung.pending.len());
+        if watch.seen != Some(now) {
+            watch.seen = Some(now);
+            say(Event::Rung {
+                rung: now.0,
+                steps: rung.steps,
+                reached: now.1,
+                members: rung.members.len(),
+                elapsed_s: started.elapsed().as_secs_f64(),
+            });
         }
     }
 
@@ -527,6 +575,13 @@ impl<'a> Pool<'a> {
                     .push((trial, failure(self.dir, trial, &self.logs))),
             }
             write_manifest(grid, self.dir)?;
+            if self.search.is_some() {
+                say(Event::WorkerEnded {
+                    index: trial.index,
+                    how,
+                });
+                continue;
+            }
             say(Event::Ended {
                 trial,
                 how,
