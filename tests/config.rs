@@ -212,3 +212,40 @@ fn a_missing_experiment_file_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("nope.toml"));
 }
+
+/// Every shipped experiment resolves (`makemore check`) and every shipped sweep plans its trials
+/// (`sweep --dry-run`), as cloned. Files that train on makemore's names.txt read it from
+/// `../shared` beside the repository (as CI has it): without it they are skipped, except under
+/// `CI=true`.
+#[test]
+fn every_shipped_experiment_and_sweep_resolves() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shared = root.join("../shared/data/names.txt").exists();
+    assert!(
+        shared || std::env::var("CI").is_err(),
+        "CI=true needs ../shared/data/names.txt"
+    );
+    let mut files: Vec<_> = std::fs::read_dir(root.join("experiments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let runs = tempfile::tempdir().unwrap();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        if text.contains("../shared/") && !shared {
+            eprintln!("skipped {} (no ../shared)", file.display());
+            continue;
+        }
+        let path = file.to_str().unwrap();
+        // A sweep file names the experiment its trials start from.
+        let out = match text.lines().any(|l| l.starts_with("experiment =")) {
+            true => {
+                let runs = runs.path().to_str().unwrap();
+                makemore(&["sweep", path, "--dry-run", "--runs", runs], root, &[])
+            }
+            false => makemore(&["check", path], root, &[]),
+        };
+        assert!(out.status.success(), "{path}: {}", stderr(&out));
+    }
+}
