@@ -509,7 +509,8 @@ fn search_command(dir: &Path, runs: &str) -> Command {
 /// Each trial's steps, and the search's last lines: the rungs' scores, the winner, the compute.
 fn search_outcome(dir: &Path, runs: &str, out: &std::process::Output) -> (Vec<usize>, String) {
     let text = stdout(out);
-    let from = text.find("rung 0:").expect("the rungs are reported");
+    // The account at the end (the progress lines before it start with the time).
+    let from = text.find("\nrung 0:").expect("the rungs are reported");
     let steps = manifest_of(&dir.join(runs).join("h"))
         .iter()
         .map(|(_, id, _)| {

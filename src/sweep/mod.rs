@@ -170,8 +170,11 @@ pub fn sweep(request: &SweepRequest, say: &mut dyn FnMut(Event)) -> Result<()> {
     fs::create_dir_all(&dir)
         .map_err(|e| Error::input(format!("cannot create {}: {e}", dir.display())))?;
     write_atomic(&dir.join("grid.toml"), grid.resolved.as_bytes())?;
-    // From the start, so that `report` knows an interrupted search's trials.
-    write_manifest(&grid, &dir)?;
+    // From the start, so that `report` knows an interrupted search's trials (a grid's report
+    // needs no manifest: each run directory says what it is).
+    if grid.halving.is_some() {
+        write_manifest(&grid, &dir)?;
+    }
     let result = match (index, &grid.halving) {
         (Some(index), None) => run_one(&grid, &dir, index, None, say),
         (None, None) => run_all(&grid, &dir, request, say),
