@@ -273,19 +273,24 @@ fn find_runs(dir: &Path, found: &mut Vec<PathBuf>) {
         found.push(dir.to_path_buf());
         return;
     }
+    for child in subdirectories(dir) {
+        find_runs(&child, found);
+    }
+}
+
+/// The directories in `dir`, sorted; not through links (`runs/<name>/latest` points at a run
+/// that is listed anyway).
+fn subdirectories(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
+        return Vec::new();
     };
-    // Not through links: `runs/<name>/latest` points at a run that is listed anyway.
     let mut children: Vec<PathBuf> = entries
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .map(|e| e.path())
         .collect();
     children.sort();
-    for child in children {
-        find_runs(&child, found);
-    }
+    children
 }
 
 fn read_run(dir: &Path) -> std::result::Result<Run, String> {

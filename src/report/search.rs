@@ -147,16 +147,7 @@ fn find_sweeps(dir: &Path, found: &mut Vec<PathBuf>) {
     if dir.join("summary.json").exists() {
         return;
     }
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut children: Vec<PathBuf> = entries
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| e.path())
-        .collect();
-    children.sort();
-    for child in children {
+    for child in super::subdirectories(dir) {
         find_sweeps(&child, found);
     }
 }
