@@ -261,7 +261,7 @@ fn execute<B: AutodiffBackend>(
 ) -> Result<Ran> {
     run.write_summary(&summary)?;
     let mut session = Session {
-        progress: Progress::new(summary.steps),
+        progress: Progress::new(summary.steps, start.resume.map_or(0, |c| c.step)),
         experiment,
         data,
         run,
