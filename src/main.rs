@@ -299,10 +299,7 @@ fn say_rungs(grid: &Grid, rungs: &[Rung], h: &Halving, (spent, full): (usize, us
             trial.id
         );
     }
-    let share = 100.0 * spent as f64 / full.max(1) as f64;
-    say!(
-        "compute: {spent} training steps, against {full} for every trial to the end ({share:.0}%)"
-    );
+    say!("{}", halving::compute_line(spent, full));
 }
 
 fn sample(mut request: SampleRequest) -> Result<()> {

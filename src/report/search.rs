@@ -98,15 +98,12 @@ impl Search {
             .winner
             .as_ref()
             .map_or(String::new(), |id| format!("; winner {id}"));
-        let share = 100.0 * self.steps as f64 / self.full_grid_steps.max(1) as f64;
         format!(
-            "search {} (successive halving, eta {}): {}{winner}\n  compute: {} training steps, \
-             against {} for every trial to the end ({share:.0}%)\n",
+            "search {} (successive halving, eta {}): {}{winner}\n  {}\n",
             self.dir.display(),
             self.eta,
             rungs.join("; "),
-            self.steps,
-            self.full_grid_steps,
+            halving::compute_line(self.steps, self.full_grid_steps),
         )
     }
 }

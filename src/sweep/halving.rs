@@ -139,6 +139,15 @@ pub fn promoted(rung: &Rung, eta: usize) -> Vec<usize> {
     ranked.into_iter().take(keep).map(|(_, i)| i).collect()
 }
 
+/// "compute: S training steps, against F for every trial to the end (P%)": what the sweep and
+/// the report say of a search's cost.
+pub fn compute_line(spent: usize, full: usize) -> String {
+    let share = 100.0 * spent as f64 / full.max(1) as f64;
+    format!(
+        "compute: {spent} training steps, against {full} for every trial to the end ({share:.0}%)"
+    )
+}
+
 /// A halving search as its sweep directory records it: the settings of `grid.toml`'s `[search]`
 /// and the trial ids of `trials.csv`, in index order. What `report` reads.
 #[derive(Debug, Clone)]
@@ -177,8 +186,13 @@ fn trial_ids(dir: &Path) -> Result<Vec<String>, String> {
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| problem(&e))?;
-        let index = record[0].parse::<usize>().map_err(|e| problem(&e))?;
-        rows.push((index, record[1].to_string()));
+        let (Some(index), Some(id)) = (record.get(0), record.get(1)) else {
+            return Err(problem(&"expected the columns index and id"));
+        };
+        rows.push((
+            index.parse::<usize>().map_err(|e| problem(&e))?,
+            id.to_string(),
+        ));
     }
     rows.sort();
     Ok(rows.into_iter().map(|(_, id)| id).collect())
@@ -223,10 +237,11 @@ fn best_estimate(run: &Path, split: &str, steps: usize) -> Option<f64> {
     let mut last_step = None;
     for record in reader.records() {
         let record = record.ok()?;
-        let (Ok(step), Ok(loss)) = (record[0].parse::<usize>(), record[2].parse::<f64>()) else {
+        let field = |i: usize| record.get(i).unwrap_or_default();
+        let (Ok(step), Ok(loss)) = (field(0).parse::<usize>(), field(2).parse::<f64>()) else {
             continue;
         };
-        if &record[1] != split || step > steps || last_step == Some(step) {
+        if field(1) != split || step > steps || last_step == Some(step) {
             continue;
         }
         last_step = Some(step);
