@@ -108,11 +108,21 @@ pub fn bench(request: &BenchRequest, mut measured: impl FnMut(&Figures)) -> Resu
     if request.steps == 0 {
         return Err(Error::input("--steps must be at least 1"));
     }
-    // Every configuration is checked before the first family runs.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if request.threads > cores {
+        return Err(Error::input(format!(
+            "--threads {}: this machine has {cores} cores (0 uses them all)",
+            request.threads
+        )));
+    }
+    // Every configuration is checked, its memory too, before the first family runs.
     let experiments = models
         .iter()
         .map(|model| experiment(model, request))
         .collect::<Result<Vec<_>>>()?;
+    for experiment in &experiments {
+        crate::run::check_memory(experiment, &Dataset::load(&experiment.dataset)?)?;
+    }
     backend::use_threads(request.threads);
     let threads = rayon::current_num_threads();
     let mut figures = Vec::new();

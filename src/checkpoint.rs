@@ -22,6 +22,9 @@ pub struct Checkpoint {
     /// The best periodic estimate of the selection split's loss (val, else test) so far.
     #[serde(alias = "best_test_loss")]
     pub best_loss: Option<f64>,
+    /// The step of that estimate: best.ckpt's (absent in older checkpoints).
+    #[serde(default)]
+    pub best_step: Option<usize>,
     /// Evaluations since the best one, for early stopping.
     pub stale_evaluations: usize,
     /// The data-order generator, so a resumed run draws the batches an uninterrupted one would.
@@ -62,6 +65,21 @@ impl Checkpoint {
                 crate::config::plain_words(&e.to_string())
             )
         })
+    }
+
+    /// Makes best.ckpt the step that `last` (just read from `dir`'s last.ckpt) says is the best:
+    /// a process killed between writing the two left the older one, when that step is `last`'s
+    /// own.
+    pub fn repair_best(&self, dir: &Path) -> anyhow::Result<()> {
+        let checkpoints = dir.join("checkpoints");
+        let best = checkpoints.join("best.ckpt");
+        if self.best_step != Some(self.step) {
+            return Ok(());
+        }
+        if Checkpoint::read(&best).is_ok_and(|b| b.step == self.step) {
+            return Ok(());
+        }
+        write_atomic(&best, &std::fs::read(checkpoints.join("last.ckpt"))?)
     }
 
     /// `model` with this checkpoint's weights; it must be of the same architecture.

@@ -165,12 +165,17 @@ impl Dataset {
             long_items += long;
             kept
         };
+        let read = items.len();
         let mut items = keep(items);
+        check_kept(&config.path, read, items.len(), config.max_len)?;
         let test_items = match &config.test_path {
             Some(path) => {
                 let (test, test_hasher) = read_items(path)?;
                 hasher.update(test_hasher.finalize());
-                Some(keep(test))
+                let read = test.len();
+                let test = keep(test);
+                check_kept(path, read, test.len(), config.max_len)?;
+                Some(test)
             }
             None => None,
         };
@@ -198,6 +203,17 @@ impl Dataset {
             None => items.split_off(n - config.test_size.min(fraction(config.test_fraction))),
         };
         let val = items.split_off(items.len() - fraction(config.val_fraction).min(items.len()));
+        if config.val_fraction > 0.0 && val.is_empty() {
+            // Silently selecting on test instead would defeat what val_fraction asked for.
+            return Err(Error::input(format!(
+                "{}: dataset.val_fraction = {} of its {n} items is less than one item, so there \
+                 would be no validation split; raise it to at least {:.3}, or set it to 0 to \
+                 select on the test split",
+                config.path.display(),
+                config.val_fraction,
+                1.0 / n.max(1) as f64
+            )));
+        }
         let train = items;
         if train.is_empty() || test.is_empty() {
             return Err(Error::input(format!(
@@ -353,6 +369,19 @@ fn read_items(path: &Path) -> Result<(Vec<String>, Sha256)> {
     let mut hasher = Sha256::new();
     hasher.update(&bytes);
     Ok((items, hasher))
+}
+
+/// Refuses a `max_len` that left none of a file's `read` items: the split's own message would
+/// point at the wrong setting.
+fn check_kept(path: &Path, read: usize, kept: usize, max_len: usize) -> Result<()> {
+    if kept > 0 || read == 0 || max_len == 0 {
+        return Ok(());
+    }
+    Err(Error::input(format!(
+        "{}: dataset.max_len = {max_len} drops every one of its {read} items (all are longer); \
+         raise it, or set dataset.long_items = \"truncate\" to cut them instead",
+        path.display()
+    )))
 }
 
 /// Items within `max_len` characters (0: no limit), and how many were dropped or cut.

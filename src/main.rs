@@ -226,7 +226,9 @@ fn say_sweep(event: Event) {
             halving,
             spent,
             full,
-        } => say_rungs(grid, rungs, halving, (spent, full)),
+            failed,
+        } => say_rungs(grid, rungs, halving, (spent, full), failed),
+        Event::Warning(warning) => eprintln!("{warning}"),
         Event::Finished {
             name,
             done,
@@ -263,7 +265,13 @@ fn say_trial(trial: &Trial, what: Taking) {
 
 /// A halving search's rungs (each member's best estimate, the promoted marked), its winner, and
 /// the training steps it took against every trial trained to the end.
-fn say_rungs(grid: &Grid, rungs: &[Rung], h: &Halving, (spent, full): (usize, usize)) {
+fn say_rungs(
+    grid: &Grid,
+    rungs: &[Rung],
+    h: &Halving,
+    (spent, full): (usize, usize),
+    failed: &[(&Trial, String)],
+) {
     for (r, rung) in rungs.iter().enumerate() {
         let promoted = match rung.complete {
             true => halving::promoted(rung, h.eta),
@@ -282,7 +290,12 @@ fn say_rungs(grid: &Grid, rungs: &[Rung], h: &Halving, (spent, full): (usize, us
             } else {
                 ""
             };
-            let score = score.map_or("-".into(), |s| format!("{s:.4}"));
+            let failed = failed.iter().any(|(t, _)| t.index == i);
+            let score = match (score, failed) {
+                (Some(s), _) => format!("{s:.4}"),
+                (None, true) => "failed".into(),
+                (None, false) => "-".into(),
+            };
             say!(
                 "  trial {i:>3} {}  {score}  {}{mark}",
                 trial.id,
@@ -300,6 +313,9 @@ fn say_rungs(grid: &Grid, rungs: &[Rung], h: &Halving, (spent, full): (usize, us
         );
     }
     say!("{}", halving::compute_line(spent, full));
+    for (trial, why) in failed {
+        say!("trial {} ({}) failed: {why}", trial.index, trial.id);
+    }
 }
 
 fn sample(mut request: SampleRequest) -> Result<()> {

@@ -16,7 +16,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::models::{Model, memory};
 use crate::progress::Progress;
-use crate::rundir::{self, RunDir, Status, Summary};
+use crate::rundir::{self, First, RunDir, Status, Summary};
 use crate::train::{self, Ended, Session};
 
 /// How a run ended, when it ended well.
@@ -39,8 +39,8 @@ pub enum Ran {
 pub fn run(file: &Path, sets: &[String], runs: &Path, until: Option<usize>) -> Result<Ran> {
     let experiment = config::load(file, sets)?.experiment;
     check_until(until)?;
-    start(&experiment, None::<&Seeded>, until, |name| {
-        RunDir::create(runs, name)
+    start(&experiment, None::<&Seeded>, until, |name, first| {
+        RunDir::create(runs, name, first)
     })
 }
 
@@ -54,15 +54,15 @@ fn check_until(until: Option<usize>) -> Result<()> {
 /// Runs `experiment` in the run directory `dir`, which must not exist yet (a sweep's trial), to
 /// its end or to step `until`.
 pub fn run_in(experiment: &Experiment, dir: &Path, until: Option<usize>) -> Result<Ran> {
-    start(experiment, None::<&Seeded>, until, |_| {
-        RunDir::create_at(dir)
+    start(experiment, None::<&Seeded>, until, |_, first| {
+        RunDir::create_at(dir, first)
     })
 }
 
 /// Runs `experiment` starting from `weights` instead of a random initialisation (an import).
 pub fn run_from(experiment: &Experiment, runs: &Path, weights: &impl Weights) -> Result<Ran> {
-    start(experiment, Some(weights), None, |name| {
-        RunDir::create(runs, name)
+    start(experiment, Some(weights), None, |name, first| {
+        RunDir::create(runs, name, first)
     })
 }
 
@@ -96,11 +96,11 @@ fn start(
     experiment: &Experiment,
     weights: Option<&impl Weights>,
     until: Option<usize>,
-    make_dir: impl FnOnce(&str) -> anyhow::Result<RunDir>,
+    make_dir: impl FnOnce(&str, First) -> anyhow::Result<RunDir>,
 ) -> Result<Ran> {
     let data = Dataset::load(&experiment.dataset)?;
-    let backend = backend::select(&experiment.backend)?;
     check_memory(experiment, &data)?;
+    let backend = backend::select(&experiment.backend)?;
     backend::use_threads(experiment.backend.threads);
     on_backend!(backend, |B, device| {
         let model = Model::<B>::new(&experiment.model, &data, experiment.seed, &device);
@@ -108,8 +108,6 @@ fn start(
             Some(weights) => weights.load_into(model, &experiment.model, &data)?,
             None => model,
         };
-        let mut run = make_dir(&experiment.name)?;
-        run.write_config(&experiment.to_toml())?;
         let now = chrono::Utc::now().to_rfc3339();
         let summary = Summary {
             status: Status::Running,
@@ -140,6 +138,12 @@ fn start(
             updated_at: now,
             error: None,
         };
+        let config = experiment.to_toml();
+        let first = First {
+            config: &config,
+            summary: &summary,
+        };
+        let mut run = make_dir(&experiment.name, first)?;
         let model = Start {
             model,
             resume: None,
@@ -173,7 +177,9 @@ pub fn resume(dir: &Path, sets: &[String], until: Option<usize>) -> Result<Ran> 
     // Without a checkpoint (killed before the first evaluation) the run starts over in place.
     let last = dir.join("checkpoints").join("last.ckpt");
     let checkpoint = if last.exists() {
-        Some(Checkpoint::read(&last).map_err(|e| Error::input(format!("{e:#}")))?)
+        let checkpoint = Checkpoint::read(&last).map_err(|e| Error::input(format!("{e:#}")))?;
+        checkpoint.repair_best(dir)?;
+        Some(checkpoint)
     } else {
         None
     };
@@ -186,7 +192,16 @@ pub fn resume(dir: &Path, sets: &[String], until: Option<usize>) -> Result<Ran> 
             None => fresh,
         };
         let step = checkpoint.as_ref().map_or(0, |c| c.step);
-        let mut run = RunDir::reopen(dir, step, checkpoint.as_ref().and_then(|c| c.written), lock)?;
+        // Starting over (no checkpoint) keeps nothing of what was written but the event file's
+        // first record, its version.
+        let written = match &checkpoint {
+            Some(checkpoint) => checkpoint.written,
+            None => Some(rundir::Written {
+                events: Some(1),
+                ..Default::default()
+            }),
+        };
+        let mut run = RunDir::reopen(dir, step, written, lock)?;
         run.write_config(&experiment.to_toml())?;
         summary.status = Status::Running;
         summary.error = None;
@@ -195,6 +210,11 @@ pub fn resume(dir: &Path, sets: &[String], until: Option<usize>) -> Result<Ran> 
         summary.backend = backend.describe();
         summary.config_hash = experiment.identity_hash();
         summary.best_estimate = checkpoint.as_ref().and_then(|c| c.best_loss);
+        summary.selected_step = match &checkpoint {
+            // Older checkpoints do not say; their summary's step stands.
+            Some(c) if c.best_step.is_none() => summary.selected_step,
+            _ => checkpoint.as_ref().and_then(|c| c.best_step),
+        };
         summary.selected_on = Some(data.selection_split());
         summary.overlap = Some(data.overlap());
         run.log(&format!("resuming at step {step} on {}", summary.backend))?;
@@ -408,18 +428,34 @@ pub fn memory_line(experiment: &Experiment, data: &Dataset) -> (bool, String) {
     (available.is_none_or(|a| needed <= a), line)
 }
 
-/// Refuses, before anything is allocated, an experiment that cannot fit in memory. (On a GPU
-/// the batch lives in the device's memory, which is not known here.)
-fn check_memory(experiment: &Experiment, data: &Dataset) -> Result<()> {
-    let (fits, line) = memory_line(experiment, data);
-    if fits || experiment.backend.name == BackendName::Cuda {
+/// Refuses, before anything is allocated, an experiment that cannot fit in memory. On a GPU the
+/// model lives in the device's memory, which is not known here, but its batches are built in
+/// the host's.
+pub(crate) fn check_memory(experiment: &Experiment, data: &Dataset) -> Result<()> {
+    let (fits, line) = match experiment.backend.name {
+        BackendName::Cuda => host_memory_line(experiment, data),
+        _ => memory_line(experiment, data),
+    };
+    if fits {
         return Ok(());
     }
     Err(Error::input(format!(
         "{}: {line}: lower model.n_embd, model.n_embd2, model.n_layer, model.block_size, \
-         schedule.batch_size or schedule.eval_batch_size",
+         schedule.batch_size, schedule.eval_batch_size or sampling.count",
         experiment.name
     )))
+}
+
+/// What the host's memory must hold of a run whose model is on a GPU, in words.
+fn host_memory_line(experiment: &Experiment, data: &Dataset) -> (bool, String) {
+    let needed = memory::host_bytes(experiment, data.seq_len);
+    let available = memory::available_bytes();
+    let line = format!(
+        "its batches and samples need about {} of the host's memory; {} available",
+        memory::human(needed),
+        available.map_or("unknown".into(), memory::human)
+    );
+    (available.is_none_or(|a| needed <= a), line)
 }
 
 fn planned_steps(experiment: &Experiment) -> usize {

@@ -172,35 +172,47 @@ pub struct Written {
 }
 
 impl RunDir {
-    /// Creates `<runs>/<name>/<UTC yyyymmdd-hhmmss>-<6 hex>/`. The final component is created
-    /// with `create_dir`, which fails if it exists, so parallel launches never share a directory.
-    pub fn create(runs: &Path, name: &str) -> anyhow::Result<Self> {
+    /// Creates `<runs>/<name>/<UTC yyyymmdd-hhmmss>-<6 hex>/` holding `first`'s config.toml and
+    /// summary.json. It appears whole (see `publish`); a name already taken by a parallel
+    /// launch is never shared: the rename fails and another name is drawn.
+    pub fn create(runs: &Path, name: &str, first: First) -> anyhow::Result<Self> {
         let parent = runs.join(name);
         fs::create_dir_all(&parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
-        let path = loop {
+        remove_abandoned(&parent);
+        let run_name = || {
             let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
             let suffix: u32 = rand::rng().random_range(0..1 << 24);
-            let path = parent.join(format!("{stamp}-{suffix:06x}"));
-            match fs::create_dir(&path) {
+            format!("{stamp}-{suffix:06x}")
+        };
+        let partial = parent.join(format!(".{}{PARTIAL}", run_name()));
+        let lock = prepare(&partial, first)?;
+        let path = loop {
+            let path = parent.join(run_name());
+            match fs::rename(&partial, &path) {
                 Ok(()) => break path,
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(_) if path.exists() => continue,
                 Err(e) => {
                     return Err(e).with_context(|| format!("cannot create {}", path.display()));
                 }
             }
         };
-        fs::create_dir(path.join("checkpoints"))?;
         point_latest(&parent, &path);
-        let lock = lock(&path)?;
         Self::open(path, lock, None)
     }
 
-    /// Creates the run directory `path` itself; it must not exist.
-    pub fn create_at(path: &Path) -> anyhow::Result<Self> {
-        fs::create_dir(path).with_context(|| format!("cannot create {}", path.display()))?;
-        fs::create_dir(path.join("checkpoints"))?;
-        let lock = lock(path)?;
+    /// Creates the run directory `path` itself, holding `first`'s config.toml and summary.json;
+    /// it must not exist, or be empty. The caller alone creates runs at `path` (a sweep's claim
+    /// on its trial), so a half-made directory left beside it by a killed process is removed.
+    pub fn create_at(path: &Path, first: First) -> anyhow::Result<Self> {
+        let name = path.file_name().expect("a run directory has a name");
+        let partial = path.with_file_name(format!(".{}{PARTIAL}", name.to_string_lossy()));
+        if partial.exists() {
+            fs::remove_dir_all(&partial)
+                .with_context(|| format!("cannot remove {}", partial.display()))?;
+        }
+        let lock = prepare(&partial, first)?;
+        fs::rename(&partial, path).with_context(|| format!("cannot create {}", path.display()))?;
         Self::open(path.to_path_buf(), lock, None)
     }
 
@@ -368,6 +380,49 @@ impl RunDir {
     }
 }
 
+/// What a run directory holds from the moment it appears: the resolved experiment and the first
+/// summary.
+#[derive(Clone, Copy)]
+pub struct First<'a> {
+    pub config: &'a str,
+    pub summary: &'a Summary,
+}
+
+/// The end of the hidden name a run directory is made under before it is renamed into place.
+const PARTIAL: &str = ".partial";
+
+/// Makes the hidden directory `partial` with the run's lock, `checkpoints/`, config.toml and
+/// summary.json, so that the rename that publishes it shows a run with all of them or nothing.
+fn prepare(partial: &Path, first: First) -> anyhow::Result<File> {
+    fs::create_dir(partial).with_context(|| format!("cannot create {}", partial.display()))?;
+    let lock = lock(partial)?;
+    fs::create_dir(partial.join("checkpoints"))?;
+    write_atomic(&partial.join("config.toml"), first.config.as_bytes())?;
+    let json = serde_json::to_string_pretty(first.summary)?;
+    write_atomic(&partial.join("summary.json"), json.as_bytes())?;
+    Ok(lock)
+}
+
+/// Removes the half-made run directories in `parent` whose processes died before publishing
+/// them: their lock is free. (One without a lock yet may be a process between its first two
+/// calls: it is left.)
+fn remove_abandoned(parent: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !(name.starts_with('.') && name.ends_with(PARTIAL)) || !path.join(".lock").exists() {
+            continue;
+        }
+        if let Ok(held) = lock(&path) {
+            let _ = fs::remove_dir_all(&path);
+            drop(held);
+        }
+    }
+}
+
 /// Takes `<run>/.lock` for as long as the returned file lives: a second process that would write
 /// the same run (a resume of a run still going, two resumes at once) is refused instead. The
 /// operating system releases it when the process ends, however it ends.
@@ -407,21 +462,24 @@ fn point_latest(parent: &Path, run: &Path) {
     }
 }
 
-/// `dir` itself when it is a run directory; for an experiment's directory (`runs/<name>`) its
-/// newest run, with `true` to say that one was chosen (run names start with their UTC time, so
-/// the newest sorts last). Anything else comes back as it is, for the caller's own error.
+/// `dir` itself when it is a run directory; for an experiment's directory (`runs/<name>`) or a
+/// sweep's, the run started last (by its summary's `started_at`; a sweep's trials are named by
+/// hash, not time), with `true` to say that one was chosen. Anything else comes back as it is,
+/// for the caller's own error.
 pub fn resolve(dir: &Path) -> (PathBuf, bool) {
     let is_run = |d: &Path| d.join("config.toml").is_file();
     if is_run(dir) {
         return (dir.to_path_buf(), false);
     }
+    let started = |run: &Path| read_summary(run).map(|s| s.started_at).unwrap_or_default();
     let newest = fs::read_dir(dir).ok().and_then(|entries| {
         entries
             .flatten()
             .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
             .map(|e| e.path())
             .filter(|p| is_run(p))
-            .max()
+            .max_by_key(|run| (started(run), run.clone()))
     });
     match newest {
         Some(run) => (run, true),
@@ -429,18 +487,25 @@ pub fn resolve(dir: &Path) -> (PathBuf, bool) {
     }
 }
 
-/// The resolved experiment a run keeps in config.toml.
+/// The resolved experiment a run keeps in config.toml, checked as any experiment is (a file
+/// edited by hand after training may say anything).
 pub fn read_config(run: &Path) -> anyhow::Result<Experiment> {
     let path = run.join("config.toml");
     let text =
         fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    toml::from_str(&text).map_err(|e| {
+    let experiment: Experiment = toml::from_str(&text).map_err(|e| {
         anyhow::anyhow!(
             "{} is not a valid experiment: {}",
             path.display(),
             crate::config::plain_words(e.message())
         )
-    })
+    })?;
+    experiment.validate().map_err(|(key, why)| {
+        let parts: Vec<&str> = key.split('.').collect();
+        let line = crate::config::line_of(&path, &parts).map_or(String::new(), |l| format!(":{l}"));
+        anyhow::anyhow!("{}{line}: {key} {why}", path.display())
+    })?;
+    Ok(experiment)
 }
 
 pub fn read_summary(run: &Path) -> anyhow::Result<Summary> {

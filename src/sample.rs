@@ -55,8 +55,12 @@ pub fn generate<B: Backend>(
             .forward(idx, Mode::Eval)
             .slice([0..count, t - 1..t, 0..v])
             .reshape([count, v]);
-        let probs = softmax(last.div_scalar(options.temperature), 1);
-        let probs: Vec<f32> = probs.into_data().to_vec().expect("f32 probabilities");
+        let probs = softmax(last.clone().div_scalar(options.temperature), 1);
+        let mut probs: Vec<f32> = probs.into_data().to_vec().expect("f32 probabilities");
+        if probs.iter().any(|p| !p.is_finite()) {
+            let logits: Vec<f32> = last.into_data().to_vec().expect("f32 logits");
+            probs = cold_softmax(&logits, v, options.temperature);
+        }
         for (row, sequence) in sequences.iter_mut().enumerate() {
             let next = if done[row] {
                 0
@@ -76,6 +80,21 @@ pub fn generate<B: Backend>(
                 .map(|&t| t as usize)
                 .collect();
             vocab.decode(&tokens)
+        })
+        .collect()
+}
+
+/// The softmax of each row of `logits` at a temperature too low for f32 (`logits / t`
+/// overflows): in f64, from each row's largest logit, so that the limit is the argmax (the
+/// largest logits share the probability) and never NaN.
+fn cold_softmax(logits: &[f32], v: usize, t: f64) -> Vec<f32> {
+    logits
+        .chunks(v)
+        .flat_map(|row| {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let weights: Vec<f64> = row.iter().map(|&l| ((l as f64 - max) / t).exp()).collect();
+            let total: f64 = weights.iter().sum();
+            weights.into_iter().map(move |w| (w / total) as f32)
         })
         .collect()
 }
@@ -110,6 +129,9 @@ fn draw(probs: &[f32], options: SampleOptions, rng: &mut ChaCha8Rng) -> usize {
     }
     candidates.last().map_or(0, |c| c.0)
 }
+
+/// The most samples `makemore sample` draws at once.
+const BATCH: usize = 1024;
 
 /// What `makemore sample` was asked for.
 #[derive(Debug, Clone, clap::Args)]
@@ -151,11 +173,12 @@ pub fn sample(request: &SampleRequest, mut out: impl FnMut(&str, &str)) -> Resul
     let limit = request.count.saturating_mul(100).max(1000);
     let (mut given, mut drawn) = (0, 0);
     while given < request.count && drawn < limit {
-        let batch = if request.new_only {
-            (request.count - given).max(16)
-        } else {
-            request.count
+        let wanted = match request.new_only {
+            true => (request.count - given).max(16),
+            false => request.count - given,
         };
+        // Drawn and handed out a batch at a time, so that any count streams in bounded memory.
+        let batch = wanted.min(BATCH);
         let items = generate(
             &trained.model,
             &data.vocab,

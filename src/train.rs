@@ -145,8 +145,9 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
         if step % s.sample_every == 0 {
             record_samples(&model.valid(), step, session)?;
         }
-        // The last step is always evaluated, so that the selection sees the final model too.
-        if step % s.eval_every == 0 || step == s.steps {
+        // The last step is always evaluated, so that the selection sees the final model too,
+        // and so is a pause's (a halving rung ranks its members by their estimates up to it).
+        if step % s.eval_every == 0 || step == last {
             let stop = evaluate_and_save(&model, &optimizer, &mut state, step, lr, session)?;
             saved_at = Some(step);
             if stop {
@@ -516,6 +517,11 @@ fn finish<B: AutodiffBackend>(model: &Model<B>, session: &mut Session<B::Device>
             ]
         }
     };
+    for (name, evaluation) in [(SplitName::Val, val), (SplitName::Test, test)] {
+        if let Some(e) = evaluation {
+            finite(e.loss, name, best.step)?;
+        }
+    }
     let summary = &mut session.summary;
     summary.selected_step = Some(best.step);
     summary.val_loss = val.map(|e| e.loss);
@@ -555,6 +561,7 @@ fn evaluate_splits<B: Backend>(
             &session.device,
         );
         if let Some(Evaluation { loss, .. }) = evaluations[i] {
+            finite(loss, name, step)?;
             session.run.metric(&Metric {
                 step,
                 split: name.name(),
@@ -573,6 +580,21 @@ fn evaluate_splits<B: Backend>(
     };
     say(session, &format!("{label}: {}", line.join(" | ")))?;
     Ok(evaluations)
+}
+
+/// Fails the run on a loss that is not a number: like a diverged training loss, it would make
+/// every figure after it meaningless (a counts model with no smoothing gives an unseen pair of
+/// characters probability 0).
+fn finite(loss: f64, split: SplitName, step: usize) -> Result<()> {
+    match loss.is_finite() {
+        true => Ok(()),
+        false => anyhow::bail!(
+            "step {step}: the {} loss is {loss}; the model gives some {} items probability 0 or \
+             diverged (model.smoothing > 0 for counts; a lower schedule.learning_rate?)",
+            split.name(),
+            split.name()
+        ),
+    }
 }
 
 /// A loss over some items of a split, and how sure it is.
@@ -628,8 +650,9 @@ pub fn evaluate<B: Backend>(
 }
 
 /// Writes last.ckpt: the model, the optimizer's state and the loop's; and, when it is the `best`
-/// so far, best.ckpt first. (A process killed between the two resumes from the older last.ckpt,
-/// reaches the same evaluation again and writes the same best.ckpt: the pair stays consistent.)
+/// so far, best.ckpt after it. last.ckpt says which step is the best, so a process killed
+/// between the two leaves a pair that a resume can make whole (`repair_best`), whatever the
+/// resume changes: best.ckpt never holds a step beyond the one resumed from.
 fn save<B: AutodiffBackend>(
     model: &Model<B>,
     optimizer: Vec<u8>,
@@ -640,16 +663,18 @@ fn save<B: AutodiffBackend>(
     let checkpoint = Checkpoint {
         step: session.summary.step,
         best_loss: session.summary.best_estimate,
+        best_step: session.summary.selected_step,
         stale_evaluations: state.stale_evaluations,
         batcher: state.batcher.clone(),
         written: Some(session.run.written()),
         model: checkpoint::encode::<B::InnerBackend, _>(model.valid().into_record())?,
         optimizer,
     };
+    checkpoint.save(&session.run.checkpoint_path("last"))?;
     if best {
         checkpoint.save(&session.run.checkpoint_path("best"))?;
     }
-    checkpoint.save(&session.run.checkpoint_path("last"))
+    Ok(())
 }
 
 /// Draws `sampling.count` items, marks each in-train / in-test / new and appends them to

@@ -50,6 +50,19 @@ fn cuda_without_a_driver_or_device_is_a_plain_error() {
     }
 }
 
+/// On a GPU the batches are still built in the host's memory: one the host cannot hold is
+/// refused before the device is touched, GPU or none.
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_refuses_batches_the_host_cannot_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    experiment(dir.path(), "mlp", "\n[backend]\nname = \"cuda\"\n");
+    let set = "schedule.batch_size=1000000000000";
+    let out = makemore(&["run", "mlp.toml", "--set", set], dir.path(), &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("host's memory"), "{}", stderr(&out));
+}
+
 /// A run may resume on another backend (its checkpoints hold plain f32 values); here the
 /// change that every build can make: the CPU's thread count.
 #[test]

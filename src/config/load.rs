@@ -105,7 +105,8 @@ fn layered(
     let mut experiment: Experiment = figment.extract().map_err(|e| sources.explain(e))?;
     experiment
         .validate()
-        .map_err(|(key, why)| Error::input(format!("{}: {key} {why}", sources.locate(key))))?;
+        .and_then(|()| experiment.check_machine())
+        .map_err(|(key, why)| Error::input(format!("{}: {key} {why}", sources.locate(&key))))?;
 
     experiment.dataset.path = sources.resolve_path("dataset.path", &experiment.dataset.path)?;
     if let Some(test_path) = &experiment.dataset.test_path {

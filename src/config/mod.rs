@@ -190,6 +190,15 @@ pub struct SamplingConfig {
     pub top_k: usize,
 }
 
+/// A flag's whole number that must be at least 1 (`--top 0` would show nothing, `--max-parallel
+/// 0` would run nothing).
+pub fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("expected a whole number ≥ 1, got {text:?}")),
+    }
+}
+
 /// A run's or a sweep's name becomes one directory below `--runs`: it must be one path
 /// component that stays there.
 pub fn check_name(name: &str) -> Result<(), String> {
@@ -292,8 +301,10 @@ impl Experiment {
     }
 
     /// Checks that values agree with each other. Returns the offending key and what is wrong.
+    /// Every configuration goes through it, a run directory's config.toml too.
     pub fn validate(&self) -> Result<(), Invalid> {
-        check_name(&self.name).map_err(|why| ("name", why))?;
+        check_name(&self.name).map_err(|why| ("name".to_string(), why))?;
+        self.check_numbers()?;
         self.dataset.validate()?;
         self.model.validate(self.schedule.batch_size)?;
         check(
@@ -310,13 +321,78 @@ impl Experiment {
             format!("must be > 0, got {}", self.sampling.temperature),
         )
     }
+
+    /// What this machine can do: no more threads than it has cores (rayon aborts the process
+    /// when it cannot start a pool of a million). Not part of `validate`: a run trained on a
+    /// larger machine can still be sampled here.
+    pub fn check_machine(&self) -> Result<(), Invalid> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        check(
+            self.backend.threads <= cores,
+            "backend.threads",
+            format!(
+                "must be at most the {cores} cores of this machine (0 uses them all), got {}",
+                self.backend.threads
+            ),
+        )
+    }
+
+    /// Every number is one TOML can hold and arithmetic can use: whole numbers up to 2^63 - 1
+    /// (config.toml must be able to write them back), and no infinity or NaN anywhere.
+    fn check_numbers(&self) -> Result<(), Invalid> {
+        let value = serde_json::to_value(self).expect("an experiment serialises to JSON");
+        let mut leaves = Vec::new();
+        json_leaves("", &value, &mut leaves);
+        for (key, leaf) in leaves {
+            match leaf {
+                serde_json::Value::Number(n) if n.as_u64().is_some_and(|n| n > i64::MAX as u64) => {
+                    return Err((key, format!("must be at most {}, got {n}", i64::MAX)));
+                }
+                // serde_json writes a non-finite float as null.
+                serde_json::Value::Null => {
+                    return Err((key, "must be a finite number".to_string()));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
 }
 
-/// A value that does not agree with the others: its key, and what is wrong.
-pub type Invalid = (&'static str, String);
+/// The leaves of a JSON value by dotted key (an array's elements under the array's key).
+fn json_leaves(
+    prefix: &str,
+    value: &serde_json::Value,
+    out: &mut Vec<(String, serde_json::Value)>,
+) {
+    let join = |key: &str| match prefix {
+        "" => key.to_string(),
+        _ => format!("{prefix}.{key}"),
+    };
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                json_leaves(&join(key), value, out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                json_leaves(prefix, item, out);
+            }
+        }
+        other => out.push((prefix.to_string(), other.clone())),
+    }
+}
 
-fn check(ok: bool, key: &'static str, why: String) -> Result<(), Invalid> {
-    if ok { Ok(()) } else { Err((key, why)) }
+/// A value that does not agree with the others: its dotted key, and what is wrong.
+pub type Invalid = (String, String);
+
+fn check(ok: bool, key: &str, why: String) -> Result<(), Invalid> {
+    if ok {
+        Ok(())
+    } else {
+        Err((key.to_string(), why))
+    }
 }
 
 impl DatasetConfig {

@@ -55,18 +55,34 @@ fn block_size(model: &ModelConfig, seq_len: usize) -> u128 {
 }
 
 /// Bytes a run of `experiment` needs at its peak: f32 parameters, their gradients and two
-/// optimizer moments, and the activations of the larger of a training and an evaluation batch.
+/// optimizer moments, and the activations of the largest of a training batch, an evaluation
+/// batch and the samples drawn at once.
 pub fn training_bytes(experiment: &Experiment, vocab: usize, seq_len: usize) -> u128 {
+    let floats = 4 * parameters(&experiment.model, vocab, seq_len)
+        + positions(experiment, seq_len)
+            * activations_per_position(&experiment.model, vocab, seq_len);
+    4 * floats
+}
+
+/// Bytes of the host's memory a run needs however its model runs (on a GPU too): the batches'
+/// tokens and targets, built on the host before they are copied, and the samples' text.
+pub fn host_bytes(experiment: &Experiment, seq_len: usize) -> u128 {
+    let per_position = 2 * 4 + 8;
+    positions(experiment, seq_len) * per_position
+}
+
+/// Positions in the largest batch the model sees.
+fn positions(experiment: &Experiment, seq_len: usize) -> u128 {
     let s = &experiment.schedule;
-    let batch = s.batch_size.max(s.eval_batch_size) as u128;
-    let positions = match experiment.model.kind {
+    let batch = s
+        .batch_size
+        .max(s.eval_batch_size)
+        .max(experiment.sampling.count) as u128;
+    match experiment.model.kind {
         // The cnn trains on examples, one target per row of its context.
         ModelType::Cnn => batch * (1u128 << experiment.model.n_layer.min(64)),
         _ => batch * seq_len as u128,
-    };
-    let floats = 4 * parameters(&experiment.model, vocab, seq_len)
-        + positions * activations_per_position(&experiment.model, vocab, seq_len);
-    4 * floats
+    }
 }
 
 /// Memory the system can give this process now, in bytes, where the system says (Linux).

@@ -43,7 +43,7 @@ pub struct ReportRequest {
     #[arg(long = "filter", value_name = "KEY=VALUE", value_parser = key_value)]
     pub filters: Vec<(String, String)>,
     /// The best N rows of each group.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::config::at_least_one)]
     pub top: Option<usize>,
     /// Also draw the selection-loss curves and the best losses into this SVG file.
     #[arg(long, value_name = "FILE.svg")]
@@ -242,6 +242,9 @@ fn read_runs(dirs: &[PathBuf], request: &ReportRequest) -> Result<(Vec<Run>, Vec
         }
         find_runs(dir, &mut found);
     }
+    // A run named twice (the same directory given twice, or inside another one given) is one run.
+    let mut seen = std::collections::BTreeSet::new();
+    found.retain(|dir| seen.insert(dir.canonicalize().unwrap_or_else(|_| dir.clone())));
     let (mut runs, mut damaged) = (Vec::new(), Vec::new());
     for dir in found {
         match read_run(&dir) {
@@ -279,7 +282,7 @@ fn find_runs(dir: &Path, found: &mut Vec<PathBuf>) {
 }
 
 /// The directories in `dir`, sorted; not through links (`runs/<name>/latest` points at a run
-/// that is listed anyway).
+/// that is listed anyway), nor hidden ones (a run directory being made).
 fn subdirectories(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
@@ -287,6 +290,7 @@ fn subdirectories(dir: &Path) -> Vec<PathBuf> {
     let mut children: Vec<PathBuf> = entries
         .flatten()
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
         .map(|e| e.path())
         .collect();
     children.sort();

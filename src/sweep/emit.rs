@@ -19,20 +19,29 @@ pub enum Emit {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct SlurmOptions {
     /// Slurm: time limit per trial, e.g. 1:00:00.
-    #[arg(long, requires = "emit")]
+    #[arg(long, requires = "emit", value_parser = sbatch_value)]
     pub time: Option<String>,
     /// Slurm: CPUs per trial.
-    #[arg(long, requires = "emit")]
+    #[arg(long, requires = "emit", value_parser = crate::config::at_least_one)]
     pub cpus_per_task: Option<usize>,
     /// Slurm: memory per trial, e.g. 4G.
-    #[arg(long, requires = "emit")]
+    #[arg(long, requires = "emit", value_parser = sbatch_value)]
     pub mem: Option<String>,
     /// Slurm: partition.
-    #[arg(long, requires = "emit")]
+    #[arg(long, requires = "emit", value_parser = sbatch_value)]
     pub partition: Option<String>,
     /// Slurm: at most K trials at once (--array=0-N%K).
-    #[arg(long, value_name = "K", requires = "emit")]
+    #[arg(long, value_name = "K", requires = "emit", value_parser = crate::config::at_least_one)]
     pub max_parallel: Option<usize>,
+}
+
+/// A value for an `#SBATCH` line: one word, so that it cannot end the line and add others to
+/// the script.
+fn sbatch_value(text: &str) -> std::result::Result<String, String> {
+    match !text.is_empty() && !text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        true => Ok(text.to_string()),
+        false => Err(format!("expected one word without spaces, got {text:?}")),
+    }
 }
 
 pub fn emit(

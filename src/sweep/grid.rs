@@ -92,10 +92,15 @@ pub fn load(file: &Path, sets: &[String]) -> Result<Grid> {
     for (key, value) in config::flatten(parsed.set.clone().into()) {
         common.push(source.to_override(&key, value, source.place("set", &key)));
     }
+    let search = match &parsed.search {
+        Some(table) => Some(search::parse(table, &|key| source.place("search", key))?),
+        None => None,
+    };
+    check_keys(&parsed, search.as_ref(), &source)?;
+    check_size(&parsed, search.as_ref(), &source)?;
     let mut points = product(&parsed.grid, &source)?;
     let mut halving = None;
-    if let Some(table) = &parsed.search {
-        let search = search::parse(table, &|key| source.place("search", key))?;
+    if let Some(search) = search {
         if search.trials > 0 {
             points = combine(&search::draw(&search), &points);
         }
@@ -120,6 +125,74 @@ pub fn load(file: &Path, sets: &[String]) -> Result<Grid> {
         trials,
         halving,
     })
+}
+
+/// Refuses a key that two tables set, where one would silently drop the other's values: `[set]`
+/// and `[grid]`, `[set]` and `[search]`, `[grid]` and `[search]`; and, in a halving search,
+/// `schedule.steps`, which `max_steps` sets.
+fn check_keys(parsed: &GridFile, search: Option<&search::Search>, source: &Source) -> Result<()> {
+    let keys = |table: &toml::Table| config::flatten(table.clone().into()).into_keys();
+    let mut tables: Vec<(&str, Vec<String>)> = vec![
+        ("set", keys(&parsed.set).collect()),
+        ("grid", keys(&parsed.grid).collect()),
+    ];
+    if let Some(search) = search {
+        let drawn = search.space.iter().map(|(key, _, _)| key.clone()).collect();
+        tables.push(("search", drawn));
+    }
+    for (i, (first, first_keys)) in tables.iter().enumerate() {
+        for (second, second_keys) in &tables[i + 1..] {
+            if let Some(key) = first_keys.iter().find(|k| second_keys.contains(k)) {
+                return Err(Error::input(format!(
+                    "{}: {key} is set both in [{first}] ({}) and in [{second}] ({}): keep one",
+                    source.file.display(),
+                    source.place(first, key),
+                    source.place(second, key),
+                )));
+            }
+        }
+    }
+    if search.is_some_and(|s| s.halving.is_some())
+        && let Some((table, _)) = tables
+            .iter()
+            .find(|(_, keys)| keys.iter().any(|k| k == "schedule.steps"))
+    {
+        return Err(Error::input(format!(
+            "{}: schedule.steps: a halving search sets every trial's steps to its max_steps ({})",
+            source.place(table, "schedule.steps"),
+            source.place("search", "max_steps"),
+        )));
+    }
+    Ok(())
+}
+
+/// What planning one trial holds in memory, generously: its resolved experiment and its point.
+const TRIAL_BYTES: u128 = 16 << 10;
+
+/// Refuses, before expanding it, a grid whose trials could not all be held in memory (a
+/// `trials = 1000000000` would end the process with the allocator's abort).
+fn check_size(parsed: &GridFile, search: Option<&search::Search>, source: &Source) -> Result<()> {
+    let points = config::flatten(parsed.grid.clone().into())
+        .values()
+        .map(|v| v.as_array().map_or(1, |a| a.len().max(1)) as u128)
+        .fold(1u128, |n, len| n.saturating_mul(len));
+    let draws = search.map_or(1, |s| s.trials.max(1)) as u128;
+    let trials = points.saturating_mul(draws) + parsed.trial.len() as u128;
+    let needed = trials.saturating_mul(TRIAL_BYTES);
+    let available = crate::models::memory::available_bytes();
+    if available.is_none_or(|a| needed <= a) {
+        return Ok(());
+    }
+    let place = match draws > 1 {
+        true => source.place("search", "trials"),
+        false => source.place("grid", ""),
+    };
+    Err(Error::input(format!(
+        "{place}: {trials} trials would need about {} of memory to plan, {} available: \
+         fewer [search] trials or [grid] values",
+        crate::models::memory::human(needed),
+        available.map_or("unknown".into(), crate::models::memory::human),
+    )))
 }
 
 /// The parsed grid file, its base experiment's path made absolute, and the file's absolute path.

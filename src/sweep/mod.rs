@@ -71,6 +71,8 @@ pub enum Event<'a> {
         trial: &'a Trial,
         action: &'static str,
     },
+    /// Something the person running the sweep must not miss (a search that ranks on test).
+    Warning(String),
     /// `--emit list`: the command that runs one trial.
     Command(String),
     /// `--emit slurm`: the script written.
@@ -112,6 +114,8 @@ pub enum Event<'a> {
         halving: &'a Halving,
         spent: usize,
         full: usize,
+        /// The trials that failed, with why.
+        failed: &'a [(&'a Trial, String)],
     },
     /// The end of a sweep: its trials done, and why each failed one failed.
     Finished {
@@ -155,6 +159,9 @@ pub fn sweep(request: &SweepRequest, say: &mut dyn FnMut(Event)) -> Result<()> {
     if let Some(emit) = request.emit {
         return emit::emit(emit, &grid, &dir, request, say);
     }
+    if let Some(warning) = selects_on_test(&grid) {
+        say(Event::Warning(warning));
+    }
     if request.dry_run {
         dry_run(&grid, &dir, say);
         return Ok(());
@@ -167,6 +174,7 @@ pub fn sweep(request: &SweepRequest, say: &mut dyn FnMut(Event)) -> Result<()> {
     if let Some(index) = index {
         trial_at(&grid, index)?;
     }
+    check_readable(&grid, &dir)?;
     fs::create_dir_all(&dir)
         .map_err(|e| Error::input(format!("cannot create {}: {e}", dir.display())))?;
     write_atomic(&dir.join("grid.toml"), grid.resolved.as_bytes())?;
@@ -178,11 +186,35 @@ pub fn sweep(request: &SweepRequest, say: &mut dyn FnMut(Event)) -> Result<()> {
     let result = match (index, &grid.halving) {
         (Some(index), None) => run_one(&grid, &dir, index, None, say),
         (None, None) => run_all(&grid, &dir, request, say),
-        (Some(index), Some(h)) => work_on_search(h, &grid, &dir, index, say),
+        (Some(index), Some(h)) => work_on_search(h, &grid, &dir, index, request.fail_fast, say),
         (None, Some(h)) => run_search(h, &grid, &dir, request, say),
     };
     write_manifest(&grid, &dir)?;
     result
+}
+
+/// A warning when trials have no validation split: they select their checkpoints on test, a
+/// search promotes and crowns on test, and the report ranks them on test, so that the test
+/// figure is no longer a held-out one.
+fn selects_on_test(grid: &Grid) -> Option<String> {
+    let on_test = grid
+        .trials
+        .iter()
+        .filter(|t| t.experiment.dataset.val_fraction == 0.0)
+        .count();
+    if on_test == 0 {
+        return None;
+    }
+    let what = match grid.halving {
+        Some(_) => "the search promotes them and picks its winner on the test split",
+        None => "their checkpoints are chosen, and the report ranks them, on the test split",
+    };
+    Some(format!(
+        "warning: {on_test} of {} trials have no validation split (dataset.val_fraction = 0): \
+         {what}, whose figures are then not held out; set dataset.val_fraction (e.g. 0.1) in the \
+         experiment or the grid's [set]",
+        grid.trials.len()
+    ))
 }
 
 /// Where a trial stands, from its run directory and its claim: `None` before it started,
@@ -196,6 +228,13 @@ fn state(dir: &Path, trial: &Trial) -> Option<Status> {
         Status::Running => Some(Status::Interrupted),
         status => Some(status),
     }
+}
+
+/// Whether the trial has a run directory whose summary cannot be read (and that is not one
+/// that never got a summary): the sweep refuses to touch it.
+fn damaged(dir: &Path, trial: &Trial) -> bool {
+    let run_dir = dir.join(&trial.id);
+    rundir::read_summary(&run_dir).is_err() && !never_started(&run_dir)
 }
 
 fn state_name(state: Option<Status>) -> &'static str {
@@ -219,7 +258,10 @@ fn write_manifest(grid: &Grid, dir: &Path) -> Result<()> {
         out.write_record([
             trial.index.to_string(),
             trial.id.clone(),
-            state_name(state(dir, trial)).to_string(),
+            match damaged(dir, trial) {
+                true => "unreadable".to_string(),
+                false => state_name(state(dir, trial)).to_string(),
+            },
             dir.join(&trial.id).display().to_string(),
             trial.describe(),
         ])
@@ -239,6 +281,7 @@ fn dry_run(grid: &Grid, dir: &Path, say: &mut dyn FnMut(Event)) {
     });
     for trial in &grid.trials {
         let action = match state(dir, trial) {
+            _ if damaged(dir, trial) => "refuse (its summary.json cannot be read)",
             None => "run",
             Some(Status::Running) => "skip (running elsewhere)",
             Some(Status::Done) => "skip (done)",
@@ -311,8 +354,11 @@ fn run_one(
             say(Event::Trial { trial, what });
             run::resume(&run_dir, &[], until).map(|_| ())
         }
-        Err(_) => {
-            // Killed between creating the directory and its first summary: nothing to keep.
+        Err(error) => {
+            if !never_started(&run_dir) {
+                return Err(unreadable(trial, &error));
+            }
+            // An older version's directory, killed before its first summary: nothing to keep.
             if run_dir.exists() {
                 fs::remove_dir_all(&run_dir)?;
             }
@@ -321,6 +367,39 @@ fn run_one(
             run::run_in(&trial.experiment, &run_dir, until).map(|_| ())
         }
     }
+}
+
+/// Whether the run directory `run` provably never got a summary, so that starting its trial
+/// loses nothing: it does not exist, or it has no summary.json (not merely an unreadable one)
+/// and no checkpoint. A run directory appears with its summary (`RunDir::create_at`); only an
+/// older version left one without.
+fn never_started(run: &Path) -> bool {
+    let absent = |path: &Path| {
+        path.symlink_metadata()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+    };
+    let no_checkpoint =
+        fs::read_dir(run.join("checkpoints")).map_or(true, |mut entries| entries.next().is_none());
+    absent(run) || (absent(&run.join("summary.json")) && no_checkpoint)
+}
+
+fn unreadable(trial: &Trial, error: &anyhow::Error) -> Error {
+    Error::input(format!(
+        "trial {} ({}): {error:#}; the trial is left as it is: repair or move away its directory, \
+         then start the sweep again",
+        trial.index,
+        trial.describe()
+    ))
+}
+
+/// Refuses a sweep any of whose trials has a run directory that cannot be read back, before
+/// anything runs: nothing of such a trial may be replaced.
+fn check_readable(grid: &Grid, dir: &Path) -> Result<()> {
+    for trial in grid.trials.iter().filter(|t| damaged(dir, t)) {
+        let error = rundir::read_summary(&dir.join(&trial.id)).expect_err("damaged");
+        return Err(unreadable(trial, &error));
+    }
+    Ok(())
 }
 
 /// Runs every trial that is not done, `-j` at a time, each in its own process.
@@ -379,6 +458,7 @@ fn work_on_search(
     grid: &Grid,
     dir: &Path,
     index: usize,
+    fail_fast: bool,
     say: &mut dyn FnMut(Event),
 ) -> Result<()> {
     loop {
@@ -393,8 +473,9 @@ fn work_on_search(
             .into_iter()
             .find(|&i| !claim::is_held(&dir.join("claims"), &grid.trials[i].id));
         match free.map(|i| run_one(grid, dir, i, Some(rung.steps), say)) {
-            // A failed trial says so in its summary and leaves the search.
-            Some(Ok(()) | Err(Error::Failed(_))) => {}
+            // A failed trial says so in its summary and leaves the search (unless it must stop).
+            Some(Ok(())) => {}
+            Some(Err(Error::Failed(_))) if !fail_fast => {}
             Some(Err(error)) => return Err(error),
             None => std::thread::sleep(Duration::from_millis(500)),
         }
@@ -427,22 +508,59 @@ fn run_search(
     pool.run(grid, say)?;
     let ids = grid.ids();
     let rungs = halving::plan(h, &ids, dir);
+    let failed: Vec<(&Trial, String)> = grid
+        .trials
+        .iter()
+        .filter(|t| state(dir, t) == Some(Status::Failed))
+        .map(|t| (t, failure(dir, t, &pool.logs)))
+        .collect();
     say(Event::Rungs {
         grid,
         rungs: &rungs,
         halving: h,
         spent: halving::spent(&ids, dir),
         full: grid.trials.len() * h.max_steps,
+        failed: &failed,
     });
     if signals::interrupted() || pool.interrupted > 0 {
         return Err(Error::Interrupted(
             "search interrupted; run the same command again to go on: nothing is lost".into(),
         ));
     }
-    match pool.failed.len() {
-        0 => Ok(()),
-        n => Err(Error::Failed(anyhow::anyhow!("{n} worker(s) failed"))),
+    search_outcome(h, &rungs, &failed, &pool.failed, request.fail_fast)?;
+    if let Some(warning) = selects_on_test(grid) {
+        say(Event::Warning(warning));
     }
+    Ok(())
+}
+
+/// A finished search's exit: a winner (even when some trials failed, which the rungs list), or
+/// an error that says why there is none; under `--fail-fast`, any failure.
+fn search_outcome(
+    h: &Halving,
+    rungs: &[halving::Rung],
+    failed: &[(&Trial, String)],
+    workers_failed: &[(&Trial, String)],
+    fail_fast: bool,
+) -> Result<()> {
+    let first = failed.first().or(workers_failed.first());
+    if let (true, Some((trial, why))) = (fail_fast, first) {
+        return Err(Error::Failed(anyhow::anyhow!(
+            "trial {} failed, and --fail-fast stopped the search: {why}",
+            trial.index
+        )));
+    }
+    if halving::winner(h, rungs).is_some() && workers_failed.is_empty() {
+        return Ok(());
+    }
+    let why = match (failed.len(), workers_failed.first()) {
+        (_, Some((_, why))) => format!("a worker failed: {why}"),
+        (n, None) if n == rungs[0].members.len() => format!("every trial failed ({n})"),
+        _ => "no trial has an estimate of the selection loss to rank it by".to_string(),
+    };
+    Err(Error::Failed(anyhow::anyhow!(
+        "the search has no winner: {why}"
+    )))
 }
 
 /// The trials of a sweep waiting, running (as child processes) and ended.
@@ -566,6 +684,12 @@ impl<'a> Pool<'a> {
             };
             let (_, trial) = self.running.swap_remove(i);
             let how = match status.code() {
+                // A grid trial's process also ends well when another worker holds the trial.
+                Some(0)
+                    if self.search.is_none() && state(self.dir, trial) != Some(Status::Done) =>
+                {
+                    "left to the worker that holds it"
+                }
                 Some(0) => "finished",
                 Some(130) => "interrupted",
                 _ => "failed",
@@ -573,6 +697,7 @@ impl<'a> Pool<'a> {
             match how {
                 "finished" => self.finished += 1,
                 "interrupted" => self.interrupted += 1,
+                "left to the worker that holds it" => {}
                 _ => self
                     .failed
                     .push((trial, failure(self.dir, trial, &self.logs))),
@@ -605,14 +730,9 @@ impl<'a> Pool<'a> {
         }
     }
 
-    /// The time left, at the mean time of the trials finished so far.
     fn eta_s(&self) -> Option<f64> {
         let rest = self.queue.len() + self.running.len();
-        if self.finished == 0 || rest == 0 {
-            return None;
-        }
-        let per_trial = self.started.elapsed().as_secs_f64() / self.finished as f64;
-        Some(per_trial * rest as f64 / self.jobs as f64)
+        time_left(self.started.elapsed().as_secs_f64(), self.finished, rest)
     }
 }
 
@@ -631,6 +751,7 @@ fn spawn_trial(request: &SweepRequest, trial: &Trial, threads: usize, log: &Path
         .args(request.sets.iter().flat_map(|s| ["--set", s.as_str()]))
         .env("MAKEMORE_BACKEND__THREADS", threads.to_string())
         .env("RAYON_NUM_THREADS", threads.to_string())
+        .args(request.fail_fast.then_some("--fail-fast"))
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
         .stderr(out)
@@ -689,4 +810,21 @@ fn failure(dir: &Path, trial: &Trial, logs: &Path) -> String {
         .find(|l| !l.trim().is_empty())
         .unwrap_or("no output")
         .to_string()
+}
+
+/// The time left for `rest` trials when `finished` took `elapsed_s` of wall time: that time per
+/// finished trial already counts the trials run side by side.
+fn time_left(elapsed_s: f64, finished: usize, rest: usize) -> Option<f64> {
+    (finished > 0 && rest > 0).then(|| elapsed_s / finished as f64 * rest as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    /// Two trials at a time, each taking 10 s: after 10 s, 2 are done; 8 more take 40 s.
+    #[test]
+    fn the_time_left_counts_the_parallel_trials_once() {
+        assert_eq!(super::time_left(10.0, 2, 8), Some(40.0));
+        assert_eq!(super::time_left(10.0, 0, 8), None);
+        assert_eq!(super::time_left(10.0, 2, 0), None);
+    }
 }
