@@ -248,7 +248,12 @@ fn concurrent_sweeps_run_each_trial_once() {
             .collect();
         for worker in workers {
             let out = worker.wait_with_output().unwrap();
-            assert!(out.status.success(), "round {round}: {}", stderr(&out));
+            assert!(
+                out.status.success(),
+                "round {round}: {} {}",
+                stderr(&out),
+                common::stdout(&out)
+            );
         }
         let trials = manifest(dir.path());
         assert!(

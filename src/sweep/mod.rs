@@ -233,8 +233,22 @@ fn state(dir: &Path, trial: &Trial) -> Option<Status> {
 /// Whether the trial has a run directory whose summary cannot be read (and that is not one
 /// that never got a summary): the sweep refuses to touch it.
 fn damaged(dir: &Path, trial: &Trial) -> bool {
+    unreadable_summary(dir, trial).is_some()
+}
+
+/// Why the trial's summary cannot be read, when it is damaged. A trial another worker holds is
+/// that worker's to judge; and since a run directory appears with its summary, one that appeared
+/// between the read and the look at the directory reads the second time.
+fn unreadable_summary(dir: &Path, trial: &Trial) -> Option<anyhow::Error> {
+    if claim::is_held(&dir.join("claims"), &trial.id) {
+        return None;
+    }
     let run_dir = dir.join(&trial.id);
-    rundir::read_summary(&run_dir).is_err() && !never_started(&run_dir)
+    rundir::read_summary(&run_dir).err()?;
+    match never_started(&run_dir) {
+        true => None,
+        false => rundir::read_summary(&run_dir).err(),
+    }
 }
 
 fn state_name(state: Option<Status>) -> &'static str {
@@ -395,11 +409,14 @@ fn unreadable(trial: &Trial, error: &anyhow::Error) -> Error {
 /// Refuses a sweep any of whose trials has a run directory that cannot be read back, before
 /// anything runs: nothing of such a trial may be replaced.
 fn check_readable(grid: &Grid, dir: &Path) -> Result<()> {
-    for trial in grid.trials.iter().filter(|t| damaged(dir, t)) {
-        let error = rundir::read_summary(&dir.join(&trial.id)).expect_err("damaged");
-        return Err(unreadable(trial, &error));
+    match grid
+        .trials
+        .iter()
+        .find_map(|t| unreadable_summary(dir, t).map(|e| (t, e)))
+    {
+        Some((trial, error)) => Err(unreadable(trial, &error)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Runs every trial that is not done, `-j` at a time, each in its own process.
