@@ -413,7 +413,8 @@ fn remove_abandoned(parent: &Path) {
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !(name.starts_with('.') && name.ends_with(PARTIAL)) || !path.join(".lock").exists() {
+        let abandoned = name.starts_with('.') && name.ends_with(PARTIAL);
+        if !(abandoned && path.join(".lock").exists()) {
             continue;
         }
         if let Ok(held) = lock(&path) {
