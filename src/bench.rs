@@ -116,18 +116,18 @@ pub fn bench(request: &BenchRequest, mut measured: impl FnMut(&Figures)) -> Resu
         )));
     }
     // Every configuration is checked, its memory too, before the first family runs.
-    let experiments = models
-        .iter()
-        .map(|model| experiment(model, request))
-        .collect::<Result<Vec<_>>>()?;
-    for experiment in &experiments {
-        crate::run::check_memory(experiment, &Dataset::load(&experiment.dataset)?)?;
+    let mut experiments = Vec::new();
+    for model in &models {
+        let experiment = experiment(model, request)?;
+        let data = Dataset::load(&experiment.dataset)?;
+        crate::run::check_memory(&experiment, &data)?;
+        experiments.push((experiment, data));
     }
     backend::use_threads(request.threads);
     let threads = rayon::current_num_threads();
     let mut figures = Vec::new();
-    for experiment in &experiments {
-        let f = measure(experiment, request)?;
+    for (experiment, data) in &experiments {
+        let f = measure(experiment, data, request)?;
         measured(&f);
         figures.push(f);
     }
@@ -180,26 +180,26 @@ fn experiment(model: &str, request: &BenchRequest) -> Result<Experiment> {
 }
 
 /// The figures of `experiment` on the backend it names (`--set backend.name=...`).
-fn measure(experiment: &Experiment, request: &BenchRequest) -> Result<Figures> {
+fn measure(experiment: &Experiment, data: &Dataset, request: &BenchRequest) -> Result<Figures> {
     let backend = backend::select(&experiment.backend)?;
     on_backend!(backend, |B, device| measure_on::<B>(
-        experiment, request, &device
+        experiment, data, request, &device
     ))
 }
 
 fn measure_on<B: AutodiffBackend>(
     experiment: &Experiment,
+    data: &Dataset,
     request: &BenchRequest,
     device: &B::Device,
 ) -> Result<Figures> {
-    let data = Dataset::load(&experiment.dataset)?;
     reset_peak_memory();
-    let model = Model::<B>::new(&experiment.model, &data, experiment.seed, device);
+    let model = Model::<B>::new(&experiment.model, data, experiment.seed, device);
     let params = model.parameters();
     let s = &experiment.schedule;
     let work = TimeSteps {
         experiment,
-        data: &data,
+        data,
         request,
         device,
     };
@@ -209,7 +209,7 @@ fn measure_on<B: AutodiffBackend>(
     let order: Vec<usize> = (0..data.test.len()).collect();
     let tokens: usize = data.test.tokens.iter().map(|t| t.len() + 1).sum();
     let timer = Instant::now();
-    train::evaluate(&model, &data.test, &order, s.eval_batch_size, &data, device);
+    train::evaluate(&model, &data.test, &order, s.eval_batch_size, data, device);
     let eval_tokens_per_s = tokens as f64 / timer.elapsed().as_secs_f64();
 
     let options = SampleOptions {

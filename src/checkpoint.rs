@@ -67,19 +67,16 @@ impl Checkpoint {
         })
     }
 
-    /// Makes best.ckpt the step that `last` (just read from `dir`'s last.ckpt) says is the best:
-    /// a process killed between writing the two left the older one, when that step is `last`'s
-    /// own.
+    /// Makes `dir`'s best.ckpt the step that this checkpoint, its last.ckpt, says is the best,
+    /// when that is its own step: a process killed between writing the two left the older one.
     pub fn repair_best(&self, dir: &Path) -> anyhow::Result<()> {
-        let checkpoints = dir.join("checkpoints");
-        let best = checkpoints.join("best.ckpt");
-        if self.best_step != Some(self.step) {
+        let best = dir.join("checkpoints").join("best.ckpt");
+        if self.best_step != Some(self.step)
+            || Checkpoint::read(&best).is_ok_and(|b| b.step == self.step)
+        {
             return Ok(());
         }
-        if Checkpoint::read(&best).is_ok_and(|b| b.step == self.step) {
-            return Ok(());
-        }
-        write_atomic(&best, &std::fs::read(checkpoints.join("last.ckpt"))?)
+        self.save(&best)
     }
 
     /// `model` with this checkpoint's weights; it must be of the same architecture.

@@ -210,11 +210,10 @@ pub fn resume(dir: &Path, sets: &[String], until: Option<usize>) -> Result<Ran> 
         summary.backend = backend.describe();
         summary.config_hash = experiment.identity_hash();
         summary.best_estimate = checkpoint.as_ref().and_then(|c| c.best_loss);
-        summary.selected_step = match &checkpoint {
-            // Older checkpoints do not say; their summary's step stands.
-            Some(c) if c.best_step.is_none() => summary.selected_step,
-            _ => checkpoint.as_ref().and_then(|c| c.best_step),
-        };
+        // Older checkpoints do not say which step is the best: their summary's stands.
+        summary.selected_step = checkpoint
+            .as_ref()
+            .and_then(|c| c.best_step.or(summary.selected_step));
         summary.selected_on = Some(data.selection_split());
         summary.overlap = Some(data.overlap());
         run.log(&format!("resuming at step {step} on {}", summary.backend))?;
@@ -418,14 +417,13 @@ pub fn memory_line(experiment: &Experiment, data: &Dataset) -> (bool, String) {
     let (vocab, seq_len) = (data.vocab.size(), data.seq_len);
     let needed = memory::training_bytes(experiment, vocab, seq_len);
     let parameters = memory::parameters(&experiment.model, vocab, seq_len);
-    let available = memory::available_bytes();
+    let (fits, available) = memory::fits(needed);
     let line = format!(
         "needs about {} of memory ({parameters} parameters with their gradients and optimizer state, \
-         and the activations of a batch); {} available",
+         and the activations of a batch); {available} available",
         memory::human(needed),
-        available.map_or("unknown".into(), memory::human)
     );
-    (available.is_none_or(|a| needed <= a), line)
+    (fits, line)
 }
 
 /// Refuses, before anything is allocated, an experiment that cannot fit in memory. On a GPU the
@@ -449,13 +447,12 @@ pub(crate) fn check_memory(experiment: &Experiment, data: &Dataset) -> Result<()
 /// What the host's memory must hold of a run whose model is on a GPU, in words.
 fn host_memory_line(experiment: &Experiment, data: &Dataset) -> (bool, String) {
     let needed = memory::host_bytes(experiment, data.seq_len);
-    let available = memory::available_bytes();
+    let (fits, available) = memory::fits(needed);
     let line = format!(
-        "its batches and samples need about {} of the host's memory; {} available",
+        "its batches and samples need about {} of the host's memory; {available} available",
         memory::human(needed),
-        available.map_or("unknown".into(), memory::human)
     );
-    (available.is_none_or(|a| needed <= a), line)
+    (fits, line)
 }
 
 fn planned_steps(experiment: &Experiment) -> usize {

@@ -173,7 +173,7 @@ pub struct Written {
 
 impl RunDir {
     /// Creates `<runs>/<name>/<UTC yyyymmdd-hhmmss>-<6 hex>/` holding `first`'s config.toml and
-    /// summary.json. It appears whole (see `publish`); a name already taken by a parallel
+    /// summary.json. It appears whole (see `prepare`); a name already taken by a parallel
     /// launch is never shared: the rename fails and another name is drawn.
     pub fn create(runs: &Path, name: &str, first: First) -> anyhow::Result<Self> {
         let parent = runs.join(name);

@@ -498,30 +498,29 @@ fn finish<B: AutodiffBackend>(model: &Model<B>, session: &mut Session<B::Device>
         true => [val, test],
         false => {
             let best_model = best.load_model(model, &session.device)?;
-            let every = |split: SplitName, session: &Session<B::Device>| {
-                let split = session.data.split(split);
+            let every = |name: SplitName, session: &Session<B::Device>| -> Result<_> {
+                let split = session.data.split(name);
                 let order: Vec<usize> = (0..split.len()).collect();
                 let batch_size = session.experiment.schedule.eval_batch_size;
-                evaluate(
+                let evaluation = evaluate(
                     &best_model,
                     split,
                     &order,
                     batch_size,
                     session.data,
                     &session.device,
-                )
+                );
+                if let Some(e) = evaluation {
+                    finite(e.loss, name, best.step)?;
+                }
+                Ok(evaluation)
             };
             [
-                every(SplitName::Val, session),
-                every(SplitName::Test, session),
+                every(SplitName::Val, session)?,
+                every(SplitName::Test, session)?,
             ]
         }
     };
-    for (name, evaluation) in [(SplitName::Val, val), (SplitName::Test, test)] {
-        if let Some(e) = evaluation {
-            finite(e.loss, name, best.step)?;
-        }
-    }
     let summary = &mut session.summary;
     summary.selected_step = Some(best.step);
     summary.val_loss = val.map(|e| e.loss);

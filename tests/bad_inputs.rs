@@ -80,24 +80,11 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Every file below `dir` and its bytes.
+/// Every file below `dir` but the hidden ones (the lock a command takes) and its bytes.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_symlink() {
-                continue;
-            }
-            if path.is_dir() {
-                stack.push(path);
-            } else if !path.file_name().unwrap().to_string_lossy().starts_with('.') {
-                files.insert(path.clone(), fs::read(&path).unwrap());
-            }
-        }
-    }
-    files
+    let hidden = |path: &Path| path.file_name().unwrap().to_string_lossy().starts_with('.');
+    let files = common::snapshot(dir).into_iter();
+    files.filter(|(path, _)| !hidden(path)).collect()
 }
 
 /// Runs `case` in a copy of the template; what went wrong, if anything.

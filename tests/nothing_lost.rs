@@ -4,48 +4,35 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{experiment, makemore, only_run, stderr, stdout, write};
+use common::{experiment, makemore, only_run, snapshot, stderr, stdout, write};
 use makemore::checkpoint::Checkpoint;
 use makemore::rundir::read_summary;
 
-/// Every file below `dir` and its bytes (the lock file too: nothing may be removed).
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                files.insert(path.clone(), fs::read(&path).unwrap_or_default());
-            }
-        }
-    }
-    files
-}
-
-/// A grid of two tiny bigram trials, run to their end; the first trial's directory.
-fn finished_sweep(dir: &Path) -> PathBuf {
+/// `grid.toml`: the sweep `g` of two tiny bigram trials (seeds 1 and 2).
+fn two_trials(dir: &Path) {
     experiment(dir, "bigram", "\n[backend]\nthreads = 1\n");
     write(
         dir,
         "grid.toml",
         "name = \"g\"\nexperiment = \"bigram.toml\"\n[grid]\nseed = [1, 2]\n",
     );
+}
+
+/// `two_trials`, run to their end; the first trial's directory.
+fn finished_sweep(dir: &Path) -> PathBuf {
+    two_trials(dir);
     let out = makemore(&["sweep", "grid.toml", "--runs", "runs"], dir, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let id = manifest(dir)[0].clone();
+    let id = manifest(&dir.join("runs/g"))[0].clone();
     dir.join("runs/g").join(id)
 }
 
-/// The trial ids of the sweep `g`, in index order.
-fn manifest(dir: &Path) -> Vec<String> {
-    let text = fs::read_to_string(dir.join("runs/g/trials.csv")).unwrap();
+/// The trial ids of the sweep in `sweep`, in index order.
+fn manifest(sweep: &Path) -> Vec<String> {
+    let text = fs::read_to_string(sweep.join("trials.csv")).unwrap();
     text.lines()
         .skip(1)
         .map(|l| l.split(',').nth(1).unwrap().to_string())
@@ -238,12 +225,12 @@ fn fail_fast_stops_a_search_at_its_first_failure() {
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(said.contains("--fail-fast"), "{said}");
     // The one worker stopped at the failed trial: no other trial trained.
-    let trained = (0..4)
-        .filter(|&i| {
-            let id = &fs::read_to_string(dir.path().join("runs/h/trials.csv")).unwrap();
-            let id = id.lines().nth(i + 1).unwrap().split(',').nth(1).unwrap();
-            read_summary(&dir.path().join("runs/h").join(id)).is_ok()
-        })
+    let sweep = dir.path().join("runs/h");
+    let ids = manifest(&sweep);
+    assert_eq!(ids.len(), 4);
+    let trained = ids
+        .iter()
+        .filter(|id| read_summary(&sweep.join(id)).is_ok())
         .count();
     assert_eq!(trained, 1, "{said}");
 }
@@ -412,12 +399,7 @@ fn starting_over_keeps_no_event_records() {
 #[test]
 fn a_trial_held_elsewhere_is_not_counted_as_finished() {
     let dir = tempfile::tempdir().unwrap();
-    experiment(dir.path(), "bigram", "\n[backend]\nthreads = 1\n");
-    write(
-        dir.path(),
-        "grid.toml",
-        "name = \"g\"\nexperiment = \"bigram.toml\"\n[grid]\nseed = [1, 2]\n",
-    );
+    two_trials(dir.path());
     let dry = makemore(
         &["sweep", "grid.toml", "--runs", "runs", "--dry-run"],
         dir.path(),
@@ -466,7 +448,7 @@ fn a_trial_held_elsewhere_is_not_counted_as_finished() {
 fn the_newest_run_of_a_sweep_is_the_one_started_last() {
     let dir = tempfile::tempdir().unwrap();
     finished_sweep(dir.path());
-    let last = manifest(dir.path())[1].clone();
+    let last = manifest(&dir.path().join("runs/g"))[1].clone();
     let out = makemore(&["sample", "runs/g", "-n", "1"], dir.path(), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(

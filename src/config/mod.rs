@@ -348,7 +348,8 @@ impl Experiment {
                 serde_json::Value::Number(n) if n.as_u64().is_some_and(|n| n > i64::MAX as u64) => {
                     return Err((key, format!("must be at most {}, got {n}", i64::MAX)));
                 }
-                // serde_json writes a non-finite float as null.
+                // serde_json writes a non-finite float as null (so it would an unset optional
+                // key, but every one is left out when unset: `dataset.test_path`).
                 serde_json::Value::Null => {
                     return Err((key, "must be a finite number".to_string()));
                 }

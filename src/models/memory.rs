@@ -93,6 +93,14 @@ pub fn available_bytes() -> Option<u128> {
     Some(kib * 1024)
 }
 
+/// Whether `needed` bytes fit in what the system can give now (yes where it cannot say), and
+/// that amount in words ("20.3 GiB", "unknown").
+pub fn fits(needed: u128) -> (bool, String) {
+    let available = available_bytes();
+    let words = available.map_or("unknown".into(), human);
+    (available.is_none_or(|a| needed <= a), words)
+}
+
 /// "1.2 GiB", "340 MiB": for messages.
 pub fn human(bytes: u128) -> String {
     const GIB: f64 = (1u64 << 30) as f64;

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{self, Experiment, Override, line_of};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
+use crate::models::memory;
 
 use super::halving::Halving;
 use super::search;
@@ -179,8 +180,8 @@ fn check_size(parsed: &GridFile, search: Option<&search::Search>, source: &Sourc
     let draws = search.map_or(1, |s| s.trials.max(1)) as u128;
     let trials = points.saturating_mul(draws) + parsed.trial.len() as u128;
     let needed = trials.saturating_mul(TRIAL_BYTES);
-    let available = crate::models::memory::available_bytes();
-    if available.is_none_or(|a| needed <= a) {
+    let (fits, available) = memory::fits(needed);
+    if fits {
         return Ok(());
     }
     let place = match draws > 1 {
@@ -188,10 +189,9 @@ fn check_size(parsed: &GridFile, search: Option<&search::Search>, source: &Sourc
         false => source.place("grid", ""),
     };
     Err(Error::input(format!(
-        "{place}: {trials} trials would need about {} of memory to plan, {} available: \
+        "{place}: {trials} trials would need about {} of memory to plan, {available} available: \
          fewer [search] trials or [grid] values",
-        crate::models::memory::human(needed),
-        available.map_or("unknown".into(), crate::models::memory::human),
+        memory::human(needed),
     )))
 }
 

@@ -219,36 +219,30 @@ fn selects_on_test(grid: &Grid) -> Option<String> {
 
 /// Where a trial stands, from its run directory and its claim: `None` before it started,
 /// `Running` while a live worker holds it; a run that says "running" with no live claim was
-/// interrupted (its worker died).
+/// interrupted (its worker died). A trial whose summary cannot be read (damaged) counts as not
+/// started here; `standing` tells it apart.
 fn state(dir: &Path, trial: &Trial) -> Option<Status> {
-    if claim::is_held(&dir.join("claims"), &trial.id) {
-        return Some(Status::Running);
-    }
-    match rundir::read_summary(&dir.join(&trial.id)).ok()?.status {
-        Status::Running => Some(Status::Interrupted),
-        status => Some(status),
-    }
+    standing(dir, trial).ok().flatten()
 }
 
-/// Whether the trial has a run directory whose summary cannot be read (and that is not one
-/// that never got a summary): the sweep refuses to touch it.
-fn damaged(dir: &Path, trial: &Trial) -> bool {
-    unreadable_summary(dir, trial).is_some()
-}
-
-/// Why the trial's summary cannot be read, when it is damaged. A trial another worker holds is
-/// that worker's to judge; and since a run directory appears with its summary, one that appeared
-/// between the read and the look at the directory reads the second time.
-fn unreadable_summary(dir: &Path, trial: &Trial) -> Option<anyhow::Error> {
+/// `state`, or why the trial's summary cannot be read when its directory is damaged (not one
+/// that never got a summary). A trial another worker holds is that worker's to judge; and since
+/// a run directory appears with its summary, one that appeared between the read and the look at
+/// the directory reads the second time.
+fn standing(dir: &Path, trial: &Trial) -> anyhow::Result<Option<Status>> {
     if claim::is_held(&dir.join("claims"), &trial.id) {
-        return None;
+        return Ok(Some(Status::Running));
     }
     let run_dir = dir.join(&trial.id);
-    rundir::read_summary(&run_dir).err()?;
-    match never_started(&run_dir) {
-        true => None,
-        false => rundir::read_summary(&run_dir).err(),
-    }
+    let summary = match rundir::read_summary(&run_dir) {
+        Ok(summary) => summary,
+        Err(_) if never_started(&run_dir) => return Ok(None),
+        Err(_) => rundir::read_summary(&run_dir)?,
+    };
+    Ok(Some(match summary.status {
+        Status::Running => Status::Interrupted,
+        status => status,
+    }))
 }
 
 fn state_name(state: Option<Status>) -> &'static str {
@@ -272,9 +266,9 @@ fn write_manifest(grid: &Grid, dir: &Path) -> Result<()> {
         out.write_record([
             trial.index.to_string(),
             trial.id.clone(),
-            match damaged(dir, trial) {
-                true => "unreadable".to_string(),
-                false => state_name(state(dir, trial)).to_string(),
+            match standing(dir, trial) {
+                Ok(state) => state_name(state).to_string(),
+                Err(_) => "unreadable".to_string(),
             },
             dir.join(&trial.id).display().to_string(),
             trial.describe(),
@@ -294,13 +288,13 @@ fn dry_run(grid: &Grid, dir: &Path, say: &mut dyn FnMut(Event)) {
         dir,
     });
     for trial in &grid.trials {
-        let action = match state(dir, trial) {
-            _ if damaged(dir, trial) => "refuse (its summary.json cannot be read)",
-            None => "run",
-            Some(Status::Running) => "skip (running elsewhere)",
-            Some(Status::Done) => "skip (done)",
-            Some(Status::Interrupted) => "resume",
-            Some(Status::Failed) => "retry",
+        let action = match standing(dir, trial) {
+            Err(_) => "refuse (its summary.json cannot be read)",
+            Ok(None) => "run",
+            Ok(Some(Status::Running)) => "skip (running elsewhere)",
+            Ok(Some(Status::Done)) => "skip (done)",
+            Ok(Some(Status::Interrupted)) => "resume",
+            Ok(Some(Status::Failed)) => "retry",
         };
         say(Event::Planned { trial, action });
     }
@@ -409,14 +403,10 @@ fn unreadable(trial: &Trial, error: &anyhow::Error) -> Error {
 /// Refuses a sweep any of whose trials has a run directory that cannot be read back, before
 /// anything runs: nothing of such a trial may be replaced.
 fn check_readable(grid: &Grid, dir: &Path) -> Result<()> {
-    match grid
-        .trials
-        .iter()
-        .find_map(|t| unreadable_summary(dir, t).map(|e| (t, e)))
-    {
-        Some((trial, error)) => Err(unreadable(trial, &error)),
-        None => Ok(()),
+    for trial in &grid.trials {
+        standing(dir, trial).map_err(|error| unreadable(trial, &error))?;
     }
+    Ok(())
 }
 
 /// Runs every trial that is not done, `-j` at a time, each in its own process.
