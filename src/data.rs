@@ -207,11 +207,11 @@ impl Dataset {
             // Silently selecting on test instead would defeat what val_fraction asked for.
             return Err(Error::input(format!(
                 "{}: dataset.val_fraction = {} of its {n} items is less than one item, so there \
-                 would be no validation split; raise it to at least {:.3}, or set it to 0 to \
+                 would be no validation split; raise it to at least {}, or set it to 0 to \
                  select on the test split",
                 config.path.display(),
                 config.val_fraction,
-                1.0 / n.max(1) as f64
+                at_least_one_item(n)
             )));
         }
         let train = items;
@@ -369,6 +369,14 @@ fn read_items(path: &Path) -> Result<(Vec<String>, Sha256)> {
     let mut hasher = Sha256::new();
     hasher.update(&bytes);
     Ok((items, hasher))
+}
+
+/// The smallest fraction of `n` items with two significant digits that is one item at least
+/// (1/n rounded up: 0.025 of 40, 0.00034 of 3,000).
+fn at_least_one_item(n: usize) -> f64 {
+    let exact = 1.0 / n.max(1) as f64;
+    let scale = 10f64.powi(1 - exact.log10().floor() as i32);
+    (exact * scale).ceil() / scale
 }
 
 /// Refuses a `max_len` that left none of a file's `read` items: the split's own message would
