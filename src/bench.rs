@@ -212,11 +212,7 @@ fn measure_on<B: AutodiffBackend>(
     train::evaluate(&model, &data.test, &order, s.eval_batch_size, data, device);
     let eval_tokens_per_s = tokens as f64 / timer.elapsed().as_secs_f64();
 
-    let options = SampleOptions {
-        temperature: 1.0,
-        top_k: 0,
-        top_p: 1.0,
-    };
+    let options = SampleOptions::of(&Experiment::defaults("bench").sampling);
     let mut sample_rng = rng(experiment.seed, Stream::Sample, 0);
     let timer = Instant::now();
     sample::generate(

@@ -24,8 +24,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Train the experiment in EXPERIMENT.toml and write a run directory.
+    /// Train the experiment in EXPERIMENT.toml (or, with --data FILE, the shipped experiment on
+    /// FILE) and write a run directory.
     Run(RunArgs),
+    /// Write a starter experiment file for your data, to edit, check and run.
+    Init(InitArgs),
     /// Run every trial of a grid file; run it again to go on after an interruption.
     Sweep(SweepRequest),
     /// Print samples from a trained run, one per line.
@@ -40,7 +43,8 @@ pub enum Command {
     Report(ReportRequest),
     /// Measure training, evaluation and sampling speed of each model family on this machine.
     Bench(BenchRequest),
-    /// Validate FILE.toml and print the fully resolved experiment; runs nothing.
+    /// Validate an experiment or sweep file: the resolved experiment (or every trial), its
+    /// parameters and memory, what its data warns of; runs nothing.
     Check(CheckArgs),
 }
 
@@ -53,9 +57,27 @@ impl Command {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    #[arg(required_unless_present = "resume", conflicts_with = "resume")]
+    /// The experiment file to train (experiments/transformer.toml is the default one).
+    #[arg(
+        value_name = "EXPERIMENT.toml",
+        required_unless_present_any = ["resume", "data"],
+        conflicts_with_all = ["resume", "data"]
+    )]
     pub experiment: Option<PathBuf>,
-    /// Override a setting, e.g. --set schedule.steps=2000 (repeatable).
+    /// Train straight on this data file (one item per line): the shipped experiment of --model,
+    /// with runs in runs/<file stem>-<model>/.
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    pub data: Option<PathBuf>,
+    /// With --data: the model family (bigram, counts, mlp, cnn, rnn, lstm, gru, bow, transformer).
+    #[arg(
+        long,
+        value_name = "TYPE",
+        requires = "data",
+        default_value = "transformer"
+    )]
+    pub model: String,
+    /// Override a setting, e.g. --set schedule.steps=2000 (repeatable; KEY is section.key as in
+    /// the experiment file, VALUE is read as TOML: 3, 1e-3, true, [1, 2], or a plain word).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
     /// Where run directories go.
@@ -73,7 +95,24 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
+    /// An experiment file, or a sweep file (a grid or a search).
+    #[arg(value_name = "FILE.toml")]
     pub file: PathBuf,
+    /// Override a setting as `run` would, e.g. --set model.n_embd=128 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The experiment file to write (it must not exist yet).
+    #[arg(value_name = "EXPERIMENT.toml")]
+    pub file: PathBuf,
+    /// Your data file, one item per line; the experiment refers to it relative to its own
+    /// directory.
+    #[arg(long, value_name = "FILE")]
+    pub data: PathBuf,
+    /// The model family (bigram, counts, mlp, cnn, rnn, lstm, gru, bow, transformer).
+    #[arg(long, value_name = "TYPE", default_value = "transformer")]
+    pub model: String,
 }

@@ -13,9 +13,13 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::{DatasetConfig, LongItems};
+use crate::config::{DatasetConfig, LongItems, Normalize};
 use crate::error::{Error, Result};
 use crate::rng::{Stream, rng};
+
+/// Held-out splits below this many items are warned of: the standard error of a mean loss over
+/// n items is about half a nat (items' losses spread that much) over √n, a tenth of a nat at 25.
+const SMALL_SPLIT: usize = 100;
 
 /// Targets at positions past an item's stop token; they count towards no loss.
 pub const IGNORE: i32 = -1;
@@ -153,11 +157,14 @@ pub struct Dataset {
     pub split_hash: String,
     /// Items dropped or cut for being longer than `dataset.max_len`.
     pub long_items: usize,
+    /// What was done to the files' text that a user should hear of (a byte-order mark removed).
+    pub notes: Vec<String>,
 }
 
 impl Dataset {
     pub fn load(config: &DatasetConfig) -> Result<Self> {
-        let (items, mut hasher) = read_items(&config.path)?;
+        let mut notes = Vec::new();
+        let (items, mut hasher) = read_items(&config.path, config, &mut notes)?;
         let mut long_items = 0;
         let mut keep = |items: Vec<String>| {
             let items = if config.dedup { dedup(items) } else { items };
@@ -170,7 +177,7 @@ impl Dataset {
         check_kept(&config.path, read, items.len(), config.max_len)?;
         let test_items = match &config.test_path {
             Some(path) => {
-                let (test, test_hasher) = read_items(path)?;
+                let (test, test_hasher) = read_items(path, config, &mut notes)?;
                 hasher.update(test_hasher.finalize());
                 let read = test.len();
                 let test = keep(test);
@@ -246,19 +253,39 @@ impl Dataset {
             data_hash,
             split_hash,
             long_items,
+            notes,
         })
     }
 
-    /// A warning when the longest item is far beyond the rest: every batch is padded to it, so
-    /// one long line can make training many times slower.
-    pub fn length_warning(&self) -> Option<String> {
+    /// Every item's length in characters, shortest first.
+    fn sorted_lengths(&self) -> Vec<usize> {
         let mut lengths: Vec<usize> = [&self.train, &self.val, &self.test]
             .iter()
             .flat_map(|split| split.tokens.iter().map(Vec::len))
             .collect();
         lengths.sort_unstable();
-        let longest = *lengths.last()?;
-        let typical = lengths[(lengths.len() - 1) * 99 / 100];
+        lengths
+    }
+
+    /// The longest item's length and the length 99% of items do not exceed.
+    pub fn longest_and_typical(&self) -> (usize, usize) {
+        let lengths = self.sorted_lengths();
+        match lengths.last() {
+            Some(&longest) => (longest, lengths[(lengths.len() - 1) * 99 / 100]),
+            None => (0, 0),
+        }
+    }
+
+    /// How many items are longer than `length` characters.
+    pub fn longer_than(&self, length: usize) -> usize {
+        let lengths = self.sorted_lengths();
+        lengths.len() - lengths.partition_point(|&l| l <= length)
+    }
+
+    /// A warning when the longest item is far beyond the rest: every batch is padded to it, so
+    /// one long line can make training many times slower.
+    pub fn length_warning(&self) -> Option<String> {
+        let (longest, typical) = self.longest_and_typical();
         (longest > 64 && longest > 4 * typical.max(1)).then(|| {
             format!(
                 "warning: the longest item has {longest} characters where 99% have at most {typical}; \
@@ -266,6 +293,35 @@ impl Dataset {
                  (or cuts them, with dataset.long_items = \"truncate\")"
             )
         })
+    }
+
+    /// A warning for each held-out split too small for its loss to tell models apart: a mean over
+    /// a few items moves by a tenth of a nat from one sample of items to the next.
+    pub fn small_split_warnings(&self) -> Vec<String> {
+        [SplitName::Val, SplitName::Test]
+            .into_iter()
+            .filter_map(|name| {
+                let n = self.split(name).len();
+                (n > 0 && n < SMALL_SPLIT).then(|| {
+                    format!(
+                        "warning: the {} split holds only {n} item{}: its loss is a mean over so \
+                         few items that it says little (the end prints its standard error{}); \
+                         more data, or a larger dataset.{}, gives a figure to trust",
+                        name.name(),
+                        if n == 1 { "" } else { "s" },
+                        if n == 1 {
+                            ", which one item cannot give"
+                        } else {
+                            ""
+                        },
+                        match name {
+                            SplitName::Val => "val_fraction",
+                            _ => "test_fraction (and test_size)",
+                        }
+                    )
+                })
+            })
+            .collect()
     }
 
     /// The split that chooses the best checkpoint and when to stop: val when the data has one,
@@ -335,8 +391,32 @@ impl Membership<'_> {
     }
 }
 
-/// Stripped, non-blank lines of a UTF-8 file, and a hasher fed with the file's bytes.
-fn read_items(path: &Path) -> Result<(Vec<String>, Sha256)> {
+/// An item as the dataset options make it: Unicode-normalised, lower-cased, stripped. Items to
+/// score go through it too, so that they meet the model's vocabulary as its data did.
+pub fn clean(config: &DatasetConfig, line: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let line: String = match config.normalize {
+        Normalize::None => line.to_string(),
+        Normalize::Nfc => line.nfc().collect(),
+        Normalize::Nfkc => line.nfkc().collect(),
+    };
+    let line = match config.lowercase {
+        true => line.to_lowercase(),
+        false => line,
+    };
+    line.trim().to_string()
+}
+
+/// The byte-order mark some editors write at the start of a UTF-8 file: not text.
+const BOM: &str = "\u{feff}";
+
+/// The cleaned, non-blank lines of a UTF-8 file (a byte-order mark at its start removed, with a
+/// note), and a hasher fed with the file's bytes.
+fn read_items(
+    path: &Path,
+    config: &DatasetConfig,
+    notes: &mut Vec<String>,
+) -> Result<(Vec<String>, Sha256)> {
     if path.is_dir() {
         return Err(Error::input(format!(
             "{}: is a directory, not a data file",
@@ -355,9 +435,19 @@ fn read_items(path: &Path) -> Result<(Vec<String>, Sha256)> {
                 e.valid_up_to() + 1
             ))
         })?;
-        let item = line.trim();
+        let line = match line.strip_prefix(BOM) {
+            Some(rest) if number == 0 => {
+                notes.push(format!(
+                    "{}: removed the byte-order mark (U+FEFF) at its start; it is not part of the first item",
+                    path.display()
+                ));
+                rest
+            }
+            _ => line,
+        };
+        let item = clean(config, line);
         if !item.is_empty() {
-            items.push(item.to_string());
+            items.push(item);
         }
     }
     if items.is_empty() {

@@ -6,6 +6,7 @@
 
 pub mod backend;
 pub mod bench;
+pub mod check;
 pub mod checkpoint;
 pub mod config;
 pub mod data;

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use makemore::bench::{self, BenchRequest, Figures};
+use makemore::check::{Checked, Sized};
+use makemore::config::{self, ModelType};
 use makemore::data::SplitName;
 use makemore::error::{Error, Result};
 use makemore::interchange::{self, ExportRequest, ImportRequest};
@@ -17,11 +19,11 @@ use makemore::sample::{self, SampleRequest};
 use makemore::score::{self, ScoreRequest};
 use makemore::sweep::halving::{self, Halving, Rung};
 use makemore::sweep::{self, Event, Grid, SweepRequest, Taking, Trial};
-use makemore::{backend, config, say, signals};
+use makemore::{say, signals};
 
 mod cli;
 
-use cli::{CheckArgs, Cli, Command, RunArgs};
+use cli::{CheckArgs, Cli, Command, InitArgs, RunArgs};
 
 fn main() -> ExitCode {
     keep_freed_memory();
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Report(request) => report(&request),
         Command::Bench(request) => bench(&request),
         Command::Check(args) => check(&args),
+        Command::Init(args) => init(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -103,10 +106,13 @@ fn newest_run(dir: &Path) -> PathBuf {
 
 fn run(args: RunArgs) -> Result<()> {
     handle_signals();
-    let ran = match (args.experiment, args.resume) {
-        (_, Some(dir)) => run::resume(&newest_run(&dir), &args.sets, args.until),
-        (Some(experiment), None) => run::run(&experiment, &args.sets, &args.runs, args.until),
-        (None, None) => unreachable!("clap requires one of them"),
+    let ran = match (args.experiment, args.resume, args.data) {
+        (_, Some(dir), _) => run::resume(&newest_run(&dir), &args.sets, args.until),
+        (Some(experiment), None, _) => run::run(&experiment, &args.sets, &args.runs, args.until),
+        (None, None, Some(data)) => {
+            run::run_on_data(&data, &args.model, &args.sets, &args.runs, args.until)
+        }
+        (None, None, None) => unreachable!("clap requires one of them"),
     };
     say_ran(&ran?);
     Ok(())
@@ -143,13 +149,7 @@ fn say_ran(ran: &Ran) {
         figure(summary.ms_per_step, 2),
         figure(summary.tokens_per_s, 0),
     );
-    say!(
-        "last model (nats per character, every item): train {} | val {} | test {}",
-        figure(summary.final_train_loss, 4),
-        figure(summary.final_val_loss, 4),
-        figure(summary.test_loss_last, 4),
-    );
-    say!("{}", summary.selected_line());
+    // The losses of the last model and of the selected checkpoint were said as training ended.
     if summary.selected_on() == SplitName::Test {
         say!(
             "  no validation split: the test split chose the checkpoint, so its figure is not held out (as in makemore.py); set dataset.val_fraction for one"
@@ -157,9 +157,17 @@ fn say_ran(ran: &Ran) {
     }
     say!("samples:");
     for (item, mark) in samples {
-        say!("  {item:<20} {mark}");
+        say!("  {:<20} {mark}", shown(item));
     }
     say!("run directory: {}", dir.display());
+}
+
+/// A sample as people read it: an empty one (the model ended at once) would be a blank.
+fn shown(item: &str) -> &str {
+    match item {
+        "" => "(empty)",
+        item => item,
+    }
 }
 
 fn sweep(request: &SweepRequest) -> Result<()> {
@@ -231,9 +239,11 @@ fn say_sweep(event: Event) {
         Event::Warning(warning) => eprintln!("{warning}"),
         Event::Finished {
             name,
+            dir,
             done,
             trials,
             failed,
+            best,
         } => {
             let failures = match failed.len() {
                 0 => String::new(),
@@ -247,6 +257,20 @@ fn say_sweep(event: Event) {
                     trial.id,
                     trial.describe()
                 );
+            }
+            if let Some(best) = best {
+                let (trial, dir) = (best.trial, dir.display());
+                say!(
+                    "best trial by {}: trial {} ({}, {}), {} {:.4}: {dir}/{}",
+                    best.on.name(),
+                    trial.index,
+                    trial.id,
+                    trial.describe(),
+                    best.on.name(),
+                    best.loss,
+                    trial.id
+                );
+                say!("compare them all (seeds aggregated): makemore report {dir}");
             }
         }
     }
@@ -321,18 +345,43 @@ fn say_rungs(
 fn sample(mut request: SampleRequest) -> Result<()> {
     request.run = newest_run(&request.run);
     let mark = request.mark;
-    sample::sample(&request, |item, how| match mark {
-        true => println!("{item}\t{how}"),
+    let note = |line: &str| eprintln!("{line}");
+    sample::sample(&request, note, |item, how| match mark {
+        true => println!("{}\t{how}", shown(item)),
         false => println!("{item}"),
     })
 }
 
+/// A line per input line: the item, its total and per-character log-probability, or `-` where
+/// it has none (each such line named on stderr, and the exit code 2 at the end).
 fn score(mut request: ScoreRequest) -> Result<()> {
     request.run = newest_run(&request.run);
-    for (item, total, per_char) in score::score(&request)? {
-        println!("{item}\t{total:.4}\t{per_char:.4}");
+    let scored = score::score(&request)?;
+    if let Some(note) = &scored.partial {
+        eprintln!("{note}");
     }
-    Ok(())
+    let mut unscored = 0;
+    for (number, line) in scored.lines.iter().enumerate() {
+        match &line.score {
+            Ok((total, per_char)) => println!("{}\t{total:.4}\t{per_char:.4}", line.item),
+            Err(_) if line.item.is_empty() => println!(),
+            Err(why) => {
+                unscored += 1;
+                eprintln!("line {}: {:?}: {why}", number + 1, line.item);
+                println!("{}\t-\t-", line.item);
+            }
+        }
+    }
+    if scored.skipped > 0 {
+        eprintln!("left out {} lines the model cannot score", scored.skipped);
+    }
+    match unscored {
+        0 => Ok(()),
+        n => Err(Error::input(format!(
+            "{n} of {} items could not be scored (named above); --skip-unknown leaves them out",
+            scored.lines.len()
+        ))),
+    }
 }
 
 fn export(mut request: ExportRequest) -> Result<()> {
@@ -410,13 +459,69 @@ fn bench_row(f: &Figures) -> String {
     )
 }
 
-fn check(args: &CheckArgs) -> Result<()> {
-    let loaded = config::load(&args.file, &args.sets)?;
-    let experiment = &loaded.experiment;
-    backend::select(&experiment.backend)?;
-    let data = makemore::data::Dataset::load(&experiment.dataset)?;
-    print!("{}", experiment.to_toml());
-    let (fits, line) = run::memory_line(experiment, &data);
-    println!("# {line}{}", if fits { "" } else { ": it does not fit" });
+fn init(args: &InitArgs) -> Result<()> {
+    let kind =
+        ModelType::from_name(&args.model).map_err(|why| Error::input(format!("--model: {why}")))?;
+    config::starter::init(&args.file, &args.data, kind)?;
+    let file = args.file.display();
+    println!(
+        "wrote {file}: the shipped {} experiment on {}",
+        kind.name(),
+        args.data.display()
+    );
+    println!("next: makemore check {file}   then: makemore run {file}");
     Ok(())
+}
+
+fn check(args: &CheckArgs) -> Result<()> {
+    match makemore::check::check(&args.file, &args.sets)? {
+        Checked::Experiment { experiment, sized } => {
+            print!("{}", experiment.to_toml());
+            // config.toml leaves out max_len when it is 0 (old hashes stay); the check says it.
+            if experiment.dataset.max_len == 0 {
+                println!("# dataset.max_len = 0: every item whole");
+            }
+            say_sized(&sized, "# ");
+        }
+        Checked::Sweep {
+            file,
+            name,
+            kind,
+            trials,
+        } => {
+            let file = file.display();
+            println!(
+                "{file}: a sweep file ({kind}), {} trials, every one valid; runs go to runs/{name}/",
+                trials.len()
+            );
+            let mut lines = std::collections::BTreeSet::new();
+            for (trial, sized) in &trials {
+                let params = sized.params.map_or("-".into(), |p| p.to_string());
+                let fits = if sized.fits { "" } else { " (does not fit)" };
+                println!(
+                    "{:>4}  {}  {params:>8} parameters  {:>9}{fits}  {}",
+                    trial.index,
+                    trial.id,
+                    sized.needs,
+                    trial.describe()
+                );
+                lines.extend(sized.data_lines.iter().cloned());
+            }
+            lines.iter().for_each(|line| println!("# {line}"));
+            println!("run it with: makemore sweep {file}   (--dry-run: what each trial would do)");
+        }
+    }
+    Ok(())
+}
+
+/// An experiment's size, memory and data lines, each behind `prefix`.
+fn say_sized(sized: &Sized, prefix: &str) {
+    if let Some(params) = sized.params {
+        println!("{prefix}{params} parameters");
+    }
+    let fits = if sized.fits { "" } else { ": it does not fit" };
+    println!("{prefix}{}{fits}", sized.memory);
+    for line in &sized.data_lines {
+        println!("{prefix}{line}");
+    }
 }

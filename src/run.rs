@@ -44,6 +44,24 @@ pub fn run(file: &Path, sets: &[String], runs: &Path, until: Option<usize>) -> R
     })
 }
 
+/// Trains the shipped experiment of the family named `model` on the data file `data`
+/// (`makemore run --data FILE --model TYPE`).
+pub fn run_on_data(
+    data: &Path,
+    model: &str,
+    sets: &[String],
+    runs: &Path,
+    until: Option<usize>,
+) -> Result<Ran> {
+    let kind =
+        ModelType::from_name(model).map_err(|why| Error::input(format!("--model: {why}")))?;
+    let experiment = config::on_data(data, kind, sets)?;
+    check_until(until)?;
+    start(&experiment, None::<&Seeded>, until, |name, first| {
+        RunDir::create(runs, name, first)
+    })
+}
+
 fn check_until(until: Option<usize>) -> Result<()> {
     match until {
         Some(0) => Err(Error::input("--until must be a step ≥ 1")),
@@ -313,25 +331,35 @@ fn announce<D>(session: &mut Session<D>) -> Result<()> {
         session.run.path().display()
     );
     train::say(session, &header)?;
-    if let Some(warning) = session.summary.overlap.and_then(|o| o.warning()) {
-        train::say(session, &warning)?;
+    for line in data_lines(experiment, data) {
+        train::say(session, &line)?;
     }
-    if let Some(warning) = data.length_warning() {
-        train::say(session, &warning)?;
+    Ok(())
+}
+
+/// What a user should know of the data before training on it (`run` and `check` say it): what
+/// was done to the text, repeats across the splits, splits too small to measure, items whose
+/// length costs time.
+pub fn data_lines(experiment: &Experiment, data: &Dataset) -> Vec<String> {
+    let mut lines = data.notes.clone();
+    lines.extend(data.overlap().warning());
+    lines.extend(data.small_split_warnings());
+    lines.extend(data.length_warning());
+    if experiment.model.kind == ModelType::Mlp {
+        lines.extend(crate::models::mlp::context_warning(&experiment.model, data));
     }
     if data.long_items > 0 {
         let (n, max) = (data.long_items, experiment.dataset.max_len);
-        let line = match experiment.dataset.long_items {
+        lines.push(match experiment.dataset.long_items {
             LongItems::Drop => {
                 format!("dropped {n} items longer than {max} characters (dataset.max_len)")
             }
             LongItems::Truncate => format!(
                 "cut {n} items longer than {max} characters to their first {max} (dataset.max_len)"
             ),
-        };
-        train::say(session, &line)?;
+        });
     }
-    Ok(())
+    lines
 }
 
 /// The final samples, marked.
@@ -414,13 +442,11 @@ fn conclude<D>(outcome: anyhow::Result<Ended<Samples>>, session: &mut Session<D>
 
 /// The estimate of what `experiment` needs of memory, and what the system has, in words.
 pub fn memory_line(experiment: &Experiment, data: &Dataset) -> (bool, String) {
-    let (vocab, seq_len) = (data.vocab.size(), data.seq_len);
-    let needed = memory::training_bytes(experiment, vocab, seq_len);
-    let parameters = memory::parameters(&experiment.model, vocab, seq_len);
+    let needed = memory::training_bytes(experiment, data.vocab.size(), data.seq_len);
     let (fits, available) = memory::fits(needed);
     let line = format!(
-        "needs about {} of memory ({parameters} parameters with their gradients and optimizer state, \
-         and the activations of a batch); {available} available",
+        "needs about {} of memory (the parameters with their gradients and optimizer state, and \
+         the activations of a batch); {available} available",
         memory::human(needed),
     );
     (fits, line)

@@ -109,9 +109,10 @@ impl Summary {
         let se = self
             .test_loss_se
             .map_or(String::new(), |se| format!(" ± {se:.4}"));
-        let items = self
-            .overlap
-            .map_or(String::new(), |o| format!(" ({} test items)", o.test_items));
+        let items = self.overlap.map_or(String::new(), |o| match o.test_items {
+            1 => " (1 test item: no standard error)".to_string(),
+            n => format!(" ({n} test items)"),
+        });
         format!(
             "selected on {} at step {}: val {} | test {}{se}{items}",
             self.selected_on().name(),

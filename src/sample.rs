@@ -7,6 +7,7 @@ use burn::tensor::activation::softmax;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::config::SamplingConfig;
 use crate::data::{Dataset, Vocab};
 use crate::error::{Error, Result};
 use crate::models::{Mode, Model};
@@ -14,7 +15,8 @@ use crate::trained::{Trained, Which};
 
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub struct SampleOptions {
-    /// Below 1 sharper, above 1 more adventurous.
+    /// Below 1 sharper, above 1 more adventurous; 0 takes the likeliest character every time
+    /// (greedy: every sample is the same).
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub temperature: f64,
     /// Draw from the k most likely characters only; 0 = all.
@@ -24,10 +26,29 @@ pub struct SampleOptions {
     /// left); 1 = all.
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub top_p: f64,
+    /// No sample ends before it has this many characters (the stop token is held back).
+    #[arg(long, default_value_t = 0)]
+    pub min_len: usize,
+    /// A sample is cut at this many characters; 0 = as long as the model's items.
+    #[arg(long, default_value_t = 0)]
+    pub max_len: usize,
+}
+
+impl SampleOptions {
+    /// The options of an experiment's `[sampling]`: what a run samples with.
+    pub fn of(sampling: &SamplingConfig) -> Self {
+        SampleOptions {
+            temperature: sampling.temperature,
+            top_k: sampling.top_k,
+            top_p: sampling.top_p,
+            min_len: sampling.min_len,
+            max_len: sampling.max_len,
+        }
+    }
 }
 
 /// `count` items, each grown from the start token and `prefix` until the model emits the stop
-/// token or the sequence reaches `seq_len`.
+/// token or the sequence reaches `seq_len` (or the item `options.max_len` characters).
 #[allow(clippy::too_many_arguments)]
 pub fn generate<B: Backend>(
     model: &Model<B>,
@@ -45,7 +66,11 @@ pub fn generate<B: Backend>(
         .collect();
     let mut sequences = vec![start.clone(); count];
     let mut done = vec![false; count];
-    for t in start.len()..seq_len {
+    let end = match options.max_len {
+        0 => seq_len,
+        n => seq_len.min(n + 1),
+    };
+    for t in start.len()..end {
         if count == 0 || done.iter().all(|&d| d) {
             break;
         }
@@ -55,17 +80,18 @@ pub fn generate<B: Backend>(
             .forward(idx, Mode::Eval)
             .slice([0..count, t - 1..t, 0..v])
             .reshape([count, v]);
-        let probs = softmax(last.clone().div_scalar(options.temperature), 1);
-        let mut probs: Vec<f32> = probs.into_data().to_vec().expect("f32 probabilities");
-        if probs.iter().any(|p| !p.is_finite()) {
-            let logits: Vec<f32> = last.into_data().to_vec().expect("f32 logits");
-            probs = cold_softmax(&logits, v, options.temperature);
-        }
+        let mut probs = probabilities(last, v, options.temperature);
+        // The item so far has t - 1 characters: too short to end, its stop token is held back.
+        let hold_stop = t - 1 < options.min_len;
         for (row, sequence) in sequences.iter_mut().enumerate() {
-            let next = if done[row] {
-                0
-            } else {
-                draw(&probs[row * v..(row + 1) * v], options, rng)
+            let probs = &mut probs[row * v..(row + 1) * v];
+            if hold_stop {
+                probs[0] = 0.0;
+            }
+            let next = match (done[row], options.temperature == 0.0) {
+                (true, _) => 0,
+                (false, true) => likeliest(probs),
+                (false, false) => draw(probs, options, rng),
             };
             done[row] |= next == 0;
             sequence.push(next as i32);
@@ -82,6 +108,34 @@ pub fn generate<B: Backend>(
             vocab.decode(&tokens)
         })
         .collect()
+}
+
+/// The next-token distribution of each row of `logits` `[count, v]` at `temperature`, flat; at 0
+/// the logits themselves, whose largest is all greedy decoding needs.
+fn probabilities<B: Backend>(logits: Tensor<B, 2>, v: usize, temperature: f64) -> Vec<f32> {
+    if temperature == 0.0 {
+        return logits.into_data().to_vec().expect("f32 logits");
+    }
+    let probs = softmax(logits.clone().div_scalar(temperature), 1);
+    let probs: Vec<f32> = probs.into_data().to_vec().expect("f32 probabilities");
+    match probs.iter().all(|p| p.is_finite()) {
+        true => probs,
+        false => {
+            let logits: Vec<f32> = logits.into_data().to_vec().expect("f32 logits");
+            cold_softmax(&logits, v, temperature)
+        }
+    }
+}
+
+/// The likeliest token (the lowest of equals): the limit of sampling as the temperature falls.
+fn likeliest(scores: &[f32]) -> usize {
+    let mut best = 0;
+    for (token, &score) in scores.iter().enumerate() {
+        if score > scores[best] {
+            best = token;
+        }
+    }
+    best
 }
 
 /// The softmax of each row of `logits` at a temperature too low for f32 (`logits / t`
@@ -160,10 +214,17 @@ pub struct SampleRequest {
 }
 
 /// Draws `request.count` samples from the run and hands each to `out` as it is drawn, with its
-/// mark: in-train, in-val, in-test or new.
-pub fn sample(request: &SampleRequest, mut out: impl FnMut(&str, &str)) -> Result<()> {
+/// mark: in-train, in-val, in-test or new. `note` hears first whether the model is a partial one.
+pub fn sample(
+    request: &SampleRequest,
+    note: impl FnOnce(&str),
+    mut out: impl FnMut(&str, &str),
+) -> Result<()> {
     check(&request.options)?;
     let trained = Trained::open(&request.run, request.checkpoint)?;
+    if let Some(partial) = &trained.partial {
+        note(partial);
+    }
     let data = &trained.data;
     let prefix = encode_prefix(&request.prefix, data)?;
     let mut rng = ChaCha8Rng::seed_from_u64(request.seed.unwrap_or(trained.experiment.seed));
@@ -208,10 +269,16 @@ pub fn sample(request: &SampleRequest, mut out: impl FnMut(&str, &str)) -> Resul
 }
 
 fn check(o: &SampleOptions) -> Result<()> {
-    if !(o.temperature > 0.0 && o.temperature.is_finite()) {
+    if !(o.temperature >= 0.0 && o.temperature.is_finite()) {
         return Err(Error::input(format!(
-            "--temperature must be > 0, got {}",
+            "--temperature must be a finite number ≥ 0 (0: the likeliest character every time), got {}",
             o.temperature
+        )));
+    }
+    if o.max_len > 0 && o.min_len > o.max_len {
+        return Err(Error::input(format!(
+            "--min-len {} is above --max-len {}",
+            o.min_len, o.max_len
         )));
     }
     if !(o.top_p > 0.0 && o.top_p <= 1.0) {
@@ -253,6 +320,8 @@ mod tests {
             temperature: 1.0,
             top_k,
             top_p,
+            min_len: 0,
+            max_len: 0,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let mut counts = vec![0.0; probs.len()];

@@ -12,19 +12,9 @@ pub fn scores(trained: &Trained, items: &[String]) -> Result<Vec<(f64, f64)>> {
     let data = &trained.data;
     let encoded = items
         .iter()
-        .map(|item| {
-            let tokens = data.vocab.encode(item).ok_or_else(|| {
-                Error::input(format!(
-                    "{item:?}: has characters outside the model's vocabulary"
-                ))
-            })?;
-            if tokens.len() + 1 > data.seq_len {
-                return Err(Error::input(format!(
-                    "{item:?}: longer than the model's {} characters",
-                    data.seq_len - 1
-                )));
-            }
-            Ok(tokens)
+        .map(|item| match unscorable(trained, item) {
+            Some(why) => Err(Error::input(format!("{item:?}: {why}"))),
+            None => Ok(data.vocab.encode(item).expect("checked: in the vocabulary")),
         })
         .collect::<Result<Vec<_>>>()?;
     let device = Default::default();
@@ -55,28 +45,95 @@ pub struct ScoreRequest {
     pub items: Vec<String>,
     #[arg(long, value_enum, default_value_t = Which::Best)]
     pub checkpoint: Which,
+    /// Leave out the lines the model cannot score (characters outside its vocabulary, longer
+    /// than its items, blank) instead of printing them without figures and exiting with 2.
+    #[arg(long)]
+    pub skip_unknown: bool,
 }
 
-/// Each item of the request (or of standard input) with its log-probability, total and per
-/// character.
-pub fn score(request: &ScoreRequest) -> Result<Vec<(String, f64, f64)>> {
+/// One line of input: the item as the model's data would hold it, and its log-probability
+/// (total, per character), or why it has none.
+pub struct Line {
+    pub item: String,
+    pub score: std::result::Result<(f64, f64), String>,
+}
+
+/// What `score` found: a line per input line (but those `--skip-unknown` leaves out), and a note
+/// when the model is not a finished run's.
+pub struct Scored {
+    pub lines: Vec<Line>,
+    pub skipped: usize,
+    pub partial: Option<String>,
+}
+
+/// Each item of the request (or each line of standard input) with its log-probability, total
+/// and per character, cleaned as the run's data was (`dataset.lowercase`, `normalize`).
+pub fn score(request: &ScoreRequest) -> Result<Scored> {
     let trained = Trained::open(&request.run, request.checkpoint)?;
-    let items = match request.items.is_empty() {
-        true => read_items(std::io::stdin().lock())?,
+    let raw = match request.items.is_empty() {
+        true => read_lines(std::io::stdin().lock())?,
         false => request.items.clone(),
     };
-    let scores = scores(&trained, &items)?;
-    Ok(items
-        .into_iter()
-        .zip(scores)
-        .map(|(item, (total, per_char))| (item, total, per_char))
-        .collect())
+    let items: Vec<String> = raw
+        .iter()
+        .map(|line| data::clean(&trained.experiment.dataset, line))
+        .collect();
+    let (scorable, scorable_at): (Vec<String>, Vec<usize>) = items
+        .iter()
+        .enumerate()
+        .filter(|(_, item)| unscorable(&trained, item).is_none())
+        .map(|(i, item)| (item.clone(), i))
+        .unzip();
+    let mut found = scores(&trained, &scorable)?.into_iter();
+    let mut lines = Vec::with_capacity(items.len());
+    let mut skipped = 0;
+    for (i, item) in items.into_iter().enumerate() {
+        let score = match scorable_at.binary_search(&i) {
+            Ok(_) => Ok(found.next().expect("a score for each scorable item")),
+            Err(_) => Err(unscorable(&trained, &item).expect("not scorable")),
+        };
+        if request.skip_unknown && score.is_err() {
+            skipped += 1;
+            continue;
+        }
+        lines.push(Line { item, score });
+    }
+    Ok(Scored {
+        lines,
+        skipped,
+        partial: trained.partial,
+    })
 }
 
-/// The items of `input`, one per line: stripped, blank lines left out. A line that is not UTF-8
-/// (or a read that fails) stops with an error that names it, rather than dropping what follows.
-fn read_items(input: impl std::io::BufRead) -> Result<Vec<String>> {
-    let mut items = Vec::new();
+/// Why the model cannot score `item`, if it cannot.
+fn unscorable(trained: &Trained, item: &str) -> Option<String> {
+    let data = &trained.data;
+    if item.is_empty() {
+        return Some("a blank line is no item".into());
+    }
+    let unknown: String = item
+        .chars()
+        .filter(|c| !data.vocab.chars().contains(c))
+        .collect();
+    if !unknown.is_empty() {
+        return Some(format!(
+            "{unknown:?}: characters outside the model's vocabulary"
+        ));
+    }
+    let length = item.chars().count();
+    (length + 1 > data.seq_len).then(|| {
+        format!(
+            "{length} characters, longer than the model's {}",
+            data.seq_len - 1
+        )
+    })
+}
+
+/// The lines of `input`, one per line (blank ones too, so that output lines match input lines).
+/// A line that is not UTF-8 (or a read that fails) stops with an error that names it, rather
+/// than dropping what follows.
+fn read_lines(input: impl std::io::BufRead) -> Result<Vec<String>> {
+    let mut lines = Vec::new();
     for (number, line) in input.split(b'\n').enumerate() {
         let line = line.map_err(|e| Error::input(format!("standard input: cannot read: {e}")))?;
         let line = String::from_utf8(line).map_err(|e| {
@@ -86,10 +143,11 @@ fn read_items(input: impl std::io::BufRead) -> Result<Vec<String>> {
                 e.utf8_error().valid_up_to() + 1
             ))
         })?;
-        let item = line.trim();
-        if !item.is_empty() {
-            items.push(item.to_string());
-        }
+        lines.push(line);
     }
-    Ok(items)
+    // The newline that ends the last line starts no line of its own.
+    if lines.last().is_some_and(String::is_empty) {
+        lines.pop();
+    }
+    Ok(lines)
 }

@@ -574,7 +574,7 @@ fn evaluate_splits<B: Backend>(
         }
     }
     let label = match row {
-        Row::Final => "last model (every item)".to_string(),
+        Row::Final => "last model (nats per character, every item)".to_string(),
         _ => format!("step {step}"),
     };
     say(session, &format!("{label}: {}", line.join(" | ")))?;
@@ -684,11 +684,7 @@ pub fn record_samples<B: Backend>(
     session: &mut Session<B::Device>,
 ) -> Result<Vec<(String, &'static str)>> {
     let (experiment, data) = (session.experiment, session.data);
-    let options = SampleOptions {
-        temperature: experiment.sampling.temperature,
-        top_k: experiment.sampling.top_k,
-        top_p: 1.0,
-    };
+    let options = SampleOptions::of(&experiment.sampling);
     let mut rng = rng(experiment.seed, Stream::Sample, step);
     let items = sample::generate(
         model,

@@ -9,7 +9,7 @@ use crate::config::Experiment;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::models::Model;
-use crate::rundir::{read_config, read_summary};
+use crate::rundir::{Status, Summary, read_config, read_summary};
 
 /// Which checkpoint of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -34,6 +34,9 @@ pub struct Trained {
     pub experiment: Experiment,
     pub data: Dataset,
     pub model: Model<burn::backend::Flex>,
+    /// Why the model is not a finished run's, when it is not ("the run is still training: …"),
+    /// for the command to say beside its output.
+    pub partial: Option<String>,
 }
 
 impl Trained {
@@ -56,18 +59,72 @@ impl Trained {
                 dir.join("config.toml").display()
             )));
         }
+        let summary = read_summary(dir).ok();
         let path = dir
             .join("checkpoints")
             .join(format!("{}.ckpt", which.name()));
+        if !path.exists() {
+            return Err(Error::input(no_checkpoint(
+                dir,
+                &path,
+                &experiment,
+                summary.as_ref(),
+            )));
+        }
         let device = Default::default();
         let fresh = Model::new(&experiment.model, &data, experiment.seed, &device);
         let model = Checkpoint::read(&path)
             .and_then(|checkpoint| checkpoint.load_model(fresh, &device))
             .map_err(|e| Error::input(format!("{e:#}")))?;
+        let partial = summary.and_then(|s| partial(dir, &s));
         Ok(Trained {
             experiment,
             data,
             model,
+            partial,
         })
+    }
+}
+
+/// Why a run has no checkpoint at `path` to open, and when it will, if it will.
+fn no_checkpoint(
+    dir: &Path,
+    path: &Path,
+    experiment: &Experiment,
+    summary: Option<&Summary>,
+) -> String {
+    let (shown, every) = (dir.display(), experiment.schedule.eval_every);
+    match summary.map(|s| (s.status, s.step, s.steps)) {
+        Some((Status::Running, step, steps)) if step < every => format!(
+            "{shown}: the run is training and has no checkpoint yet; its first comes with its \
+             first evaluation, at step {} (schedule.eval_every = {every})",
+            every.min(steps)
+        ),
+        Some((Status::Interrupted | Status::Failed, step, _)) if step < every => format!(
+            "{shown}: the run has no checkpoint: it stopped at step {step}, before its first (at \
+             step {every}); makemore run --resume {shown} goes on",
+        ),
+        Some((status, step, _)) => format!(
+            "{}: no such checkpoint, though the run ({} at step {step}) wrote one; were its \
+             checkpoints moved or deleted?",
+            path.display(),
+            status.name()
+        ),
+        None => format!("{shown}: no checkpoint and no readable summary.json: not a trained run"),
+    }
+}
+
+/// A line for a model read from a run that is not done: still training, or stopped early.
+fn partial(dir: &Path, summary: &Summary) -> Option<String> {
+    let (dir, step, steps) = (dir.display(), summary.step, summary.steps);
+    match summary.status {
+        Status::Done => None,
+        Status::Running => Some(format!(
+            "note: {dir} is still training (step {step} of {steps}): this is its model so far"
+        )),
+        status => Some(format!(
+            "note: {dir} is {} at step {step} of {steps}: this is a partial model",
+            status.name()
+        )),
     }
 }

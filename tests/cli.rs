@@ -142,7 +142,7 @@ fn bad_input_exits_2_and_leaves_no_run_directory() {
         (&["--set", "schedule.batch_size=0"], "schedule.batch_size"),
         (
             &["--set", "model.type=transformer", "--set", "model.n_embd=9"],
-            "not divisible",
+            "does not divide",
         ),
         (
             &[
@@ -153,7 +153,7 @@ fn bad_input_exits_2_and_leaves_no_run_directory() {
             ],
             "0 test items",
         ),
-        (&["--set", "model.colour=3"], "unknown field"),
+        (&["--set", "model.colour=3"], "no such key"),
     ];
     for (args, message) in cases {
         let out = run(dir.path(), "mlp.toml", args);

@@ -95,8 +95,14 @@ fn bad_sampling_options_are_usage_errors() {
     let (dir, run) = trained();
     let run = run.to_str().unwrap();
     for (args, message) in [
-        (vec!["--temperature", "0"], "--temperature must be > 0"),
-        (vec!["--temperature", "-1"], "--temperature must be > 0"),
+        (
+            vec!["--temperature", "nan"],
+            "--temperature must be a finite number ≥ 0",
+        ),
+        (
+            vec!["--temperature", "-1"],
+            "--temperature must be a finite number ≥ 0",
+        ),
         (vec!["--top-p", "0"], "--top-p must be in (0, 1]"),
         (vec!["--top-p", "1.5"], "--top-p must be in (0, 1]"),
         (vec!["--prefix", "Zé"], "not in the vocabulary"),

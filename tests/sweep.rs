@@ -267,7 +267,12 @@ fn concurrent_sweeps_run_each_trial_once() {
             assert!(!log.contains("going on"), "round {round}: {log}");
             let train_log =
                 std::fs::read_to_string(dir.path().join(format!("runs/g/{id}/train.log"))).unwrap();
-            assert_eq!(train_log.matches("last model (every item)").count(), 1);
+            assert_eq!(
+                train_log
+                    .matches("last model (nats per character, every item)")
+                    .count(),
+                1
+            );
         }
     }
 }
@@ -454,8 +459,8 @@ fn bad_grid_files_are_rejected_with_file_key_and_line() {
             "grid.toml:14",
         ),
         (
-            "\"sampling.temperature\" = [0]\n",
-            "sampling.temperature must be > 0",
+            "\"sampling.temperature\" = [-1]\n",
+            "sampling.temperature must be ≥ 0",
         ),
     ];
     for (extra, message) in cases {

@@ -8,10 +8,11 @@
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
+use figment::error::{Actual, Kind};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::value::Value;
 
-use super::Experiment;
+use super::{Experiment, ModelType, starter};
 use crate::error::{Error, Result};
 
 const ENV_PREFIX: &str = "MAKEMORE_";
@@ -49,20 +50,56 @@ pub fn load_with(file: &Path, overrides: &[Override], sets: &[String]) -> Result
             file.display()
         )));
     }
+    not_a_data_file(file)?;
     let stem = file
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     Ok(Loaded {
-        experiment: layered(&stem, Some(file), overrides, sets)?,
+        experiment: layered(&stem, Base::File(file), overrides, sets)?,
         file: file.to_path_buf(),
     })
+}
+
+/// Refuses, with the command that trains on it, a file that is not TOML and not named `.toml`:
+/// the data file a newcomer hands to `run` first.
+fn not_a_data_file(file: &Path) -> Result<()> {
+    let toml_named = file.extension().is_some_and(|e| e == "toml");
+    let parses = std::fs::read_to_string(file).is_ok_and(|t| t.parse::<toml::Table>().is_ok());
+    match toml_named || parses {
+        true => Ok(()),
+        false => Err(Error::input(format!(
+            "{file}: not an experiment file (TOML); to train on a data file of one item per \
+             line: makemore run --data {file} [--model TYPE], or write an experiment for it: \
+             makemore init EXPERIMENT.toml --data {file}",
+            file = file.display()
+        ))),
+    }
 }
 
 /// An experiment named `name` from the defaults, a command's own flags (`import --type`), the
 /// environment and `sets`, for commands that take no experiment file.
 pub fn from_flags(name: &str, flags: &[Override], sets: &[String]) -> Result<Experiment> {
-    layered(name, None, flags, sets)
+    layered(name, Base::Defaults, flags, sets)
+}
+
+/// The shipped experiment of `kind` (built in) on the data file `data`, named after both
+/// (`cities-mlp`), with the environment and `sets` on top: `makemore run --data FILE`.
+pub fn on_data(data: &Path, kind: ModelType, sets: &[String]) -> Result<Experiment> {
+    let stem = data
+        .file_stem()
+        .map_or("data".into(), |s| s.to_string_lossy());
+    let name = format!("{stem}-{}", kind.name());
+    let path = Override::flag("dataset.path", data.display().to_string(), "--data");
+    layered(&name, Base::Text(starter::text(kind)), &[path], sets)
+}
+
+/// What an experiment is layered on above the built-in defaults.
+enum Base<'a> {
+    Defaults,
+    File(&'a Path),
+    /// A built-in experiment's text.
+    Text(&'a str),
 }
 
 impl Override {
@@ -78,16 +115,13 @@ impl Override {
     }
 }
 
-fn layered(
-    name: &str,
-    file: Option<&Path>,
-    overrides: &[Override],
-    sets: &[String],
-) -> Result<Experiment> {
+fn layered(name: &str, base: Base, overrides: &[Override], sets: &[String]) -> Result<Experiment> {
     let sets = parse_sets(sets)?;
     let mut figment = Figment::from(Serialized::defaults(Experiment::defaults(name)));
-    if let Some(file) = file {
-        figment = figment.merge(Toml::file_exact(file));
+    match base {
+        Base::Defaults => {}
+        Base::File(file) => figment = figment.merge(Toml::file_exact(file)),
+        Base::Text(text) => figment = figment.merge(Toml::string(text)),
     }
     for o in overrides {
         figment = figment.merge(Serialized::default(&o.key, &o.value));
@@ -106,7 +140,10 @@ fn layered(
     experiment
         .validate()
         .and_then(|()| experiment.check_machine())
-        .map_err(|(key, why)| Error::input(format!("{}: {key} {why}", sources.locate(&key))))?;
+        .map_err(|(key, why)| {
+            let also = sources.also_from(&key, &why, &experiment);
+            Error::input(format!("{}: {key} {why}{also}", sources.locate(&key)))
+        })?;
 
     experiment.dataset.path = sources.resolve_path("dataset.path", &experiment.dataset.path)?;
     if let Some(test_path) = &experiment.dataset.test_path {
@@ -171,6 +208,22 @@ impl Sources<'_> {
         }
     }
 
+    /// Where the other keys that `why` names came from, when a value is wrong only beside them
+    /// (`model.n_head` beside `model.n_embd`): "; model.n_embd is from --set model.n_embd".
+    fn also_from(&self, key: &str, why: &str, experiment: &Experiment) -> String {
+        let mut keys = experiment.keys();
+        keys.dedup();
+        keys.into_iter()
+            .filter(|other| other != key && names_key(why, other))
+            .map(|other| match self.locate(&other) {
+                place if place.starts_with("the built-in default") => {
+                    format!("; {other} is the built-in default")
+                }
+                place => format!("; {other} is from {place}"),
+            })
+            .collect()
+    }
+
     fn last_override(&self, key: &str) -> Option<&Override> {
         self.overrides.iter().rev().find(|o| within(&o.key, key))
     }
@@ -187,7 +240,7 @@ impl Sources<'_> {
                     },
                     _ => self.locate(&key),
                 };
-                let why = plain_words(&e.kind.to_string());
+                let why = in_words(&e.kind);
                 match (key.is_empty(), syntax_error(&why)) {
                     (true, Some((line, column, what, snippet))) => {
                         format!("{place}:{line}:{column}: {what}\n{snippet}")
@@ -247,12 +300,94 @@ fn syntax_error(message: &str) -> Option<(usize, usize, String, String)> {
     ))
 }
 
+/// Whether `text` names the dotted `key` as a whole word (not `model.n_embd` in `model.n_embd2`).
+fn names_key(text: &str, key: &str) -> bool {
+    text.match_indices(key).any(|(at, _)| {
+        let next = text[at + key.len()..].chars().next();
+        !next.is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })
+}
+
 /// Whether the dotted key `set` is `key` or lies below it.
 fn within(set: &str, key: &str) -> bool {
     set == key
         || set
             .strip_prefix(key)
             .is_some_and(|rest| rest.starts_with('.'))
+}
+
+/// What is wrong with a value, in a user's words: the accepted names with the closest one
+/// suggested, a number's kind said as a number's ("a whole number ≥ 0", not "usize").
+fn in_words(kind: &Kind) -> String {
+    let names = |names: &[&str]| names.join(", ");
+    let guess = |found: &str, among: &[&str]| {
+        did_you_mean(found, among).map_or(String::new(), |g| format!("; did you mean {g:?}?"))
+    };
+    match kind {
+        Kind::UnknownVariant(found, among) => format!(
+            "{found:?} is not one of the accepted values{} (they are: {})",
+            guess(found, among),
+            names(among)
+        ),
+        Kind::UnknownField(found, among) => format!(
+            "no such key{} (the keys here: {})",
+            guess(found, among),
+            names(among)
+        ),
+        Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => {
+            format!(
+                "expected {}, found {}",
+                expected_words(expected),
+                actual_words(actual)
+            )
+        }
+        Kind::InvalidLength(n, expected) => {
+            format!("expected {}, found {n}", expected_words(expected))
+        }
+        other => plain_words(&other.to_string()),
+    }
+}
+
+/// serde's name of an expected type, as a user says it.
+fn expected_words(expected: &str) -> String {
+    match expected {
+        "usize" | "u64" | "u32" => "a whole number ≥ 0".into(),
+        "f64" | "f32" => "a number".into(),
+        "a boolean" | "bool" => "true or false".into(),
+        "a string" => "a string in quotes".into(),
+        other if other.starts_with("enum ") => "a string (one of the accepted names)".into(),
+        other if other.starts_with("struct ") => "a table".into(),
+        other => match other.strip_prefix("an array of length ") {
+            Some(n) => format!("a list of {n} values"),
+            None => plain_words(other),
+        },
+    }
+}
+
+/// A found value, without serde's names for its kind.
+fn actual_words(actual: &Actual) -> String {
+    match actual {
+        Actual::Unsigned(n) => n.to_string(),
+        Actual::Signed(n) => n.to_string(),
+        Actual::Float(x) => x.to_string(),
+        Actual::Bool(b) => b.to_string(),
+        Actual::Str(s) => format!("{s:?}"),
+        Actual::Seq => "a list".into(),
+        Actual::Map => "a table".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The accepted name closest to a misspelt `found`, when one is close enough to be meant.
+pub fn did_you_mean<'a>(found: &str, among: &[&'a str]) -> Option<&'a str> {
+    // A swap, a missing or an extra letter per three: "mpl" for mlp, "transformr", "modle".
+    let allowed = (found.chars().count() / 3).max(1);
+    among
+        .iter()
+        .map(|&name| (strsim::damerau_levenshtein(found, name), name))
+        .filter(|&(distance, _)| distance <= allowed)
+        .min_by_key(|&(distance, _)| distance)
+        .map(|(_, name)| name)
 }
 
 /// serde's message without the program's own type names ("expected enum ModelType").

@@ -5,6 +5,7 @@
 //! directory keeps as `config.toml`.
 
 mod load;
+pub mod starter;
 
 use std::path::PathBuf;
 
@@ -12,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-pub use load::{Loaded, Override, from_flags, line_of, load, load_with, plain_words};
+pub use load::{
+    Loaded, Override, did_you_mean, from_flags, line_of, load, load_with, on_data, plain_words,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +48,35 @@ pub struct DatasetConfig {
     pub max_len: usize,
     #[serde(default, skip_serializing_if = "LongItems::is_drop")]
     pub long_items: LongItems,
+    /// Lower-case every item (after `normalize`). Off, and left out of config.toml, by default,
+    /// as `normalize`: the text is what the file holds.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub lowercase: bool,
+    #[serde(default, skip_serializing_if = "Normalize::is_none")]
+    pub normalize: Normalize,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Unicode normalisation of each item: the same letter written as one code point or as a base
+/// and a combining accent is one character of the vocabulary after it, two before.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Normalize {
+    #[default]
+    None,
+    /// Canonical composition: `e` + U+0301 becomes `é`.
+    Nfc,
+    /// Compatibility composition as well: `ﬁ` becomes `fi`, full-width letters plain ones.
+    Nfkc,
+}
+
+impl Normalize {
+    fn is_none(&self) -> bool {
+        *self == Normalize::None
+    }
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -83,6 +115,48 @@ pub enum ModelType {
 }
 
 impl ModelType {
+    pub const ALL: [ModelType; 9] = [
+        ModelType::Bigram,
+        ModelType::Counts,
+        ModelType::Mlp,
+        ModelType::Cnn,
+        ModelType::Rnn,
+        ModelType::Lstm,
+        ModelType::Gru,
+        ModelType::Bow,
+        ModelType::Transformer,
+    ];
+
+    /// The family called `name` on a command line (`--model mlp`), or what the names are.
+    pub fn from_name(name: &str) -> Result<Self, String> {
+        if let Some(&kind) = Self::ALL.iter().find(|kind| kind.name() == name) {
+            return Ok(kind);
+        }
+        let names = Self::ALL.map(ModelType::name);
+        let guess =
+            did_you_mean(name, &names).map_or(String::new(), |g| format!("; did you mean {g:?}?"));
+        Err(format!(
+            "{name:?} is not a model type{guess} (they are: {})",
+            names.join(", ")
+        ))
+    }
+
+    /// Whether the family reads the dotted `key`: a report leaves a key's cell blank for a model
+    /// it does not configure (a Transformer has no `block_size`). Keys outside `[model]` apply to
+    /// every family.
+    pub fn uses(self, key: &str) -> bool {
+        use ModelType::*;
+        match key {
+            "model.n_head" | "model.dropout" => self == Transformer,
+            "model.n_layer" => matches!(self, Transformer | Cnn),
+            "model.n_embd" => !matches!(self, Bigram | Counts),
+            "model.n_embd2" => matches!(self, Mlp | Cnn | Rnn | Lstm | Gru | Bow),
+            "model.block_size" | "model.blank_token" => self == Mlp,
+            "model.smoothing" => self == Counts,
+            _ => true,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             ModelType::Bigram => "bigram",
@@ -185,9 +259,29 @@ pub struct ScheduleConfig {
 #[serde(deny_unknown_fields)]
 pub struct SamplingConfig {
     pub count: usize,
+    /// 0: the likeliest character every time.
     pub temperature: f64,
     /// 0 = off.
     pub top_k: usize,
+    /// The fewest likeliest characters holding this much probability; 1 = off. Left out of
+    /// config.toml at its default, as `min_len` and `max_len`, so that older runs' configuration
+    /// hashes stay.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub top_p: f64,
+    /// No sample ends before this many characters.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub min_len: usize,
+    /// Samples are cut at this many characters; 0 = the longest item's length.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_len: usize,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+fn is_one(x: &f64) -> bool {
+    *x == 1.0
 }
 
 /// A flag's whole number that must be at least 1 (`--top 0` would show nothing, `--max-parallel
@@ -232,6 +326,8 @@ impl Experiment {
                 dedup: false,
                 max_len: 0,
                 long_items: LongItems::Drop,
+                lowercase: false,
+                normalize: Normalize::None,
             },
             model: ModelConfig {
                 kind: ModelType::Transformer,
@@ -273,6 +369,9 @@ impl Experiment {
                 count: 10,
                 temperature: 1.0,
                 top_k: 0,
+                top_p: 1.0,
+                min_len: 0,
+                max_len: 0,
             },
         }
     }
@@ -280,6 +379,15 @@ impl Experiment {
     /// Every setting by its dotted key (`schedule.steps`), for comparing experiments.
     pub fn flatten(&self) -> BTreeMap<String, toml::Value> {
         flatten(toml::Value::try_from(self).expect("an experiment is a TOML table"))
+    }
+
+    /// Every setting's dotted key; unlike `flatten`, for any values (one beyond TOML's integers
+    /// too, as an error message needs them).
+    pub fn keys(&self) -> Vec<String> {
+        let value = serde_json::to_value(self).expect("an experiment serialises to JSON");
+        let mut leaves = Vec::new();
+        json_leaves("", &value, &mut leaves);
+        leaves.into_iter().map(|(key, _)| key).collect()
     }
 
     /// A hash of what determines the results: the resolved configuration without its name, its
@@ -315,11 +423,7 @@ impl Experiment {
                 .into(),
         )?;
         self.schedule.validate()?;
-        check(
-            self.sampling.temperature > 0.0,
-            "sampling.temperature",
-            format!("must be > 0, got {}", self.sampling.temperature),
-        )
+        self.sampling.validate()
     }
 
     /// What this machine can do: no more threads than it has cores (rayon aborts the process
@@ -441,10 +545,11 @@ impl ModelConfig {
             check(self.n_head > 0, "model.n_head", "must be at least 1".into())?;
             check(
                 self.n_embd.is_multiple_of(self.n_head),
-                "model.n_embd",
+                "model.n_head",
                 format!(
-                    "{} is not divisible by model.n_head = {}",
-                    self.n_embd, self.n_head
+                    "{} does not divide model.n_embd = {} (each head takes an equal share of \
+                     the width)",
+                    self.n_head, self.n_embd
                 ),
             )?;
         }
@@ -473,6 +578,32 @@ impl ModelConfig {
             self.smoothing >= 0.0,
             "model.smoothing",
             format!("must be ≥ 0, got {}", self.smoothing),
+        )
+    }
+}
+
+impl SamplingConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        check(
+            self.temperature >= 0.0,
+            "sampling.temperature",
+            format!(
+                "must be ≥ 0 (0: the likeliest character every time), got {}",
+                self.temperature
+            ),
+        )?;
+        check(
+            self.top_p > 0.0 && self.top_p <= 1.0,
+            "sampling.top_p",
+            format!("must be in (0, 1], got {}", self.top_p),
+        )?;
+        check(
+            self.max_len == 0 || self.min_len <= self.max_len,
+            "sampling.min_len",
+            format!(
+                "{} is above sampling.max_len = {}",
+                self.min_len, self.max_len
+            ),
         )
     }
 }

@@ -8,6 +8,33 @@ use super::init::Init;
 use super::{dense, tanh};
 use super::{per_token_tables, shift_right};
 use crate::config::ModelConfig;
+use crate::data::Dataset;
+
+/// A warning when the default context (`block_size = 0`: the longest item + 1) is set by a few
+/// long items: every position of every item then embeds and multiplies that many tokens, so the
+/// hidden layer's work grows with the longest item, not the typical one.
+pub fn context_warning(config: &ModelConfig, data: &Dataset) -> Option<String> {
+    if config.block_size != 0 {
+        return None;
+    }
+    let (longest, typical) = data.longest_and_typical();
+    let (context, enough) = (longest + 1, typical + 1);
+    // A context a third longer than the typical item's makes the layer a third slower.
+    (3 * context > 4 * enough && context > 16).then(|| {
+        format!(
+            "warning: the mlp's context is {context} tokens (model.block_size = 0: the longest \
+             item + 1), set by {} longer than {typical} characters, where 99% have at most \
+             {typical}; its hidden layer multiplies context × n_embd × n_embd2 at every \
+             position, so model.block_size = {enough} makes that layer {:.1}× cheaper (and \
+             dataset.max_len = {typical} drops the long items)",
+            match data.longer_than(typical) {
+                1 => "the one item".to_string(),
+                n => format!("the {n} items"),
+            },
+            context as f64 / enough as f64
+        )
+    })
+}
 
 #[derive(Module, Debug)]
 pub struct Mlp<B: Backend> {

@@ -6,7 +6,7 @@ mod cnn;
 mod fused;
 mod init;
 pub mod memory;
-mod mlp;
+pub mod mlp;
 mod recurrent;
 mod transformer;
 

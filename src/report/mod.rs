@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::config::ModelType;
 use crate::data::{Overlap, SplitName};
 use crate::error::{Error, Result};
 use crate::rundir::{self, Status, Summary};
@@ -82,7 +83,13 @@ pub struct Row {
     pub group: usize,
     pub keys: BTreeMap<String, String>,
     pub model_type: String,
+    /// The fewest and the most parameters among its runs (they differ where `--by` merged
+    /// configurations of different sizes).
     pub params: usize,
+    pub params_max: usize,
+    /// How many configurations (seed aside) its finished runs hold: more than 1 only where
+    /// `--by` merged runs that differ in other keys; its figures then spread over those.
+    pub configurations: usize,
     /// The most steps among the counted runs (a stopped search trial's: its rung's).
     pub steps: Option<usize>,
     /// The finished runs the figures rest on, and their seeds.
@@ -214,19 +221,24 @@ fn by_rank(a: &Row, b: &Row) -> std::cmp::Ordering {
         .then(rung_loss(a).total_cmp(&rung_loss(b)))
 }
 
-/// Welch's test of each row's selection loss against the top row of its group.
+/// Welch's test of each row's selection loss against the top row of its group. A row that
+/// merges configurations (`--by`) is no sample of one configuration's seeds: it gets no test.
 fn compare_with_top(rows: &mut [Row]) {
-    let mut top: Option<(usize, Stat)> = None;
+    // The group and the top row's figure (none where the top row merges configurations).
+    let mut top: Option<(usize, Option<Stat>)> = None;
     for row in rows.iter_mut() {
         let Some(stat) = row.selection_loss else {
             continue;
         };
+        let own = (row.configurations == 1).then_some(stat);
         match top {
             Some((group, best)) if group == row.group => {
-                row.p_vs_top = stats::welch_p(&stat, &best);
-                row.tied_with_top = row.p_vs_top.map(|p| p >= TIE_P);
+                if let (Some(stat), Some(best)) = (own, best) {
+                    row.p_vs_top = stats::welch_p(&stat, &best);
+                    row.tied_with_top = row.p_vs_top.map(|p| p >= TIE_P);
+                }
             }
-            _ => top = Some((row.group, stat)),
+            _ => top = Some((row.group, own)),
         }
     }
 }
@@ -464,6 +476,15 @@ fn row(
     };
     let test = stat(Summary::headline_test_loss);
     let described = counted.first().unwrap_or(runs[0]);
+    let configurations: BTreeSet<Vec<(&String, &String)>> = counted
+        .iter()
+        .map(|r| {
+            (r.config.iter())
+                .filter(|(k, _)| !NOT_CONFIGURATION.contains(&k.as_str()))
+                .collect()
+        })
+        .collect();
+    let params = counted.iter().map(|r| r.summary.params);
     let mean_of = |f: fn(&Summary) -> Option<f64>| stat(f).map(|s| s.mean);
     Row {
         group,
@@ -477,7 +498,9 @@ fn row(
             })
             .collect(),
         model_type: described.summary.model_type.clone(),
-        params: described.summary.params,
+        params: params.clone().min().unwrap_or(described.summary.params),
+        params_max: params.max().unwrap_or(described.summary.params),
+        configurations: configurations.len().max(1),
         // A stopped trial's steps are its rung's.
         steps: (counted.iter().map(|r| r.summary.step).max())
             .or(search.as_ref().map(|t| t.rung_steps)),
@@ -500,15 +523,26 @@ fn row(
         bits_per_char: test.map(|s| s.mean / std::f64::consts::LN_2),
         tokens_per_s: mean_of(|s| s.tokens_per_s),
         wall_s: mean_of(|s| Some(s.wall_s)),
-        status: status_text(counted.len(), &not_done, repeats.len()),
+        status: status_text(
+            counted.len(),
+            &not_done,
+            repeats.len(),
+            configurations.len(),
+        ),
         not_done,
         repeats,
         search,
     }
 }
 
-/// "3 done", then the unfinished runs by status and the repeats: "2 done; failed 1; 1 repeat".
-fn status_text(done: usize, not_done: &BTreeMap<String, usize>, repeats: usize) -> String {
+/// "3 done", then the unfinished runs by status, the repeats and the configurations a `--by` row
+/// merged: "2 done; failed 1; 1 repeat; 2 configurations".
+fn status_text(
+    done: usize,
+    not_done: &BTreeMap<String, usize>,
+    repeats: usize,
+    configurations: usize,
+) -> String {
     let mut parts = vec![format!("{done} done")];
     if !not_done.is_empty() {
         let others: Vec<String> = not_done.iter().map(|(s, n)| format!("{s} {n}")).collect();
@@ -519,6 +553,9 @@ fn status_text(done: usize, not_done: &BTreeMap<String, usize>, repeats: usize) 
             "{repeats} repeat{}",
             if repeats > 1 { "s" } else { "" }
         ));
+    }
+    if configurations > 1 {
+        parts.push(format!("{configurations} configurations"));
     }
     parts.join("; ")
 }
@@ -554,9 +591,9 @@ fn short(key: &str) -> &str {
     key.rsplit('.').next().unwrap_or(key)
 }
 
-const FIGURES: [&str; 12] = [
+const FIGURES: [&str; 13] = [
     "model", "params", "steps", "rung", "rung val", "val", "test", "95% CI", "vs top", "train",
-    "wall", "runs",
+    "wall", "runs", "run",
 ];
 
 /// A column's title: the key's last part, or the whole key where that would be ambiguous.
@@ -589,16 +626,25 @@ fn cells(report: &Report) -> (Vec<String>, Vec<Vec<String>>) {
 }
 
 fn all_cells(report: &Report) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut header: Vec<String> = report.columns.iter().map(|c| title(report, c)).collect();
+    // The model column says the type.
+    let columns: Vec<&String> = report
+        .columns
+        .iter()
+        .filter(|c| c.as_str() != "model.type")
+        .collect();
+    let mut header: Vec<String> = columns.iter().map(|c| title(report, c)).collect();
     header.extend(FIGURES.map(String::from));
     let rows = report
         .rows
         .iter()
         .map(|row| {
-            let mut cells: Vec<String> = report
-                .columns
+            let kind = ModelType::from_name(&row.model_type).ok();
+            let mut cells: Vec<String> = columns
                 .iter()
-                .map(|c| row.keys.get(c).cloned().unwrap_or_default())
+                .map(|c| match kind.is_none_or(|k| k.uses(c)) {
+                    true => row.keys.get(*c).cloned().unwrap_or_default(),
+                    false => "-".into(),
+                })
                 .collect();
             let on_val = report
                 .groups
@@ -606,7 +652,10 @@ fn all_cells(report: &Report) -> (Vec<String>, Vec<Vec<String>>) {
                 .any(|g| g.id == row.group && g.selected_on == SplitName::Val);
             cells.extend([
                 row.model_type.clone(),
-                row.params.to_string(),
+                match row.params == row.params_max {
+                    true => row.params.to_string(),
+                    false => format!("{}-{}", row.params, row.params_max),
+                },
                 row.steps.map_or("-".into(), |s| s.to_string()),
                 row.search
                     .as_ref()
@@ -619,19 +668,39 @@ fn all_cells(report: &Report) -> (Vec<String>, Vec<Vec<String>>) {
                     "-".into()
                 },
                 fmt_test(row),
-                row.selection_loss
-                    .and_then(|s| s.ci95)
+                (row.selection_loss.and_then(|s| s.ci95))
+                    .filter(|_| row.configurations == 1)
                     .map_or("-".into(), |ci| format!("±{ci:.4}")),
                 fmt_vs_top(row),
                 fmt_stat(row.final_train_loss.map(|s| Stat { n: 1, ..s })),
                 row.wall_s
                     .map_or("-".into(), crate::progress::format_duration),
                 row.status.clone(),
+                which_runs(&row.runs),
             ]);
             cells
         })
         .collect();
     (header, rows)
+}
+
+/// Which runs a row rests on, short: the first's last two path parts (`grid/83e5b2c74932`,
+/// `mlp/20261203-190429-3e280f`), and how many more.
+fn which_runs(runs: &[PathBuf]) -> String {
+    let Some(first) = runs.first() else {
+        return "-".into();
+    };
+    let parts: Vec<String> = first
+        .components()
+        .rev()
+        .take(2)
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    let short: Vec<&str> = parts.iter().rev().map(String::as_str).collect();
+    match runs.len() {
+        1 => short.join("/"),
+        n => format!("{} +{}", short.join("/"), n - 1),
+    }
 }
 
 fn group_title(report: &Report, group: &Group) -> String {
@@ -660,6 +729,13 @@ fn legend(report: &Report) -> String {
          95% CI: half-width of the 95% confidence interval of the ranked figure's mean (Student t); \
          vs top: Welch's t-test against the group's first row, tie when p ≥ 0.05\n",
     );
+    if report.rows.iter().any(|r| r.configurations > 1) {
+        out.push_str(
+            "N configurations (runs): the row merges runs that differ in more than its keys (--by): \
+             its mean±std spreads over those configurations, not over seeds of one, and params \
+             gives their range\n",
+        );
+    }
     for group in &report.groups {
         if group.selected_on == SplitName::Test {
             out.push_str(&format!(
@@ -775,7 +851,7 @@ fn damaged_lines(report: &Report, out: &mut String) {
     }
 }
 
-const CSV_FIGURES: [&str; 34] = [
+const CSV_FIGURES: [&str; 36] = [
     "model_type",
     "params",
     "steps",
@@ -810,6 +886,8 @@ const CSV_FIGURES: [&str; 34] = [
     "rung_steps",
     "rung_loss",
     "rung_fate",
+    "params_max",
+    "configurations",
 ];
 
 /// One line per configuration, every figure unrounded; the columns are documented in the README.
@@ -879,5 +957,7 @@ fn csv_figures(report: &Report, row: &Row) -> Vec<String> {
         count(trial.map(|t| t.rung_steps)),
         num(trial.and_then(|t| t.rung_loss)),
         trial.map_or(String::new(), |t| t.fate.name().into()),
+        row.params_max.to_string(),
+        row.configurations.to_string(),
     ]
 }

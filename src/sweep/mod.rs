@@ -20,13 +20,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::data::SplitName;
 use crate::error::{Error, Result};
 use crate::files::write_atomic;
 use crate::rundir::{self, Status};
 use crate::{run, signals};
 
 pub use emit::{Emit, SlurmOptions};
-pub use grid::{Grid, Trial};
+pub use grid::{Grid, Trial, load as load_grid};
 use halving::Halving;
 
 /// What `makemore sweep` was asked for.
@@ -117,13 +118,39 @@ pub enum Event<'a> {
         /// The trials that failed, with why.
         failed: &'a [(&'a Trial, String)],
     },
-    /// The end of a sweep: its trials done, and why each failed one failed.
+    /// The end of a sweep: its trials done, why each failed one failed, and the finished trial
+    /// with the lowest selection loss.
     Finished {
         name: &'a str,
+        dir: &'a Path,
         done: usize,
         trials: usize,
         failed: &'a [(&'a Trial, String)],
+        best: Option<Best<'a>>,
     },
+}
+
+/// A sweep's finished trial with the lowest loss on the split that selects (val, else test).
+pub struct Best<'a> {
+    pub trial: &'a Trial,
+    pub loss: f64,
+    pub on: SplitName,
+}
+
+/// The finished trial of `grid` whose selected checkpoint has the lowest selection loss.
+fn best<'a>(grid: &'a Grid, dir: &Path) -> Option<Best<'a>> {
+    grid.trials
+        .iter()
+        .filter_map(|trial| {
+            let summary = rundir::read_summary(&dir.join(&trial.id)).ok()?;
+            let loss = summary.selection_loss()?;
+            (summary.status == Status::Done).then(|| Best {
+                trial,
+                loss,
+                on: summary.selected_on(),
+            })
+        })
+        .min_by(|a, b| a.loss.total_cmp(&b.loss))
 }
 
 /// What a worker does with a trial.
@@ -435,6 +462,7 @@ fn run_all(
     let failed = &pool.failed;
     say(Event::Finished {
         name: &grid.name,
+        dir,
         done: grid
             .trials
             .iter()
@@ -442,6 +470,7 @@ fn run_all(
             .count(),
         trials: grid.trials.len(),
         failed,
+        best: best(grid, dir),
     });
     if signals::interrupted() || pool.interrupted > 0 {
         return Err(Error::Interrupted(
