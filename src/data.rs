@@ -47,6 +47,13 @@ impl Vocab {
         &self.chars
     }
 
+    /// The characters of `text` outside the vocabulary, in order.
+    pub fn unknown(&self, text: &str) -> String {
+        text.chars()
+            .filter(|c| !self.index.contains_key(c))
+            .collect()
+    }
+
     pub fn encode(&self, item: &str) -> Option<Vec<usize>> {
         item.chars().map(|c| self.index.get(&c).copied()).collect()
     }

@@ -293,12 +293,9 @@ fn check(o: &SampleOptions) -> Result<()> {
 /// The tokens of `prefix`, which must leave room for at least one more character.
 fn encode_prefix(prefix: &str, data: &Dataset) -> Result<Vec<usize>> {
     let tokens = data.vocab.encode(prefix).ok_or_else(|| {
-        let unknown: String = prefix
-            .chars()
-            .filter(|c| !data.vocab.chars().contains(c))
-            .collect();
         Error::input(format!(
-            "--prefix {prefix:?}: characters not in the vocabulary: {unknown:?}"
+            "--prefix {prefix:?}: characters not in the vocabulary: {:?}",
+            data.vocab.unknown(prefix)
         ))
     })?;
     if tokens.len() + 1 >= data.seq_len {

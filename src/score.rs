@@ -78,19 +78,18 @@ pub fn score(request: &ScoreRequest) -> Result<Scored> {
         .iter()
         .map(|line| data::clean(&trained.experiment.dataset, line))
         .collect();
-    let (scorable, scorable_at): (Vec<String>, Vec<usize>) = items
-        .iter()
-        .enumerate()
-        .filter(|(_, item)| unscorable(&trained, item).is_none())
-        .map(|(i, item)| (item.clone(), i))
-        .unzip();
+    let why: Vec<Option<String>> = items.iter().map(|i| unscorable(&trained, i)).collect();
+    let scorable: Vec<String> = (items.iter().zip(&why))
+        .filter(|(_, why)| why.is_none())
+        .map(|(item, _)| item.clone())
+        .collect();
     let mut found = scores(&trained, &scorable)?.into_iter();
     let mut lines = Vec::with_capacity(items.len());
     let mut skipped = 0;
-    for (i, item) in items.into_iter().enumerate() {
-        let score = match scorable_at.binary_search(&i) {
-            Ok(_) => Ok(found.next().expect("a score for each scorable item")),
-            Err(_) => Err(unscorable(&trained, &item).expect("not scorable")),
+    for (item, why) in items.into_iter().zip(why) {
+        let score = match why {
+            None => Ok(found.next().expect("a score for each scorable item")),
+            Some(why) => Err(why),
         };
         if request.skip_unknown && score.is_err() {
             skipped += 1;
@@ -111,10 +110,7 @@ fn unscorable(trained: &Trained, item: &str) -> Option<String> {
     if item.is_empty() {
         return Some("a blank line is no item".into());
     }
-    let unknown: String = item
-        .chars()
-        .filter(|c| !data.vocab.chars().contains(c))
-        .collect();
+    let unknown = data.vocab.unknown(item);
     if !unknown.is_empty() {
         return Some(format!(
             "{unknown:?}: characters outside the model's vocabulary"

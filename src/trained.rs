@@ -47,7 +47,8 @@ impl Trained {
         let data = Dataset::load(&experiment.dataset)?;
         // The model's tokens are the characters of the data it was trained on: other data would
         // decode them wrongly and mark samples against the wrong splits.
-        if let Ok(summary) = read_summary(dir)
+        let summary = read_summary(dir).ok();
+        if let Some(summary) = &summary
             && summary.data_hash != data.data_hash
         {
             return Err(Error::input(format!(
@@ -59,7 +60,6 @@ impl Trained {
                 dir.join("config.toml").display()
             )));
         }
-        let summary = read_summary(dir).ok();
         let path = dir
             .join("checkpoints")
             .join(format!("{}.ckpt", which.name()));

@@ -65,8 +65,8 @@ pub fn load_with(file: &Path, overrides: &[Override], sets: &[String]) -> Result
 /// the data file a newcomer hands to `run` first.
 fn not_a_data_file(file: &Path) -> Result<()> {
     let toml_named = file.extension().is_some_and(|e| e == "toml");
-    let parses = std::fs::read_to_string(file).is_ok_and(|t| t.parse::<toml::Table>().is_ok());
-    match toml_named || parses {
+    let parses = || std::fs::read_to_string(file).is_ok_and(|t| t.parse::<toml::Table>().is_ok());
+    match toml_named || parses() {
         true => Ok(()),
         false => Err(Error::input(format!(
             "{file}: not an experiment file (TOML); to train on a data file of one item per \
