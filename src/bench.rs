@@ -36,31 +36,23 @@ pub const FAMILIES: &[&str] = &[
 ];
 
 /// What `makemore bench` was asked for.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone)]
 pub struct BenchRequest {
     /// Families to measure, comma-separated (default: all but counts).
-    #[arg(long, value_delimiter = ',')]
     pub models: Vec<String>,
     /// The items to train on.
-    #[arg(long, default_value = "data/names.txt")]
     pub data: PathBuf,
     /// Timed optimizer steps per family.
-    #[arg(long, default_value_t = 200)]
     pub steps: usize,
     /// Untimed steps first.
-    #[arg(long, default_value_t = 20)]
     pub warmup: usize,
     /// CPU threads; 0 = all cores.
-    #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// Items to sample for the sampling figure.
-    #[arg(long, default_value_t = 100)]
     pub samples: usize,
     /// Override a setting of every family (repeatable), e.g. --set schedule.batch_size=64.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
     /// Also write the figures as JSON to this file.
-    #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
 }
 

@@ -113,14 +113,12 @@ fn check_exportable(trained: &Trained) -> Result<()> {
 }
 
 /// What `makemore export` was asked for.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone)]
 pub struct ExportRequest {
     /// The run directory (or an experiment's directory of runs: its newest).
     pub run: PathBuf,
     /// The file to write.
-    #[arg(long, value_name = "FILE")]
     pub safetensors: PathBuf,
-    #[arg(long, value_enum, default_value_t = Which::Best)]
     pub checkpoint: Which,
 }
 
@@ -200,23 +198,18 @@ fn snapshot_values(snapshot: &TensorSnapshot, name: &str) -> Result<Vec<f32>> {
 }
 
 /// What `makemore import` needs: the weights file, the model type, the data and any settings.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone)]
 pub struct ImportRequest {
     /// makemore.py's state_dict (torch.save) or a safetensors file.
-    #[arg(value_name = "MODEL")]
     pub weights: PathBuf,
     /// The model's type: bigram, mlp, rnn, gru, bow or transformer.
-    #[arg(long = "type", value_name = "TYPE")]
     pub kind: String,
     /// The items it was trained on (they fix the vocabulary and the block size).
-    #[arg(long, value_name = "FILE")]
     pub data: PathBuf,
     /// Settings the model was built with (--set model.n_embd=...) or for fine-tuning
     /// (--set schedule.steps=N); repeatable.
-    #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
     /// Where the run directory goes.
-    #[arg(long, default_value = "runs")]
     pub runs: PathBuf,
 }
 

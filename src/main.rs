@@ -6,24 +6,22 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use makemore::bench::{self, BenchRequest, Figures};
-use makemore::check::{Checked, Sized};
+use makemore::bench::{self, BenchRequest};
 use makemore::config::{self, ModelType};
-use makemore::data::SplitName;
 use makemore::error::{Error, Result};
 use makemore::interchange::{self, ExportRequest, ImportRequest};
-use makemore::progress::format_duration;
 use makemore::report::{self, ReportRequest};
-use makemore::run::{self, Ran};
+use makemore::run;
 use makemore::sample::{self, SampleRequest};
 use makemore::score::{self, ScoreRequest};
-use makemore::sweep::halving::{self, Halving, Rung};
-use makemore::sweep::{self, Event, Grid, SweepRequest, Taking, Trial};
-use makemore::{say, signals};
+use makemore::signals;
+use makemore::sweep::{self, SweepRequest};
 
 mod cli;
+mod render;
 
 use cli::{CheckArgs, Cli, Command, InitArgs, RunArgs};
+use render::{say_ran, shown};
 
 fn main() -> ExitCode {
     keep_freed_memory();
@@ -40,13 +38,13 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Run(args) => run(args),
-        Command::Sweep(request) => sweep(&request),
-        Command::Sample(request) => sample(request),
-        Command::Score(request) => score(request),
-        Command::Export(request) => export(request),
-        Command::Import(request) => import(&request),
-        Command::Report(request) => report(&request),
-        Command::Bench(request) => bench(&request),
+        Command::Sweep(args) => sweep(&args.into()),
+        Command::Sample(args) => sample(args.into()),
+        Command::Score(args) => score(args.into()),
+        Command::Export(args) => export(args.into()),
+        Command::Import(args) => import(&args.into()),
+        Command::Report(args) => report(&args.into()),
+        Command::Bench(args) => bench(&args.into()),
         Command::Check(args) => check(&args),
         Command::Init(args) => init(&args),
     };
@@ -118,228 +116,9 @@ fn run(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// The end of a run: its figures, its final samples and where it is.
-fn say_ran(ran: &Ran) {
-    let (dir, summary, samples) = match ran {
-        Ran::Paused { dir, step } => {
-            let dir = dir.display();
-            say!("paused at step {step} (--until); go on with: makemore run --resume {dir}");
-            return;
-        }
-        Ran::AlreadyDone { dir, step } => {
-            let dir = dir.display();
-            say!(
-                "{dir} finished at step {step}; nothing to resume (raise schedule.steps to train longer)"
-            );
-            return;
-        }
-        Ran::Trained {
-            dir,
-            summary,
-            samples,
-        } => (dir, summary, samples),
-    };
-    let figure =
-        |v: Option<f64>, decimals: usize| v.map_or("-".into(), |v| format!("{v:.decimals$}"));
-    say!(
-        "done in {}: {} steps, {} parameters, {} ms/step, {} tokens/s",
-        format_duration(summary.wall_s),
-        summary.step,
-        summary.params,
-        figure(summary.ms_per_step, 2),
-        figure(summary.tokens_per_s, 0),
-    );
-    // The losses of the last model and of the selected checkpoint were said as training ended.
-    if summary.selected_on() == SplitName::Test {
-        say!(
-            "  no validation split: the test split chose the checkpoint, so its figure is not held out (as in makemore.py); set dataset.val_fraction for one"
-        );
-    }
-    say!("samples:");
-    for (item, mark) in samples {
-        say!("  {:<20} {mark}", shown(item));
-    }
-    say!("run directory: {}", dir.display());
-}
-
-/// A sample as people read it: an empty one (the model ended at once) would be a blank.
-fn shown(item: &str) -> &str {
-    match item {
-        "" => "(empty)",
-        item => item,
-    }
-}
-
 fn sweep(request: &SweepRequest) -> Result<()> {
     handle_signals();
-    sweep::sweep(request, &mut say_sweep)
-}
-
-/// A sweep's events, one line each.
-fn say_sweep(event: Event) {
-    match event {
-        Event::Plan { name, trials, dir } => say!("{name}: {trials} trials in {}", dir.display()),
-        Event::Planned { trial, action } => say!(
-            "{:>4}  {}  {action:<24}  {}",
-            trial.index,
-            trial.id,
-            trial.describe()
-        ),
-        Event::Command(command) => say!("{command}"),
-        Event::Script(path) => {
-            let path = path.display();
-            say!("wrote {path}; submit it with: sbatch {path}")
-        }
-        Event::Trial { trial, what } => say_trial(trial, what),
-        Event::Start {
-            name,
-            trials,
-            done_before,
-            to_go,
-            jobs,
-            threads,
-        } => say!(
-            "{name}: {trials} trials, {done_before} done before, {to_go} to go, {jobs} at a time with {threads} thread(s) each"
-        ),
-        Event::Rung {
-            rung,
-            steps,
-            reached,
-            members,
-            elapsed_s,
-        } => say!(
-            "[{}] rung {rung}: {reached} of {members} trials at {steps} steps",
-            format_duration(elapsed_s)
-        ),
-        Event::WorkerEnded { index, how } => say!("worker {index} {how}"),
-        Event::Ended {
-            trial,
-            how,
-            elapsed_s,
-            tally,
-            eta_s,
-        } => say!(
-            "[{}] trial {} {how}: {} done, {} running, {} failed, {} left{}",
-            format_duration(elapsed_s),
-            trial.index,
-            tally.done,
-            tally.running,
-            tally.failed,
-            tally.left,
-            eta_s.map_or(String::new(), |s| format!(", eta {}", format_duration(s)))
-        ),
-        Event::Rungs {
-            grid,
-            rungs,
-            halving,
-            spent,
-            full,
-            failed,
-        } => say_rungs(grid, rungs, halving, (spent, full), failed),
-        Event::Warning(warning) => eprintln!("{warning}"),
-        Event::Finished {
-            name,
-            dir,
-            done,
-            trials,
-            failed,
-            best,
-        } => {
-            let failures = match failed.len() {
-                0 => String::new(),
-                n => format!(", {n} failed"),
-            };
-            say!("{name}: {done} of {trials} trials done{failures}");
-            for (trial, why) in failed {
-                say!(
-                    "  trial {} ({}, {}): {why}",
-                    trial.index,
-                    trial.id,
-                    trial.describe()
-                );
-            }
-            if let Some(best) = best {
-                let (trial, dir) = (best.trial, dir.display());
-                say!(
-                    "best trial by {}: trial {} ({}, {}), {} {:.4}: {dir}/{}",
-                    best.on.name(),
-                    trial.index,
-                    trial.id,
-                    trial.describe(),
-                    best.on.name(),
-                    best.loss,
-                    trial.id
-                );
-                say!("compare them all (seeds aggregated): makemore report {dir}");
-            }
-        }
-    }
-}
-
-/// What a worker does with a trial.
-fn say_trial(trial: &Trial, what: Taking) {
-    let label = format!("trial {} ({}, {})", trial.index, trial.id, trial.describe());
-    match what {
-        Taking::Elsewhere { host, pid } => say!("{label}: running elsewhere ({host} pid {pid})"),
-        Taking::DoneBefore => say!("{label}: done before"),
-        Taking::GoingOn { status, step } => say!("{label}: {status} at step {step}, going on"),
-        Taking::Starting => say!("{label}: starting"),
-    }
-}
-
-/// A halving search's rungs (each member's best estimate, the promoted marked), its winner, and
-/// the training steps it took against every trial trained to the end.
-fn say_rungs(
-    grid: &Grid,
-    rungs: &[Rung],
-    h: &Halving,
-    (spent, full): (usize, usize),
-    failed: &[(&Trial, String)],
-) {
-    for (r, rung) in rungs.iter().enumerate() {
-        let promoted = match rung.complete {
-            true => halving::promoted(rung, h.eta),
-            false => Vec::new(),
-        };
-        let state = if rung.complete { "complete" } else { "running" };
-        say!(
-            "rung {r}: {} trials to {} steps ({state})",
-            rung.members.len(),
-            rung.steps
-        );
-        for (&i, score) in rung.members.iter().zip(&rung.scores) {
-            let trial = &grid.trials[i];
-            let mark = if promoted.contains(&i) {
-                "  promoted"
-            } else {
-                ""
-            };
-            let failed = failed.iter().any(|(t, _)| t.index == i);
-            let score = match (score, failed) {
-                (Some(s), _) => format!("{s:.4}"),
-                (None, true) => "failed".into(),
-                (None, false) => "-".into(),
-            };
-            say!(
-                "  trial {i:>3} {}  {score}  {}{mark}",
-                trial.id,
-                trial.describe()
-            );
-        }
-    }
-    if let Some(winner) = halving::winner(h, rungs) {
-        let trial = &grid.trials[winner];
-        say!(
-            "winner: trial {winner} ({}, {}), run {}",
-            trial.id,
-            trial.describe(),
-            trial.id
-        );
-    }
-    say!("{}", halving::compute_line(spent, full));
-    for (trial, why) in failed {
-        say!("trial {} ({}) failed: {why}", trial.index, trial.id);
-    }
+    sweep::sweep(request, &mut render::say_sweep)
 }
 
 fn sample(mut request: SampleRequest) -> Result<()> {
@@ -427,7 +206,7 @@ fn bench(request: &BenchRequest) -> Result<()> {
                 "peak MiB"
             );
         }
-        println!("{}", bench_row(f));
+        println!("{}", render::bench_row(f));
     })?;
     println!(
         "{} thread(s) of {} ({} cores); warm-up {} steps, then {} timed",
@@ -441,22 +220,6 @@ fn bench(request: &BenchRequest) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn bench_row(f: &Figures) -> String {
-    format!(
-        "{:<12} {:>8} {:>22} {:>10.0} {:>11.0} {:>10.0} {:>9}",
-        f.model,
-        f.params,
-        format!(
-            "{:.3} ({:.3}-{:.3})",
-            f.ms_per_step_median, f.ms_per_step_p10, f.ms_per_step_p90
-        ),
-        f.train_tokens_per_s,
-        f.eval_tokens_per_s,
-        f.sample_items_per_s,
-        f.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0}")),
-    )
 }
 
 fn init(args: &InitArgs) -> Result<()> {
@@ -474,54 +237,6 @@ fn init(args: &InitArgs) -> Result<()> {
 }
 
 fn check(args: &CheckArgs) -> Result<()> {
-    match makemore::check::check(&args.file, &args.sets)? {
-        Checked::Experiment { experiment, sized } => {
-            print!("{}", experiment.to_toml());
-            // config.toml leaves out max_len when it is 0 (old hashes stay); the check says it.
-            if experiment.dataset.max_len == 0 {
-                println!("# dataset.max_len = 0: every item whole");
-            }
-            say_sized(&sized, "# ");
-        }
-        Checked::Sweep {
-            file,
-            name,
-            kind,
-            trials,
-        } => {
-            let file = file.display();
-            println!(
-                "{file}: a sweep file ({kind}), {} trials, every one valid; runs go to runs/{name}/",
-                trials.len()
-            );
-            let mut lines = std::collections::BTreeSet::new();
-            for (trial, sized) in &trials {
-                let params = sized.params.map_or("-".into(), |p| p.to_string());
-                let fits = if sized.fits { "" } else { " (does not fit)" };
-                println!(
-                    "{:>4}  {}  {params:>8} parameters  {:>9}{fits}  {}",
-                    trial.index,
-                    trial.id,
-                    sized.needs,
-                    trial.describe()
-                );
-                lines.extend(sized.data_lines.iter().cloned());
-            }
-            lines.iter().for_each(|line| println!("# {line}"));
-            println!("run it with: makemore sweep {file}   (--dry-run: what each trial would do)");
-        }
-    }
+    render::say_checked(&makemore::check::check(&args.file, &args.sets)?);
     Ok(())
-}
-
-/// An experiment's size, memory and data lines, each behind `prefix`.
-fn say_sized(sized: &Sized, prefix: &str) {
-    if let Some(params) = sized.params {
-        println!("{prefix}{params} parameters");
-    }
-    let fits = if sized.fits { "" } else { ": it does not fit" };
-    println!("{prefix}{}{fits}", sized.memory);
-    for line in &sized.data_lines {
-        println!("{prefix}{line}");
-    }
 }

@@ -249,7 +249,7 @@ pub fn resume(dir: &Path, sets: &[String], until: Option<usize>) -> Result<Ran> 
 /// run stopped: only more steps, another backend, or the same data moved elsewhere.
 fn resumable(dir: &Path, summary: &Summary, sets: &[String]) -> Result<(Experiment, Dataset)> {
     let stored = rundir::read_config(dir).map_err(|e| Error::input(format!("{e:#}")))?;
-    let experiment = config::load(&dir.join("config.toml"), sets)?.experiment;
+    let experiment = rundir::load_config(dir, sets)?;
     let changed = changed_keys(&stored, &experiment);
     // More steps extend training; checkpoints are portable between backends; the data may have
     // moved (to another machine) as long as its split is the same, which is checked below.

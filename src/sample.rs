@@ -13,24 +13,19 @@ use crate::error::{Error, Result};
 use crate::models::{Mode, Model};
 use crate::trained::{Trained, Which};
 
-#[derive(Debug, Clone, Copy, clap::Args)]
+#[derive(Debug, Clone, Copy)]
 pub struct SampleOptions {
     /// Below 1 sharper, above 1 more adventurous; 0 takes the likeliest character every time
     /// (greedy: every sample is the same).
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub temperature: f64,
     /// Draw from the k most likely characters only; 0 = all.
-    #[arg(long, default_value_t = 0)]
     pub top_k: usize,
     /// Draw from the most likely characters that make up this much probability (of what top-k
     /// left); 1 = all.
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub top_p: f64,
     /// No sample ends before it has this many characters (the stop token is held back).
-    #[arg(long, default_value_t = 0)]
     pub min_len: usize,
     /// A sample is cut at this many characters; 0 = as long as the model's items.
-    #[arg(long, default_value_t = 0)]
     pub max_len: usize,
 }
 
@@ -188,28 +183,21 @@ fn draw(probs: &[f32], options: SampleOptions, rng: &mut ChaCha8Rng) -> usize {
 const BATCH: usize = 1024;
 
 /// What `makemore sample` was asked for.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone)]
 pub struct SampleRequest {
     /// The run directory (or an experiment's directory of runs: its newest).
     pub run: PathBuf,
     /// How many.
-    #[arg(short = 'n', default_value_t = 20)]
     pub count: usize,
-    #[command(flatten)]
     pub options: SampleOptions,
     /// Every sample starts with this text.
-    #[arg(long, default_value = "")]
     pub prefix: String,
     /// Random seed (default: the run's).
-    #[arg(long)]
     pub seed: Option<u64>,
-    #[arg(long, value_enum, default_value_t = Which::Best)]
     pub checkpoint: Which,
     /// Only items that are not in the data (train, val or test).
-    #[arg(long)]
     pub new_only: bool,
     /// Tag each sample in-train, in-val, in-test or new.
-    #[arg(long)]
     pub mark: bool,
 }
 

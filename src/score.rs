@@ -37,17 +37,15 @@ pub fn scores(trained: &Trained, items: &[String]) -> Result<Vec<(f64, f64)>> {
 }
 
 /// What `makemore score` was asked for.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone)]
 pub struct ScoreRequest {
     /// The run directory (or an experiment's directory of runs: its newest).
     pub run: PathBuf,
     /// Items to score; read from standard input, one per line, when none are given.
     pub items: Vec<String>,
-    #[arg(long, value_enum, default_value_t = Which::Best)]
     pub checkpoint: Which,
     /// Leave out the lines the model cannot score (characters outside its vocabulary, longer
     /// than its items, blank) instead of printing them without figures and exiting with 2.
-    #[arg(long)]
     pub skip_unknown: bool,
 }
 
@@ -125,25 +123,13 @@ fn unscorable(trained: &Trained, item: &str) -> Option<String> {
     })
 }
 
-/// The lines of `input`, one per line (blank ones too, so that output lines match input lines).
-/// A line that is not UTF-8 (or a read that fails) stops with an error that names it, rather
-/// than dropping what follows.
-fn read_lines(input: impl std::io::BufRead) -> Result<Vec<String>> {
-    let mut lines = Vec::new();
-    for (number, line) in input.split(b'\n').enumerate() {
-        let line = line.map_err(|e| Error::input(format!("standard input: cannot read: {e}")))?;
-        let line = String::from_utf8(line).map_err(|e| {
-            Error::input(format!(
-                "standard input:{}: not valid UTF-8 (byte {} of the line)",
-                number + 1,
-                e.utf8_error().valid_up_to() + 1
-            ))
-        })?;
-        lines.push(line);
-    }
-    // The newline that ends the last line starts no line of its own.
-    if lines.last().is_some_and(String::is_empty) {
-        lines.pop();
-    }
-    Ok(lines)
+/// Standard input's lines, blank ones too (so that output lines match input lines), each
+/// checked to be UTF-8.
+fn read_lines(mut input: impl std::io::Read) -> Result<Vec<String>> {
+    let mut bytes = Vec::new();
+    input
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::input(format!("standard input: cannot read: {e}")))?;
+    let lines = data::utf8_lines(&bytes, "standard input")?;
+    Ok(lines.into_iter().map(str::to_string).collect())
 }

@@ -12,7 +12,10 @@ use crate::models::Model;
 use crate::rundir::{Status, Summary, read_config, read_summary};
 
 /// Which checkpoint of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::VariantNames, strum::IntoStaticStr,
+)]
+#[strum(serialize_all = "lowercase")]
 pub enum Which {
     /// The one selected on validation (test without a validation split).
     Best,
@@ -22,10 +25,7 @@ pub enum Which {
 
 impl Which {
     pub fn name(self) -> &'static str {
-        match self {
-            Which::Best => "best",
-            Which::Last => "last",
-        }
+        self.into()
     }
 }
 

@@ -166,8 +166,8 @@ fn split<B: Backend>(
 /// `nn.LSTM` draws them, U(-1/√h, 1/√h) with h the state size, and then biased to open the input
 /// and output gates (+1, +2) and to forget quickly (−1) at the start: with plain `nn.LSTM` gates
 /// the hidden state reaching the head is half the memory's tanh, and short items need little
-/// memory. Both plain gates and the often recommended forget-gate bias of +1 trained worse on
-/// names.txt (the seeds' figures are in BENCHMARKS.md).
+/// memory. (BENCHMARKS.md, "The LSTM's gate biases", compares them with plain gates and with a
+/// forget-gate bias of +1 alone.)
 fn lstm_gates<B: Backend>(init: &mut Init<B>, d_in: usize, h: usize) -> Linear<B> {
     const GATE_BIAS: [f32; 4] = [1.0, -1.0, 2.0, 0.0];
     let bound = 1.0 / (h as f64).sqrt();

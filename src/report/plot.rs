@@ -179,7 +179,7 @@ fn label(report: &Report, i: usize) -> String {
     let keys: Vec<String> = row
         .keys
         .iter()
-        .map(|(k, v)| format!("{}={v}", super::short(k)))
+        .map(|(k, v)| format!("{}={v}", super::text::short(k)))
         .collect();
     let rung = row.search.as_ref().map_or(String::new(), |t| {
         format!(" [rung {} {}]", t.rung, t.fate.name())

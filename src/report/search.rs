@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::Damaged;
 use crate::sweep::halving::{self, Halving, Rung};
+use crate::sweep::manifest;
 
 /// One search as its sweep directory holds it now.
 #[derive(Debug, Clone, Serialize)]
@@ -49,8 +50,9 @@ pub struct TrialRung {
 }
 
 /// What became of a trial at its last rung.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Fate {
     /// The best of the last rung, the search done.
     Winner,
@@ -67,14 +69,7 @@ pub enum Fate {
 
 impl Fate {
     pub fn name(self) -> &'static str {
-        match self {
-            Fate::Winner => "winner",
-            Fate::Finished => "finished",
-            Fate::Stopped => "stopped",
-            Fate::Waiting => "waiting",
-            Fate::Training => "training",
-            Fate::Failed => "failed",
-        }
+        self.into()
     }
 }
 
@@ -118,7 +113,7 @@ pub fn find(dirs: &[PathBuf], damaged: &mut Vec<Damaged>) -> Found {
     }
     let (mut searches, mut trials) = (Vec::new(), BTreeMap::new());
     for dir in sweeps {
-        match halving::recorded(&dir) {
+        match manifest::recorded(&dir) {
             None => {}
             Some(Err(problem)) => damaged.push(Damaged { dir, problem }),
             Some(Ok(recorded)) => {
@@ -144,7 +139,7 @@ fn find_sweeps(dir: &Path, found: &mut Vec<PathBuf>) {
     if dir.join("summary.json").exists() {
         return;
     }
-    for child in super::subdirectories(dir) {
+    for child in super::read::subdirectories(dir) {
         find_sweeps(&child, found);
     }
 }

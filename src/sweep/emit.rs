@@ -9,35 +9,33 @@ use super::{Event, SweepRequest};
 use crate::error::{Error, Result};
 use crate::files::write_atomic;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::VariantNames, strum::IntoStaticStr,
+)]
+#[strum(serialize_all = "lowercase")]
 pub enum Emit {
     Slurm,
     List,
 }
 
 /// Resources for the Slurm script; unset ones are left to the cluster's defaults.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, Default)]
 pub struct SlurmOptions {
     /// Slurm: time limit per trial, e.g. 1:00:00.
-    #[arg(long, requires = "emit", value_parser = sbatch_value)]
     pub time: Option<String>,
     /// Slurm: CPUs per trial.
-    #[arg(long, requires = "emit", value_parser = crate::config::at_least_one)]
     pub cpus_per_task: Option<usize>,
     /// Slurm: memory per trial, e.g. 4G.
-    #[arg(long, requires = "emit", value_parser = sbatch_value)]
     pub mem: Option<String>,
     /// Slurm: partition.
-    #[arg(long, requires = "emit", value_parser = sbatch_value)]
     pub partition: Option<String>,
     /// Slurm: at most K trials at once (--array=0-N%K).
-    #[arg(long, value_name = "K", requires = "emit", value_parser = crate::config::at_least_one)]
     pub max_parallel: Option<usize>,
 }
 
 /// A value for an `#SBATCH` line: one word, so that it cannot end the line and add others to
 /// the script.
-fn sbatch_value(text: &str) -> std::result::Result<String, String> {
+pub fn sbatch_value(text: &str) -> std::result::Result<String, String> {
     match !text.is_empty() && !text.chars().any(|c| c.is_whitespace() || c.is_control()) {
         true => Ok(text.to_string()),
         false => Err(format!("expected one word without spaces, got {text:?}")),
@@ -65,11 +63,8 @@ pub fn emit(
     for set in &request.sets {
         command.extend(["--set".into(), set.clone()]);
     }
-    let command = command
-        .iter()
-        .map(|a| quote(a))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let command = shlex::try_join(command.iter().map(String::as_str))
+        .map_err(|e| Error::input(format!("cannot write the command for a shell: {e}")))?;
     match emit {
         Emit::List => {
             for trial in &grid.trials {
@@ -133,14 +128,4 @@ fn slurm_script(grid: &Grid, out: &Path, command: &str, options: &SlurmOptions) 
         format!("exec {command}"),
     ]);
     lines.join("\n") + "\n"
-}
-
-/// `arg` as one POSIX shell word.
-fn quote(arg: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c);
-    if !arg.is_empty() && arg.chars().all(plain) {
-        arg.to_string()
-    } else {
-        format!("'{}'", arg.replace('\'', r"'\''"))
-    }
 }

@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use crate::rundir::{self, Status};
+use crate::rundir::{self, Status, metrics};
 
 /// `[search] method = "halving"`'s settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -148,56 +148,6 @@ pub fn compute_line(spent: usize, full: usize) -> String {
     )
 }
 
-/// A halving search as its sweep directory records it: the settings of `grid.toml`'s `[search]`
-/// and the trial ids of `trials.csv`, in index order. What `report` reads.
-#[derive(Debug, Clone)]
-pub struct Recorded {
-    pub halving: Halving,
-    pub ids: Vec<String>,
-}
-
-/// The halving search recorded in `dir`: `None` when `dir` holds no sweep or a sweep of another
-/// kind, an error saying which file is wrong.
-pub fn recorded(dir: &Path) -> Option<Result<Recorded, String>> {
-    let grid_file = dir.join("grid.toml");
-    let text = std::fs::read_to_string(&grid_file).ok()?;
-    let problem = |e: &dyn std::fmt::Display| format!("{}: {e}", grid_file.display());
-    let table: toml::Table = match toml::from_str(&text) {
-        Ok(table) => table,
-        Err(e) => return Some(Err(problem(&e))),
-    };
-    let search = table.get("search")?.as_table()?;
-    if search.get("method")?.as_str()? != "halving" {
-        return None;
-    }
-    let place = |key: &str| format!("{} [search] {key}", grid_file.display());
-    let halving = match super::search::parse(search, &place) {
-        Ok(parsed) => parsed.halving?,
-        Err(e) => return Some(Err(e.to_string())),
-    };
-    Some(trial_ids(dir).map(|ids| Recorded { halving, ids }))
-}
-
-/// The `id` column of `trials.csv`, ordered by its `index` column.
-fn trial_ids(dir: &Path) -> Result<Vec<String>, String> {
-    let file = dir.join("trials.csv");
-    let problem = |e: &dyn std::fmt::Display| format!("{}: {e}", file.display());
-    let mut reader = csv::Reader::from_path(&file).map_err(|e| problem(&e))?;
-    let mut rows = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| problem(&e))?;
-        let (Some(index), Some(id)) = (record.get(0), record.get(1)) else {
-            return Err(problem(&"expected the columns index and id"));
-        };
-        rows.push((
-            index.parse::<usize>().map_err(|e| problem(&e))?,
-            id.to_string(),
-        ));
-    }
-    rows.sort();
-    Ok(rows.into_iter().map(|(_, id)| id).collect())
-}
-
 /// Where a trial's run stands against a rung's steps.
 enum Reached {
     No,
@@ -215,6 +165,13 @@ impl Reached {
     }
 }
 
+/// The run's best estimate of `split` (its selection split) up to `steps`; none where its
+/// metrics.csv does not read.
+fn best_estimate(run: &Path, split: &str, steps: usize) -> Option<f64> {
+    let rows = metrics::read(run).ok()?;
+    metrics::best_estimate(&rows, split, steps)
+}
+
 fn reached(run: &Path, steps: usize) -> Reached {
     let Ok(summary) = rundir::read_summary(run) else {
         return Reached::No;
@@ -226,28 +183,6 @@ fn reached(run: &Path, steps: usize) -> Reached {
         _ if summary.step >= steps => Reached::Yes(best_estimate(run, split, steps)),
         _ => Reached::No,
     }
-}
-
-/// The lowest estimate of `split` (the run's selection split) at or before `steps`: the first
-/// row of that split at each evaluation's step (a finished run's final rows, over every item,
-/// come after it).
-fn best_estimate(run: &Path, split: &str, steps: usize) -> Option<f64> {
-    let mut reader = csv::Reader::from_path(run.join("metrics.csv")).ok()?;
-    let mut best: Option<f64> = None;
-    let mut last_step = None;
-    for record in reader.records() {
-        let record = record.ok()?;
-        let field = |i: usize| record.get(i).unwrap_or_default();
-        let (Ok(step), Ok(loss)) = (field(0).parse::<usize>(), field(2).parse::<f64>()) else {
-            continue;
-        };
-        if field(1) != split || step > steps || last_step == Some(step) {
-            continue;
-        }
-        last_step = Some(step);
-        best = Some(best.map_or(loss, |b| b.min(loss)));
-    }
-    best
 }
 
 #[cfg(test)]

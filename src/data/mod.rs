@@ -2,20 +2,22 @@
 //! semantics: items are stripped lines, the vocabulary is their sorted distinct characters plus
 //! token 0 (start and stop), every item is padded to the longest item + 1.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::path::Path;
+mod batches;
+mod read;
 
-use burn::prelude::*;
-use rand::Rng;
+use std::collections::{BTreeSet, HashMap, HashSet};
+
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::{DatasetConfig, LongItems, Normalize};
+use crate::config::DatasetConfig;
 use crate::error::{Error, Result};
-use crate::rng::{Stream, rng};
+pub use batches::{Batcher, batch, example_batch, target_count};
+use read::{at_least_one_item, check_kept, dedup, limit_length, read_items};
+pub use read::{clean, utf8_lines};
 
 /// Held-out splits below this many items are warned of: items' per-character losses spread by
 /// about 0.4 nats (1,000 names under the README's first model: 0.42), so the standard error of
@@ -63,8 +65,11 @@ impl Vocab {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, strum::IntoStaticStr,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum SplitName {
     Train,
     Val,
@@ -75,11 +80,7 @@ impl SplitName {
     pub const ALL: [SplitName; 3] = [SplitName::Train, SplitName::Val, SplitName::Test];
 
     pub fn name(self) -> &'static str {
-        match self {
-            SplitName::Train => "train",
-            SplitName::Val => "val",
-            SplitName::Test => "test",
-        }
+        self.into()
     }
 }
 
@@ -111,6 +112,60 @@ impl Overlap {
             )
         })
     }
+}
+
+/// The items' split: the test items (`test_items`, or drawn first), then val, from a
+/// permutation that depends on `split_seed` only, so changing the training seed keeps it.
+fn split(
+    mut items: Vec<String>,
+    test_items: Option<Vec<String>>,
+    config: &DatasetConfig,
+) -> Result<(Vec<String>, Vec<String>, Vec<String>)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(config.split_seed);
+    items.shuffle(&mut rng);
+    let n = items.len();
+    let fraction = |f: f64| (f * n as f64) as usize;
+    let test = match test_items {
+        Some(test) => test,
+        None => items.split_off(n - config.test_size.min(fraction(config.test_fraction))),
+    };
+    let val = items.split_off(items.len() - fraction(config.val_fraction).min(items.len()));
+    if config.val_fraction > 0.0 && val.is_empty() {
+        // Silently selecting on test instead would defeat what val_fraction asked for.
+        return Err(Error::input(format!(
+            "{}: dataset.val_fraction = {} of its {n} items is less than one item, so there \
+             would be no validation split; raise it to at least {}, or set it to 0 to \
+             select on the test split",
+            config.path.display(),
+            config.val_fraction,
+            at_least_one_item(n)
+        )));
+    }
+    let train = items;
+    if train.is_empty() || test.is_empty() {
+        return Err(Error::input(format!(
+            "{}: the split leaves {} training and {} test items (of {n}, with {} for validation); \
+             both need at least one: add items or change dataset.test_size / test_fraction / val_fraction",
+            config.path.display(),
+            train.len(),
+            test.len(),
+            val.len()
+        )));
+    }
+    Ok((train, val, test))
+}
+
+/// What identifies a split: its items, split by split.
+fn split_hash(train: &[String], val: &[String], test: &[String]) -> String {
+    let mut h = Sha256::new();
+    for (name, split) in [("train", train), ("val", val), ("test", test)] {
+        h.update(name);
+        for item in split {
+            h.update(item.as_bytes());
+            h.update(b"\n");
+        }
+    }
+    hex::encode(h.finalize())
 }
 
 /// Items of one split, encoded.
@@ -181,7 +236,7 @@ impl Dataset {
             kept
         };
         let read = items.len();
-        let mut items = keep(items);
+        let items = keep(items);
         check_kept(&config.path, read, items.len(), config.max_len)?;
         let test_items = match &config.test_path {
             Some(path) => {
@@ -208,50 +263,8 @@ impl Dataset {
             .map(|i| i.chars().count())
             .max();
 
-        // The permutation depends only on split_seed, so changing the training seed keeps the split.
-        let mut rng = ChaCha8Rng::seed_from_u64(config.split_seed);
-        items.shuffle(&mut rng);
-        let n = items.len();
-        let fraction = |f: f64| (f * n as f64) as usize;
-        let test = match test_items {
-            Some(test) => test,
-            None => items.split_off(n - config.test_size.min(fraction(config.test_fraction))),
-        };
-        let val = items.split_off(items.len() - fraction(config.val_fraction).min(items.len()));
-        if config.val_fraction > 0.0 && val.is_empty() {
-            // Silently selecting on test instead would defeat what val_fraction asked for.
-            return Err(Error::input(format!(
-                "{}: dataset.val_fraction = {} of its {n} items is less than one item, so there \
-                 would be no validation split; raise it to at least {}, or set it to 0 to \
-                 select on the test split",
-                config.path.display(),
-                config.val_fraction,
-                at_least_one_item(n)
-            )));
-        }
-        let train = items;
-        if train.is_empty() || test.is_empty() {
-            return Err(Error::input(format!(
-                "{}: the split leaves {} training and {} test items (of {n}, with {} for validation); \
-                 both need at least one: add items or change dataset.test_size / test_fraction / val_fraction",
-                config.path.display(),
-                train.len(),
-                test.len(),
-                val.len()
-            )));
-        }
-
-        let split_hash = {
-            let mut h = Sha256::new();
-            for (name, split) in [("train", &train), ("val", &val), ("test", &test)] {
-                h.update(name);
-                for item in split {
-                    h.update(item.as_bytes());
-                    h.update(b"\n");
-                }
-            }
-            hex::encode(h.finalize())
-        };
+        let (train, val, test) = split(items, test_items, config)?;
+        let split_hash = split_hash(&train, &val, &test);
         Ok(Dataset {
             seq_len: longest.unwrap_or(0) + 1,
             train: Split::new(train, &vocab),
@@ -396,233 +409,5 @@ impl Membership<'_> {
         } else {
             "new"
         }
-    }
-}
-
-/// An item as the dataset options make it: Unicode-normalised, lower-cased, stripped. Items to
-/// score go through it too, so that they meet the model's vocabulary as its data did.
-pub fn clean(config: &DatasetConfig, line: &str) -> String {
-    use unicode_normalization::UnicodeNormalization;
-    let line: String = match config.normalize {
-        Normalize::None => line.to_string(),
-        Normalize::Nfc => line.nfc().collect(),
-        Normalize::Nfkc => line.nfkc().collect(),
-    };
-    let line = match config.lowercase {
-        true => line.to_lowercase(),
-        false => line,
-    };
-    line.trim().to_string()
-}
-
-/// The byte-order mark some editors write at the start of a UTF-8 file: not text.
-const BOM: &str = "\u{feff}";
-
-/// The cleaned, non-blank lines of a UTF-8 file (a byte-order mark at its start removed, with a
-/// note), and a hasher fed with the file's bytes.
-fn read_items(
-    path: &Path,
-    config: &DatasetConfig,
-    notes: &mut Vec<String>,
-) -> Result<(Vec<String>, Sha256)> {
-    if path.is_dir() {
-        return Err(Error::input(format!(
-            "{}: is a directory, not a data file",
-            path.display()
-        )));
-    }
-    let bytes = std::fs::read(path)
-        .map_err(|e| Error::input(format!("{}: cannot read: {e}", path.display())))?;
-    let mut items = Vec::new();
-    for (number, line) in bytes.split(|&b| b == b'\n').enumerate() {
-        let line = std::str::from_utf8(line).map_err(|e| {
-            Error::input(format!(
-                "{}:{}: not valid UTF-8 (byte {} of the line)",
-                path.display(),
-                number + 1,
-                e.valid_up_to() + 1
-            ))
-        })?;
-        let line = match line.strip_prefix(BOM) {
-            Some(rest) if number == 0 => {
-                notes.push(format!(
-                    "{}: removed the byte-order mark (U+FEFF) at its start; it is not part of the first item",
-                    path.display()
-                ));
-                rest
-            }
-            _ => line,
-        };
-        let item = clean(config, line);
-        if !item.is_empty() {
-            items.push(item);
-        }
-    }
-    if items.is_empty() {
-        return Err(Error::input(format!(
-            "{}: holds no items (empty or only blank lines)",
-            path.display()
-        )));
-    }
-    let mut hasher = Sha256::new();
-    hasher.update(&bytes);
-    Ok((items, hasher))
-}
-
-/// The smallest fraction of `n` items with two significant digits that is one item at least
-/// (1/n rounded up: 0.025 of 40, 0.00034 of 3,000).
-fn at_least_one_item(n: usize) -> f64 {
-    let exact = 1.0 / n.max(1) as f64;
-    let scale = 10f64.powi(1 - exact.log10().floor() as i32);
-    (exact * scale).ceil() / scale
-}
-
-/// Refuses a `max_len` that left none of a file's `read` items: the split's own message would
-/// point at the wrong setting.
-fn check_kept(path: &Path, read: usize, kept: usize, max_len: usize) -> Result<()> {
-    if kept > 0 || read == 0 || max_len == 0 {
-        return Ok(());
-    }
-    Err(Error::input(format!(
-        "{}: dataset.max_len = {max_len} drops every one of its {read} items (all are longer); \
-         raise it, or set dataset.long_items = \"truncate\" to cut them instead",
-        path.display()
-    )))
-}
-
-/// Items within `max_len` characters (0: no limit), and how many were dropped or cut.
-fn limit_length(items: Vec<String>, max_len: usize, long: LongItems) -> (Vec<String>, usize) {
-    if max_len == 0 {
-        return (items, 0);
-    }
-    let mut count = 0;
-    let kept = items
-        .into_iter()
-        .filter_map(|item| {
-            if item.chars().count() <= max_len {
-                return Some(item);
-            }
-            count += 1;
-            match long {
-                LongItems::Drop => None,
-                LongItems::Truncate => Some(item.chars().take(max_len).collect()),
-            }
-        })
-        .collect();
-    (kept, count)
-}
-
-fn dedup(items: Vec<String>) -> Vec<String> {
-    let mut seen = HashSet::new();
-    items
-        .into_iter()
-        .filter(|i| seen.insert(i.clone()))
-        .collect()
-}
-
-/// Inputs `[B, T]` (start token, then the item) and targets `[B, T]` (the item, the stop token,
-/// then IGNORE) for the given items, on `device`.
-pub fn batch<B: Backend>(
-    items: &[&[usize]],
-    seq_len: usize,
-    device: &B::Device,
-) -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
-    rows(
-        items.iter().map(|&tokens| (tokens, None)),
-        items.len(),
-        seq_len,
-        device,
-    )
-}
-
-/// How many targets `batch` makes of `items`: each token, and the end after the last.
-pub fn target_count(items: &[&[usize]]) -> usize {
-    items.iter().map(|tokens| tokens.len() + 1).sum()
-}
-
-/// One (context, next token) example per row: the item up to `position` as input, the token
-/// at `position` (or the stop token) as the only target. Nothing after the target is in the row.
-pub fn example_batch<B: Backend>(
-    examples: &[(&[usize], usize)],
-    seq_len: usize,
-    device: &B::Device,
-) -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
-    rows(
-        examples
-            .iter()
-            .map(|&(tokens, position)| (tokens, Some(position))),
-        examples.len(),
-        seq_len,
-        device,
-    )
-}
-
-fn rows<'a, B: Backend>(
-    rows: impl Iterator<Item = (&'a [usize], Option<usize>)>,
-    count: usize,
-    seq_len: usize,
-    device: &B::Device,
-) -> (Tensor<B, 2, Int>, Tensor<B, 2, Int>) {
-    let mut x = vec![0i32; count * seq_len];
-    let mut y = vec![IGNORE; count * seq_len];
-    for (row, (tokens, only)) in rows.enumerate() {
-        let (x, y) = (&mut x[row * seq_len..], &mut y[row * seq_len..]);
-        let end = only.unwrap_or(tokens.len());
-        for (t, &token) in tokens[..end].iter().enumerate() {
-            x[t + 1] = token as i32;
-        }
-        let target = |t: usize| tokens.get(t).map_or(0, |&token| token as i32);
-        match only {
-            Some(position) => y[position] = target(position),
-            None => (0..=tokens.len()).for_each(|t| y[t] = target(t)),
-        }
-    }
-    let shape = [count, seq_len];
-    (
-        Tensor::from_data(TensorData::new(x, shape), device),
-        Tensor::from_data(TensorData::new(y, shape), device),
-    )
-}
-
-/// Draws training batches uniformly with replacement, as makemore.py's sampler does; the whole
-/// data order is a function of the seed.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Batcher {
-    rng: ChaCha8Rng,
-}
-
-impl Batcher {
-    pub fn new(seed: u64) -> Self {
-        Batcher {
-            rng: rng(seed, Stream::Batches, 0),
-        }
-    }
-
-    /// `batch_size` (context, next token) examples, uniformly over every position of every
-    /// item, as the lectures draw them: (item tokens, position of the target).
-    pub fn next_examples<'a>(
-        &mut self,
-        split: &'a Split,
-        batch_size: usize,
-    ) -> Vec<(&'a [usize], usize)> {
-        let total = *split.example_ends.last().expect("a split with items");
-        (0..batch_size)
-            .map(|_| {
-                let example = self.rng.random_range(0..total);
-                let item = split.example_ends.partition_point(|&end| end <= example);
-                let start = if item == 0 {
-                    0
-                } else {
-                    split.example_ends[item - 1]
-                };
-                (split.tokens[item].as_slice(), example - start)
-            })
-            .collect()
-    }
-
-    pub fn next<'a>(&mut self, split: &'a Split, batch_size: usize) -> Vec<&'a [usize]> {
-        (0..batch_size)
-            .map(|_| split.tokens[self.rng.random_range(0..split.len())].as_slice())
-            .collect()
     }
 }

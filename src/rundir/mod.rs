@@ -13,120 +13,14 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Experiment;
-use crate::data::{Overlap, SplitName};
 use crate::files::{self, write_atomic};
 use crate::tensorboard::EventFile;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Running,
-    Done,
-    Failed,
-    Interrupted,
-}
+pub mod metrics;
+mod summary;
 
-impl Status {
-    /// As summary.json writes it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Status::Running => "running",
-            Status::Done => "done",
-            Status::Failed => "failed",
-            Status::Interrupted => "interrupted",
-        }
-    }
-}
-
-/// `summary.json`: what happened, kept up to date while the run goes on.
-///
-/// The best checkpoint is chosen on `selected_on` (val when the data has a validation split);
-/// `test_loss` is that checkpoint's loss over every test item, computed once at the end. Older
-/// run directories wrote `best_test_loss` and `final_test_loss`: they read as `best_estimate`
-/// and `test_loss_last`, selected on test.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Summary {
-    pub status: Status,
-    pub name: String,
-    pub model_type: String,
-    pub params: usize,
-    pub step: usize,
-    pub steps: usize,
-    #[serde(default)]
-    pub selected_on: Option<SplitName>,
-    /// The step of the checkpoint in `checkpoints/best.ckpt`.
-    #[serde(default)]
-    pub selected_step: Option<usize>,
-    /// The best periodic estimate of the selection split's loss: what chose the checkpoint.
-    #[serde(alias = "best_test_loss")]
-    pub best_estimate: Option<f64>,
-    /// At the selected checkpoint, over every item.
-    #[serde(default)]
-    pub val_loss: Option<f64>,
-    #[serde(default)]
-    pub test_loss: Option<f64>,
-    /// The standard error of `test_loss`, with the test items as the sampled units.
-    #[serde(default)]
-    pub test_loss_se: Option<f64>,
-    /// The last model's losses over every item.
-    #[serde(alias = "final_test_loss")]
-    pub test_loss_last: Option<f64>,
-    pub final_train_loss: Option<f64>,
-    pub final_val_loss: Option<f64>,
-    #[serde(default)]
-    pub overlap: Option<Overlap>,
-    pub ms_per_step: Option<f64>,
-    pub tokens_per_s: Option<f64>,
-    pub wall_s: f64,
-    pub backend: String,
-    pub version: String,
-    pub config_hash: String,
-    pub data_hash: String,
-    pub split_hash: String,
-    pub started_at: String,
-    pub updated_at: String,
-    pub error: Option<String>,
-}
-
-impl Summary {
-    /// The split that chose the checkpoint; runs from before the choice was recorded chose on test.
-    pub fn selected_on(&self) -> SplitName {
-        self.selected_on.unwrap_or(SplitName::Test)
-    }
-
-    /// What runs are ranked by: the selection split's loss at the selected checkpoint over every
-    /// item (older runs: their best test estimate).
-    pub fn selection_loss(&self) -> Option<f64> {
-        match self.selected_on() {
-            SplitName::Val => self.val_loss,
-            _ => self.test_loss.or(self.best_estimate),
-        }
-    }
-
-    /// Which checkpoint was selected, on what, and its figures over every item, for people.
-    pub fn selected_line(&self) -> String {
-        let loss = |l: Option<f64>| l.map_or("-".into(), |l| format!("{l:.4}"));
-        let se = self
-            .test_loss_se
-            .map_or(String::new(), |se| format!(" ± {se:.4}"));
-        let items = self.overlap.map_or(String::new(), |o| match o.test_items {
-            1 => " (1 test item: no standard error)".to_string(),
-            n => format!(" ({n} test items)"),
-        });
-        format!(
-            "selected on {} at step {}: val {} | test {}{se}{items}",
-            self.selected_on().name(),
-            self.selected_step.unwrap_or(0),
-            loss(self.val_loss),
-            loss(self.test_loss),
-        )
-    }
-
-    /// The headline figure: the selected checkpoint's test loss (older runs: the last model's).
-    pub fn headline_test_loss(&self) -> Option<f64> {
-        self.test_loss.or(self.test_loss_last)
-    }
-}
+pub use metrics::{Kind, MetricRow};
+pub use summary::{Status, Summary, read_summary};
 
 pub struct RunDir {
     path: PathBuf,
@@ -137,28 +31,6 @@ pub struct RunDir {
     log: File,
     events: EventFile,
     written: Written,
-}
-
-/// A row of metrics.csv.
-pub struct Metric<'a> {
-    pub step: usize,
-    pub split: &'a str,
-    pub loss: f64,
-    pub lr: f64,
-    pub elapsed_s: f64,
-    pub tokens_per_s: f64,
-    pub row: Row,
-}
-
-/// What a row of metrics.csv is, for its TensorBoard tag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Row {
-    /// A training batch's loss, with the learning rate and the speed.
-    Batch,
-    /// A periodic estimate on a split (makemore.py's `Loss/train`, `Loss/test`).
-    Estimate,
-    /// The last model over every item of a split.
-    Final,
 }
 
 /// How much of metrics.csv and samples.txt a run has written, so that a checkpoint can say which
@@ -199,7 +71,7 @@ impl RunDir {
             }
         };
         point_latest(&parent, &path);
-        Self::open(path, lock, None)
+        Self::open(path, lock, Written::default())
     }
 
     /// Creates the run directory `path` itself, holding `first`'s config.toml and summary.json;
@@ -214,7 +86,7 @@ impl RunDir {
         }
         let lock = prepare(&partial, first)?;
         fs::rename(&partial, path).with_context(|| format!("cannot create {}", path.display()))?;
-        Self::open(path.to_path_buf(), lock, None)
+        Self::open(path.to_path_buf(), lock, Written::default())
     }
 
     /// Opens an existing run to go on from a checkpoint at `step` that covers `written` of
@@ -227,77 +99,43 @@ impl RunDir {
         written: Option<Written>,
         lock: File,
     ) -> anyhow::Result<Self> {
-        let keep_through = |file: &str, keep: &mut dyn FnMut(&str) -> bool| -> anyhow::Result<()> {
-            let file = path.join(file);
-            let Ok(text) = fs::read_to_string(&file) else {
-                return Ok(());
-            };
-            let kept: String = text
-                .lines()
-                .filter(|line| keep(line))
-                .map(|line| format!("{line}\n"))
-                .collect();
-            write_atomic(&file, kept.as_bytes())
-        };
-        // metrics.csv: the header, then rows that start with their step.
-        let mut rows = 0;
-        keep_through("metrics.csv", &mut |line| {
-            let Some(row_step) = line.split(',').next().and_then(|s| s.parse::<usize>().ok())
-            else {
-                return true;
-            };
-            rows += 1;
-            written.map_or(row_step <= step, |w| rows <= w.metric_rows)
-        })?;
-        // samples.txt: blocks that start with "# step N".
-        let (mut blocks, mut current) = (0, None);
-        keep_through("samples.txt", &mut |line| {
-            if let Some(n) = line
-                .strip_prefix("# step ")
-                .and_then(|n| n.parse::<usize>().ok())
-            {
-                blocks += 1;
-                current = Some(n);
-            }
-            written.map_or(current.is_none_or(|n| n <= step), |w| {
-                blocks <= w.sample_blocks
-            })
-        })?;
+        let rows = metrics::read(path)?;
+        let kept = written.map_or_else(
+            || rows.iter().take_while(|r| r.step <= step).count(),
+            |w| w.metric_rows.min(rows.len()),
+        );
+        write_atomic(&path.join(metrics::FILE), &metrics::to_csv(&rows[..kept])?)?;
+        let sample_blocks = keep_samples(path, step, written)?;
         fs::create_dir_all(path.join("checkpoints"))?;
-        Self::open(path.to_path_buf(), lock, written.and_then(|w| w.events))
+        let events = written.and_then(|w| w.events);
+        let start = Written {
+            metric_rows: kept,
+            sample_blocks,
+            events,
+        };
+        Self::open(path.to_path_buf(), lock, start)
     }
 
-    /// Opens the run's files for appending; the event file keeps its first `events` records.
-    fn open(path: PathBuf, lock: File, events: Option<usize>) -> anyhow::Result<Self> {
+    /// Opens the run's files for appending, `written` of them there already; the event file
+    /// keeps its first `written.events` records (all, when it does not say).
+    fn open(path: PathBuf, lock: File, mut written: Written) -> anyhow::Result<Self> {
         let append = |file: &str| {
             OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path.join(file))
         };
-        let metrics_file = append("metrics.csv")?;
+        let metrics_file = append(metrics::FILE)?;
         let fresh = metrics_file.metadata()?.len() == 0;
         let mut metrics = csv::WriterBuilder::new()
             .has_headers(false)
             .from_writer(metrics_file);
         if fresh {
-            metrics.write_record(["step", "split", "loss", "lr", "elapsed_s", "tokens_per_s"])?;
+            metrics.write_record(metrics::HEADER)?;
             metrics.flush()?;
         }
-        let count = |file: &str, counts: fn(&str) -> bool| {
-            fs::read_to_string(path.join(file))
-                .map_or(0, |t| t.lines().filter(|l| counts(l)).count())
-        };
-        let events = EventFile::open(&path, events)?;
-        let written = Written {
-            metric_rows: count("metrics.csv", |l| {
-                l.split(',')
-                    .next()
-                    .is_some_and(|s| s.parse::<usize>().is_ok())
-            }),
-            sample_blocks: count("samples.txt", |l| l.starts_with("# step ")),
-            events: Some(events.records),
-        };
+        let events = EventFile::open(&path, written.events)?;
+        written.events = Some(events.records);
         Ok(RunDir {
             _lock: lock,
             written,
@@ -339,21 +177,20 @@ impl RunDir {
     }
 
     /// A row of metrics.csv, and its scalars in the event file.
-    pub fn metric(&mut self, m: &Metric) -> anyhow::Result<()> {
-        self.metrics
-            .serialize((m.step, m.split, m.loss, m.lr, m.elapsed_s, m.tokens_per_s))?;
+    pub fn metric(&mut self, m: &MetricRow, kind: Kind) -> anyhow::Result<()> {
+        self.metrics.serialize(m)?;
         self.metrics.flush()?;
         self.written.metric_rows += 1;
-        match m.row {
-            Row::Batch => {
+        match kind {
+            Kind::Batch => {
                 self.events.scalar("Loss/batch", m.step, m.loss)?;
                 self.events.scalar("lr", m.step, m.lr)?;
                 self.events.scalar("tokens_per_s", m.step, m.tokens_per_s)?;
             }
-            Row::Estimate => self
+            Kind::Estimate => self
                 .events
                 .scalar(&format!("Loss/{}", m.split), m.step, m.loss)?,
-            Row::Final => self
+            Kind::Final => self
                 .events
                 .scalar(&format!("Final/{}", m.split), m.step, m.loss)?,
         }
@@ -379,6 +216,33 @@ impl RunDir {
     pub fn log(&mut self, line: &str) -> anyhow::Result<()> {
         Ok(writeln!(self.log, "{line}")?)
     }
+}
+
+/// Keeps the blocks of samples.txt (each starts with "# step N") that a checkpoint at `step`
+/// covering `written` had seen, and says how many.
+fn keep_samples(run: &Path, step: usize, written: Option<Written>) -> anyhow::Result<usize> {
+    let file = run.join("samples.txt");
+    let Ok(text) = fs::read_to_string(&file) else {
+        return Ok(0);
+    };
+    let (mut blocks, mut current, mut kept, mut kept_blocks) = (0, None, String::new(), 0);
+    for line in text.lines() {
+        let starts = line.strip_prefix("# step ").and_then(|n| n.parse().ok());
+        if let Some(n) = starts {
+            blocks += 1;
+            current = Some(n);
+        }
+        let keep = written.map_or(current.is_none_or(|n: usize| n <= step), |w| {
+            blocks <= w.sample_blocks
+        });
+        if keep {
+            kept_blocks += usize::from(starts.is_some());
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    write_atomic(&file, kept.as_bytes())?;
+    Ok(kept_blocks)
 }
 
 /// What a run directory holds from the moment it appears: the resolved experiment and the first
@@ -489,6 +353,12 @@ pub fn resolve(dir: &Path) -> (PathBuf, bool) {
     }
 }
 
+/// The run's config.toml with `sets` (and `MAKEMORE_*`) layered over it, as `run --resume` goes
+/// on with it.
+pub fn load_config(run: &Path, sets: &[String]) -> crate::error::Result<Experiment> {
+    Ok(crate::config::load(&run.join("config.toml"), sets)?.experiment)
+}
+
 /// The resolved experiment a run keeps in config.toml, checked as any experiment is (a file
 /// edited by hand after training may say anything).
 pub fn read_config(run: &Path) -> anyhow::Result<Experiment> {
@@ -508,17 +378,4 @@ pub fn read_config(run: &Path) -> anyhow::Result<Experiment> {
         anyhow::anyhow!("{}{line}: {key} {why}", path.display())
     })?;
     Ok(experiment)
-}
-
-pub fn read_summary(run: &Path) -> anyhow::Result<Summary> {
-    let path = run.join("summary.json");
-    let text =
-        fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| {
-        anyhow::anyhow!(
-            "{} is not a valid summary: {}",
-            path.display(),
-            crate::config::plain_words(&e.to_string())
-        )
-    })
 }
