@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
-use burn::optim::Optimizer;
 use serde::Serialize;
 
 use burn::tensor::backend::AutodiffBackend;
@@ -19,9 +18,10 @@ use crate::config::{self, Experiment, Override};
 use crate::data::{Batcher, Dataset};
 use crate::error::{Error, Result};
 use crate::models::Model;
+use crate::optim::ModelOptimizer;
 use crate::rng::{Stream, rng};
 use crate::sample::{self, SampleOptions};
-use crate::{optim, train};
+use crate::train;
 
 /// The families `makemore bench` measures when none are named.
 pub const FAMILIES: &[&str] = &[
@@ -189,13 +189,8 @@ fn measure_on<B: AutodiffBackend>(
     let model = Model::<B>::new(&experiment.model, data, experiment.seed, device);
     let params = model.parameters();
     let s = &experiment.schedule;
-    let work = TimeSteps {
-        experiment,
-        data,
-        request,
-        device,
-    };
-    let (model, times) = optim::with_optimizer(s, model, work);
+    let optimizer = ModelOptimizer::new(s, &model);
+    let (model, times) = time_steps(model, optimizer, experiment, data, request, device);
     let model = model.valid();
 
     let order: Vec<usize> = (0..data.test.len()).collect();
@@ -238,29 +233,9 @@ fn measure_on<B: AutodiffBackend>(
 }
 
 /// Milliseconds of each step after the warm-up, and the trained model.
-struct TimeSteps<'a, D> {
-    experiment: &'a Experiment,
-    data: &'a Dataset,
-    request: &'a BenchRequest,
-    device: &'a D,
-}
-
-impl<B: AutodiffBackend> optim::WithOptimizer<B> for TimeSteps<'_, B::Device> {
-    type Output = (Model<B>, Vec<f64>);
-    fn with<O: Optimizer<Model<B>, B>>(self, model: Model<B>, optimizer: O) -> Self::Output {
-        let TimeSteps {
-            experiment,
-            data,
-            request,
-            device,
-        } = self;
-        time_steps(model, optimizer, experiment, data, request, device)
-    }
-}
-
-fn time_steps<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
+fn time_steps<B: AutodiffBackend>(
     mut model: Model<B>,
-    mut optimizer: O,
+    mut optimizer: ModelOptimizer<B>,
     experiment: &Experiment,
     data: &Dataset,
     request: &BenchRequest,

@@ -85,10 +85,20 @@ impl Checkpoint {
         model: Model<B>,
         device: &B::Device,
     ) -> anyhow::Result<Model<B>> {
-        const MISMATCH: &str = "the checkpoint does not match the run's configured model";
-        let record = decode(&self.model, device).context(MISMATCH)?;
-        model
-            .load_checked(record)
-            .map_err(|why| anyhow::anyhow!("{MISMATCH}: {why}"))
+        load_weights(model, &self.model, device)
     }
+}
+
+/// `model` with the weights `bytes` hold (a model's record as `encode` writes it, on any
+/// backend); they must be of the same architecture.
+pub fn load_weights<B: Backend>(
+    model: Model<B>,
+    bytes: &[u8],
+    device: &B::Device,
+) -> anyhow::Result<Model<B>> {
+    const MISMATCH: &str = "the checkpoint does not match the run's configured model";
+    let record = decode(bytes, device).context(MISMATCH)?;
+    model
+        .load_checked(record)
+        .map_err(|why| anyhow::anyhow!("{MISMATCH}: {why}"))
 }

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use burn::backend::Flex;
 use burn::module::ParamId;
 use burn::prelude::*;
 use burn_store::{
@@ -216,7 +217,7 @@ pub struct ImportRequest {
 /// Turns makemore.py's checkpoint into a run directory: a run of `schedule.steps = 0` (unless
 /// `--set` asks for fine-tuning steps) that starts from the file's weights and is evaluated on
 /// every split. `sample`, `score` and `run --resume --set schedule.steps=N` take it as any run.
-pub fn import(request: &ImportRequest) -> Result<crate::run::Ran> {
+pub fn import(request: &ImportRequest) -> Result<crate::run::Outcome> {
     let flags = [
         Override::flag("model.type", request.kind.as_str(), "--type"),
         Override::flag("dataset.path", request.data.display().to_string(), "--data"),
@@ -230,7 +231,14 @@ pub fn import(request: &ImportRequest) -> Result<crate::run::Ran> {
         config::from_flags(&format!("import-{}", request.kind), &flags, &request.sets)?;
     renames(experiment.model.kind)?;
     let weights = Weights::read(&request.weights)?;
-    crate::run::run_from(&experiment, &request.runs, &weights)
+    // The file's tensors go into the model built on the CPU, whose record the run loads on its
+    // own backend.
+    let data = Dataset::load(&experiment.dataset)?;
+    let device = Default::default();
+    let model = Model::<Flex>::new(&experiment.model, &data, experiment.seed, &device);
+    let model = weights.load_into(model, &experiment.model, &data)?;
+    let record = crate::checkpoint::encode::<Flex, _>(model.into_record())?;
+    crate::run::run_from(&experiment, &request.runs, &record)
 }
 
 /// The tensors of a weights file, by makemore.py's names, as f32.
@@ -297,7 +305,7 @@ impl Weights {
     }
 }
 
-impl crate::run::Weights for Weights {
+impl Weights {
     /// `model` (freshly built for `data`) with every parameter taken from the file. The file must
     /// hold each parameter with its shape and nothing else but makemore.py's causal masks.
     fn load_into<B: Backend>(

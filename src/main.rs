@@ -21,7 +21,7 @@ mod cli;
 mod render;
 
 use cli::{CheckArgs, Cli, Command, InitArgs, RunArgs};
-use render::{say_ran, shown};
+use render::{say_outcome, shown};
 
 fn main() -> ExitCode {
     keep_freed_memory();
@@ -112,7 +112,7 @@ fn run(args: RunArgs) -> Result<()> {
         }
         (None, None, None) => unreachable!("clap requires one of them"),
     };
-    say_ran(&ran?);
+    say_outcome(&ran?);
     Ok(())
 }
 
@@ -177,7 +177,7 @@ fn export(mut request: ExportRequest) -> Result<()> {
 
 fn import(request: &ImportRequest) -> Result<()> {
     handle_signals();
-    say_ran(&interchange::import(request)?);
+    say_outcome(&interchange::import(request)?);
     Ok(())
 }
 

@@ -3,15 +3,17 @@
 use std::collections::{HashMap, HashSet};
 
 use burn::module::{ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{
-    AdamWConfig, GradientsParams, LearningRate, MultiGradientsParams, Optimizer, SgdConfig,
-    decay::WeightDecayConfig,
+    AdamW, AdamWConfig, GradientsParams, LearningRate, MultiGradientsParams, Optimizer, Sgd,
+    SgdConfig, decay::WeightDecayConfig,
 };
 use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
 use burn::tensor::backend::AutodiffBackend;
 
+use crate::checkpoint;
 use crate::config::{LrSchedule, OptimizerKind, ScheduleConfig};
 use crate::models::Model;
 
@@ -38,28 +40,48 @@ pub fn sgd(s: &ScheduleConfig) -> SgdConfig {
         }))
 }
 
-/// Work to do with the experiment's optimizer, whichever kind it is (burn's optimizers are
-/// distinct types, so the work is generic over them).
-pub trait WithOptimizer<B: AutodiffBackend> {
-    type Output;
-    fn with<O: Optimizer<Model<B>, B>>(self, model: Model<B>, optimizer: O) -> Self::Output;
+/// The experiment's optimizer, AdamW or SGD (burn's are distinct types: this is the one place
+/// that matches on the kind), each as a `TwoThreadOptimizer`.
+pub enum ModelOptimizer<B: AutodiffBackend> {
+    AdamW(TwoThreadOptimizer<OptimizerAdaptor<AdamW, Model<B>, B>>),
+    Sgd(TwoThreadOptimizer<OptimizerAdaptor<Sgd<B::InnerBackend>, Model<B>, B>>),
 }
 
-/// Gives `work` the model and the optimizer `s` configures for its parameters.
-pub fn with_optimizer<B: AutodiffBackend, W: WithOptimizer<B>>(
-    s: &ScheduleConfig,
-    model: Model<B>,
-    work: W,
-) -> W::Output {
-    match s.optimizer {
-        OptimizerKind::Adamw => {
-            let optimizer = Halves::new(|| adamw(s).init(), &model);
-            work.with(model, optimizer)
+impl<B: AutodiffBackend> ModelOptimizer<B> {
+    /// The optimizer `s` configures, for `model`'s parameters.
+    pub fn new(s: &ScheduleConfig, model: &Model<B>) -> Self {
+        match s.optimizer {
+            OptimizerKind::Adamw => Self::AdamW(TwoThreadOptimizer::new(|| adamw(s).init(), model)),
+            OptimizerKind::Sgd => Self::Sgd(TwoThreadOptimizer::new(|| sgd(s).init(), model)),
         }
-        OptimizerKind::Sgd => {
-            let optimizer = Halves::new(|| sgd(s).init(), &model);
-            work.with(model, optimizer)
+    }
+
+    /// One update of `model` by `grads` at the learning rate `lr`.
+    pub fn step(&mut self, lr: f64, model: Model<B>, grads: GradientsParams) -> Model<B> {
+        match self {
+            Self::AdamW(optimizer) => optimizer.step(lr, model, grads),
+            Self::Sgd(optimizer) => optimizer.step(lr, model, grads),
         }
+    }
+
+    /// Its state, as a checkpoint holds it.
+    pub fn encode(&self) -> anyhow::Result<Vec<u8>> {
+        match self {
+            Self::AdamW(optimizer) => checkpoint::encode::<B, _>(optimizer.to_record()),
+            Self::Sgd(optimizer) => checkpoint::encode::<B, _>(optimizer.to_record()),
+        }
+    }
+
+    /// The same optimizer with the state a checkpoint holds.
+    pub fn decode(self, bytes: &[u8], device: &B::Device) -> anyhow::Result<Self> {
+        Ok(match self {
+            Self::AdamW(optimizer) => {
+                Self::AdamW(optimizer.load_record(checkpoint::decode::<B, _>(bytes, device)?))
+            }
+            Self::Sgd(optimizer) => {
+                Self::Sgd(optimizer.load_record(checkpoint::decode::<B, _>(bytes, device)?))
+            }
+        })
     }
 }
 
@@ -68,13 +90,13 @@ pub fn with_optimizer<B: AutodiffBackend, W: WithOptimizer<B>>(
 /// thread. Their state is saved as one optimizer's would be, so checkpoints do not depend on the
 /// split.
 #[derive(Clone)]
-pub struct Halves<O> {
+pub struct TwoThreadOptimizer<O> {
     optimizers: [O; 2],
     /// The parameters the first optimizer updates; the second updates the rest.
     first: HashSet<ParamId>,
 }
 
-impl<O> Halves<O> {
+impl<O> TwoThreadOptimizer<O> {
     /// `make()` twice, for `model`'s parameters split in two halves of about equal size when
     /// the model trains on parts of a batch in parallel; else all for the first.
     pub fn new<B: Backend>(make: impl Fn() -> O, model: &Model<B>) -> Self {
@@ -95,7 +117,7 @@ impl<O> Halves<O> {
             })
             .map(|(id, _)| id)
             .collect();
-        Halves {
+        TwoThreadOptimizer {
             optimizers: [make(), make()],
             first,
         }
@@ -111,7 +133,7 @@ impl<B: Backend> ModuleVisitor<B> for Sizes {
     }
 }
 
-impl<B, O, R> Optimizer<Model<B>, B> for Halves<O>
+impl<B, O, R> Optimizer<Model<B>, B> for TwoThreadOptimizer<O>
 where
     B: AutodiffBackend,
     O: Optimizer<Model<B>, B>,
@@ -161,7 +183,7 @@ where
             .into_iter()
             .partition(|(id, _)| self.first.contains(id));
         let [first_optimizer, second_optimizer] = self.optimizers;
-        Halves {
+        TwoThreadOptimizer {
             optimizers: [
                 first_optimizer.load_record(a),
                 second_optimizer.load_record(b),

@@ -7,27 +7,27 @@ use makemore::bench::Figures;
 use makemore::check::{Checked, Sized};
 use makemore::data::SplitName;
 use makemore::progress::format_duration;
-use makemore::run::Ran;
+use makemore::run::Outcome;
 use makemore::say;
 use makemore::sweep::halving;
 use makemore::sweep::{Best, Event, Handling, RungShown, Trial};
 
 /// The end of a run: its figures, its final samples and where it is.
-pub fn say_ran(ran: &Ran) {
-    let (dir, summary, samples) = match ran {
-        Ran::Paused { dir, step } => {
+pub fn say_outcome(outcome: &Outcome) {
+    let (dir, summary, samples) = match outcome {
+        Outcome::Paused { dir, step } => {
             let dir = dir.display();
             say!("paused at step {step} (--until); go on with: makemore run --resume {dir}");
             return;
         }
-        Ran::AlreadyDone { dir, step } => {
+        Outcome::AlreadyDone { dir, step } => {
             let dir = dir.display();
             say!(
                 "{dir} finished at step {step}; nothing to resume (raise schedule.steps to train longer)"
             );
             return;
         }
-        Ran::Trained {
+        Outcome::Trained {
             dir,
             summary,
             samples,

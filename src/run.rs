@@ -10,8 +10,8 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 
 use crate::backend::{self, on_backend};
-use crate::checkpoint::Checkpoint;
-use crate::config::{self, BackendName, Experiment, LongItems, ModelConfig, ModelType};
+use crate::checkpoint::{self, Checkpoint};
+use crate::config::{self, BackendName, Experiment, LongItems, ModelType};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::models::{Model, memory};
@@ -21,7 +21,7 @@ use crate::train::{self, Ended, Session};
 
 /// How a run ended, when it ended well.
 #[allow(clippy::large_enum_variant)] // one per command
-pub enum Ran {
+pub enum Outcome {
     /// Trained (or fitted) and evaluated: its directory, its summary, its final samples, marked
     /// in-train, in-val, in-test or new.
     Trained {
@@ -36,10 +36,10 @@ pub enum Ran {
 }
 
 /// Runs the experiment in `file` in a new run directory, to its end or to step `until`.
-pub fn run(file: &Path, sets: &[String], runs: &Path, until: Option<usize>) -> Result<Ran> {
+pub fn run(file: &Path, sets: &[String], runs: &Path, until: Option<usize>) -> Result<Outcome> {
     let experiment = config::load(file, sets)?.experiment;
     check_until(until)?;
-    start(&experiment, None::<&Seeded>, until, |name, first| {
+    start(&experiment, None, until, |name, first| {
         RunDir::create(runs, name, first)
     })
 }
@@ -52,12 +52,12 @@ pub fn run_on_data(
     sets: &[String],
     runs: &Path,
     until: Option<usize>,
-) -> Result<Ran> {
+) -> Result<Outcome> {
     let kind =
         ModelType::from_name(model).map_err(|why| Error::input(format!("--model: {why}")))?;
     let experiment = config::on_data(data, kind, sets)?;
     check_until(until)?;
-    start(&experiment, None::<&Seeded>, until, |name, first| {
+    start(&experiment, None, until, |name, first| {
         RunDir::create(runs, name, first)
     })
 }
@@ -71,51 +71,27 @@ fn check_until(until: Option<usize>) -> Result<()> {
 
 /// Runs `experiment` in the run directory `dir`, which must not exist yet (a sweep's trial), to
 /// its end or to step `until`.
-pub fn run_in(experiment: &Experiment, dir: &Path, until: Option<usize>) -> Result<Ran> {
-    start(experiment, None::<&Seeded>, until, |_, first| {
+pub fn run_in(experiment: &Experiment, dir: &Path, until: Option<usize>) -> Result<Outcome> {
+    start(experiment, None, until, |_, first| {
         RunDir::create_at(dir, first)
     })
 }
 
-/// Runs `experiment` starting from `weights` instead of a random initialisation (an import).
-pub fn run_from(experiment: &Experiment, runs: &Path, weights: &impl Weights) -> Result<Ran> {
+/// Runs `experiment` starting from `weights` (a model's record, as a checkpoint holds it)
+/// instead of the parameters its seed draws: an import. The run knows nothing of the file they
+/// came from (`interchange.rs` does).
+pub fn run_from(experiment: &Experiment, runs: &Path, weights: &[u8]) -> Result<Outcome> {
     start(experiment, Some(weights), None, |name, first| {
         RunDir::create(runs, name, first)
     })
 }
 
-/// Where a run's parameters come from when not from its seed: an import's file. The run knows
-/// nothing of the file's format (`interchange.rs` does).
-pub trait Weights {
-    /// `model`, freshly built for `data` from `config`, with every parameter replaced.
-    fn load_into<B: burn::prelude::Backend>(
-        &self,
-        model: Model<B>,
-        config: &ModelConfig,
-        data: &Dataset,
-    ) -> Result<Model<B>>;
-}
-
-/// No weights: the parameters the seed draws.
-enum Seeded {}
-
-impl Weights for Seeded {
-    fn load_into<B: burn::prelude::Backend>(
-        &self,
-        _: Model<B>,
-        _: &ModelConfig,
-        _: &Dataset,
-    ) -> Result<Model<B>> {
-        match *self {}
-    }
-}
-
 fn start(
     experiment: &Experiment,
-    weights: Option<&impl Weights>,
+    weights: Option<&[u8]>,
     until: Option<usize>,
     make_dir: impl FnOnce(&str, First) -> anyhow::Result<RunDir>,
-) -> Result<Ran> {
+) -> Result<Outcome> {
     let data = Dataset::load(&experiment.dataset)?;
     check_memory(experiment, &data)?;
     let backend = backend::select(&experiment.backend)?;
@@ -123,7 +99,7 @@ fn start(
     on_backend!(backend, |B, device| {
         let model = Model::<B>::new(&experiment.model, &data, experiment.seed, &device);
         let model = match weights {
-            Some(weights) => weights.load_into(model, &experiment.model, &data)?,
+            Some(weights) => checkpoint::load_weights(model, weights, &device)?,
             None => model,
         };
         let now = chrono::Utc::now().to_rfc3339();
@@ -175,7 +151,7 @@ fn start(
 /// Goes on with the run in `dir` from its last checkpoint: weights, optimizer, step, best loss
 /// and data order, so that it ends as an uninterrupted run would. Only `schedule.steps` (to train
 /// for longer), the backend and where the data lies may change. It stops at step `until` if given.
-pub fn resume(dir: &Path, sets: &[String], until: Option<usize>) -> Result<Ran> {
+pub fn resume(dir: &Path, sets: &[String], until: Option<usize>) -> Result<Outcome> {
     check_until(until)?;
     let read_summary = || {
         rundir::read_summary(dir)
@@ -188,7 +164,7 @@ pub fn resume(dir: &Path, sets: &[String], until: Option<usize>) -> Result<Ran> 
     let (experiment, data) = resumable(dir, &summary, sets)?;
     if summary.status == Status::Done && experiment.schedule.steps <= summary.step {
         let (dir, step) = (dir.to_path_buf(), summary.step);
-        return Ok(Ran::AlreadyDone { dir, step });
+        return Ok(Outcome::AlreadyDone { dir, step });
     }
     let backend = backend::select(&experiment.backend)?;
     backend::use_threads(experiment.backend.threads);
@@ -295,7 +271,7 @@ fn execute<B: AutodiffBackend>(
     start: Start<B>,
     run: &mut RunDir,
     summary: Summary,
-) -> Result<Ran> {
+) -> Result<Outcome> {
     run.write_summary(&summary)?;
     let mut session = Session {
         progress: Progress::new(summary.steps, start.resume.map_or(0, |c| c.step)),
@@ -371,16 +347,17 @@ fn train_and_sample<B: AutodiffBackend>(
     model: Model<B>,
     resume: Option<&Checkpoint>,
     session: &mut Session<B::Device>,
-) -> anyhow::Result<Ended<Samples>> {
+) -> anyhow::Result<(Ended, Samples)> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        match train::train(model, resume, session)? {
-            Ended::Finished(model) => {
+        let (ended, model) = train::train(model, resume, session)?;
+        let samples = match ended {
+            Ended::Finished => {
                 let step = session.summary.step;
-                train::record_samples(&model.valid(), step, session).map(Ended::Finished)
+                train::record_samples(&model.valid(), step, session)?
             }
-            Ended::Interrupted => Ok(Ended::Interrupted),
-            Ended::Paused => Ok(Ended::Paused),
-        }
+            _ => Vec::new(),
+        };
+        Ok((ended, samples))
     }))
     .unwrap_or_else(|panic| {
         let message = panic
@@ -395,27 +372,30 @@ fn train_and_sample<B: AutodiffBackend>(
 }
 
 /// The summary's last word (done, interrupted or failed, with the error), and the command's.
-fn conclude<D>(outcome: anyhow::Result<Ended<Samples>>, session: &mut Session<D>) -> Result<Ran> {
+fn conclude<D>(
+    outcome: anyhow::Result<(Ended, Samples)>,
+    session: &mut Session<D>,
+) -> Result<Outcome> {
     let dir = session.run.path().to_path_buf();
     match outcome {
-        Ok(Ended::Finished(samples)) => {
+        Ok((Ended::Finished, samples)) => {
             session.summary.status = Status::Done;
             session.run.write_summary(&session.summary)?;
             let summary = session.summary.clone();
-            Ok(Ran::Trained {
+            Ok(Outcome::Trained {
                 dir,
                 summary,
                 samples,
             })
         }
-        Ok(Ended::Paused) => {
+        Ok((Ended::Paused, _)) => {
             // Not finished, and resumable: what "interrupted" says to report and sweep.
             session.summary.status = Status::Interrupted;
             session.run.write_summary(&session.summary)?;
             let step = session.summary.step;
-            Ok(Ran::Paused { dir, step })
+            Ok(Outcome::Paused { dir, step })
         }
-        Ok(Ended::Interrupted) => {
+        Ok((Ended::Interrupted, _)) => {
             session.summary.status = Status::Interrupted;
             session.run.write_summary(&session.summary)?;
             Err(Error::Interrupted(format!(

@@ -1,6 +1,6 @@
 //! The shape of the source that ARCHITECTURE.md promises, checked on the source itself: the
-//! library's modules depend on each other one way (no circle), clap stays in the binary, and no
-//! file or function outgrows a sitting.
+//! library's modules depend on each other one way (no circle), clap stays in the binary, no file
+//! or function outgrows a sitting, and every file says its job on its first line.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -30,7 +30,7 @@ fn sources() -> Vec<PathBuf> {
     files
 }
 
-/// `src/sweep/pool.rs` → `src/sweep/pool.rs` relative to the crate, as the messages name it.
+/// A source file's path relative to the crate (`src/sweep/pool.rs`), as the messages name it.
 fn shown(path: &Path) -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     path.strip_prefix(root).unwrap().display().to_string()
@@ -235,4 +235,17 @@ fn a_function_is_measured_to_its_closing_brace() {
     let text = "fn a() {\n    let s = \"}\";\n    if x {\n        y();\n    }\n}\nfn b();\n";
     let lengths = function_lengths(text);
     assert_eq!(lengths, [("a".to_string(), 1, 6), ("b".to_string(), 7, 1)]);
+}
+
+#[test]
+fn every_file_says_its_job_on_its_first_line() {
+    let silent: Vec<String> = sources()
+        .iter()
+        .filter(|p| !std::fs::read_to_string(p).unwrap().starts_with("//! "))
+        .map(|p| shown(p))
+        .collect();
+    assert!(
+        silent.is_empty(),
+        "files without a //! first line: {silent:?}"
+    );
 }

@@ -366,7 +366,8 @@ fn a_batch_in_parts_takes_the_whole_batch_gradient_step() {
     let whole = GradientsParams::from_grads((sum / count).backward(), &model);
 
     let before = model.valid();
-    let mut sgd = makemore::optim::sgd(&experiment.schedule).init();
+    experiment.schedule.optimizer = makemore::config::OptimizerKind::Sgd;
+    let mut sgd = makemore::optim::ModelOptimizer::new(&experiment.schedule, &model);
     let (after, _) = makemore::train::train_step(
         model,
         &mut sgd,
@@ -396,12 +397,13 @@ fn a_batch_in_parts_takes_the_whole_batch_gradient_step() {
 }
 
 /// The Transformer's optimizer is two, each updating half of the parameters: two steps of it,
-/// its state saved and loaded in between, must give one optimizer's parameters bit for bit.
+/// its state saved and loaded in between as a checkpoint does, must give one optimizer's
+/// parameters bit for bit.
 #[test]
 fn two_half_optimizers_update_as_one() {
     use burn::module::AutodiffModule;
     use burn::optim::{GradientsParams, Optimizer};
-    use makemore::optim::{Halves, adamw};
+    use makemore::optim::{ModelOptimizer, adamw};
     type Ad = burn::backend::Autodiff<B>;
 
     let dir = tempfile::tempdir().unwrap();
@@ -423,11 +425,17 @@ fn two_half_optimizers_update_as_one() {
         reference = one.step(1e-2, reference, g);
     }
 
-    let mut halves = Halves::new(|| adamw(&schedule).init(), &model);
+    let mut halves = ModelOptimizer::new(&schedule, &model);
+    assert!(
+        matches!(halves, ModelOptimizer::AdamW(_)),
+        "AdamW is the default"
+    );
     let g = grads(&model);
     let model = halves.step(1e-2, model, g);
-    let record = halves.to_record();
-    let mut halves = Halves::new(|| adamw(&schedule).init(), &model).load_record(record);
+    let saved = halves.encode().unwrap();
+    let mut halves = ModelOptimizer::new(&schedule, &model)
+        .decode(&saved, &device)
+        .unwrap();
     let g = grads(&model);
     let model = halves.step(1e-2, model, g);
 

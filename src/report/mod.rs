@@ -150,7 +150,7 @@ pub fn render(report: &Report, format: Format, colour: bool) -> Result<String> {
 
 fn build_from(
     runs: &[Run],
-    (searches, trials): search::Found,
+    (searches, trials): search::Searches,
     damaged: Vec<Damaged>,
     request: &ReportRequest,
 ) -> Report {

@@ -104,9 +104,9 @@ impl Search {
 }
 
 /// The searches below `dirs`, and each of their trials by its run directory.
-pub type Found = (Vec<Search>, BTreeMap<PathBuf, TrialRung>);
+pub type Searches = (Vec<Search>, BTreeMap<PathBuf, TrialRung>);
 
-pub fn find(dirs: &[PathBuf], damaged: &mut Vec<Damaged>) -> Found {
+pub fn find(dirs: &[PathBuf], damaged: &mut Vec<Damaged>) -> Searches {
     let mut sweeps = Vec::new();
     for dir in dirs {
         find_sweeps(dir, &mut sweeps);

@@ -73,14 +73,14 @@ pub fn plan(halving: &Halving, ids: &[String], dir: &Path) -> Vec<Rung> {
     let mut members: Vec<usize> = (0..ids.len()).collect();
     let mut rungs = Vec::new();
     for steps in halving.rung_steps() {
-        let states: Vec<Reached> = members
+        let states: Vec<AtRung> = members
             .iter()
-            .map(|&i| reached(&dir.join(&ids[i]), steps))
+            .map(|&i| at_rung(&dir.join(&ids[i]), steps))
             .collect();
         let pending: Vec<usize> = members
             .iter()
             .zip(&states)
-            .filter(|(_, s)| matches!(s, Reached::No))
+            .filter(|(_, s)| matches!(s, AtRung::Short))
             .map(|(&i, _)| i)
             .collect();
         let rung = Rung {
@@ -149,17 +149,18 @@ pub fn compute_line(spent: usize, full: usize) -> String {
 }
 
 /// Where a trial's run stands against a rung's steps.
-enum Reached {
-    No,
+enum AtRung {
+    /// Still to reach the steps.
+    Short,
     /// Reached the steps (or finished before them), with its best estimate up to them.
-    Yes(Option<f64>),
+    There(Option<f64>),
     Failed,
 }
 
-impl Reached {
+impl AtRung {
     fn score(&self) -> Option<f64> {
         match self {
-            Reached::Yes(score) => *score,
+            AtRung::There(score) => *score,
             _ => None,
         }
     }
@@ -172,16 +173,16 @@ fn best_estimate(run: &Path, split: &str, steps: usize) -> Option<f64> {
     metrics::best_estimate(&rows, split, steps)
 }
 
-fn reached(run: &Path, steps: usize) -> Reached {
+fn at_rung(run: &Path, steps: usize) -> AtRung {
     let Ok(summary) = rundir::read_summary(run) else {
-        return Reached::No;
+        return AtRung::Short;
     };
     let split = summary.selected_on().name();
     match summary.status {
-        Status::Failed => Reached::Failed,
-        Status::Done => Reached::Yes(best_estimate(run, split, steps)),
-        _ if summary.step >= steps => Reached::Yes(best_estimate(run, split, steps)),
-        _ => Reached::No,
+        Status::Failed => AtRung::Failed,
+        Status::Done => AtRung::There(best_estimate(run, split, steps)),
+        _ if summary.step >= steps => AtRung::There(best_estimate(run, split, steps)),
+        _ => AtRung::Short,
     }
 }
 

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use burn::module::AutodiffModule;
-use burn::optim::Optimizer;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
@@ -21,7 +20,7 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::config::{Experiment, ModelType, ScheduleConfig};
 use crate::data::{Batcher, Dataset};
 use crate::models::Model;
-use crate::optim;
+use crate::optim::{self, ModelOptimizer};
 use crate::progress::Progress;
 use crate::rng::{Stream, rng};
 use crate::rundir::{Kind, MetricRow, RunDir, Summary};
@@ -44,40 +43,37 @@ pub struct Session<'a, D> {
 }
 
 /// How training ended.
-#[allow(clippy::large_enum_variant)] // returned once per run
-pub enum Ended<M> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
     /// All steps done (or stopped early), and evaluated on every item.
-    Finished(M),
+    Finished,
     /// A signal asked to stop; `last.ckpt` holds the state to resume from.
     Interrupted,
     /// Stopped at `Session::until`; `last.ckpt` holds the state to resume from.
     Paused,
 }
 
-/// Trains `model` (or, for `counts`, takes it as fitted), then evaluates it on every item.
-/// `resume` is the checkpoint the model was loaded from, when the run goes on from one.
+/// Trains `model` (or, for `counts`, takes it as fitted), then, when it finished, evaluates it
+/// on every item. `resume` is the checkpoint the model was loaded from, when the run goes on
+/// from one. Returns how it ended and the model as it is then.
 pub fn train<B: AutodiffBackend>(
     model: Model<B>,
     resume: Option<&Checkpoint>,
     session: &mut Session<B::Device>,
-) -> Result<Ended<Model<B>>> {
-    let ended = match session.experiment.model.kind {
+) -> Result<(Ended, Model<B>)> {
+    let (ended, model) = match session.experiment.model.kind {
         ModelType::Counts => {
             let state = State::new(session.experiment.seed);
             save(&model, Vec::new(), &state, true, session)?;
-            Ended::Finished(model)
+            (Ended::Finished, model)
         }
-        _ => {
-            let schedule = &session.experiment.schedule;
-            optim::with_optimizer(schedule, model, Optimize { resume, session })?
-        }
+        _ => optimize(model, resume, session)?,
     };
     session.progress.finish();
-    let Ended::Finished(model) = ended else {
-        return Ok(ended);
-    };
-    finish(&model, session)?;
-    Ok(Ended::Finished(model))
+    if ended == Ended::Finished {
+        finish(&model, session)?;
+    }
+    Ok((ended, model))
 }
 
 /// The loop's state besides the model and the optimizer: what a checkpoint carries.
@@ -95,30 +91,17 @@ impl State {
     }
 }
 
-/// `optimize`, waiting for the experiment's optimizer.
-struct Optimize<'a, 'b, D> {
-    resume: Option<&'a Checkpoint>,
-    session: &'a mut Session<'b, D>,
-}
-
-impl<B: AutodiffBackend> optim::WithOptimizer<B> for Optimize<'_, '_, B::Device> {
-    type Output = Result<Ended<Model<B>>>;
-    fn with<O: Optimizer<Model<B>, B>>(self, model: Model<B>, optimizer: O) -> Self::Output {
-        optimize(model, optimizer, self.resume, self.session)
-    }
-}
-
 /// The training loop, as nanoGPT's: a step, its log line, an evaluation and checkpoint every
 /// `eval_every` steps (and at the last), samples every `sample_every`, until the last step, an
 /// early stop, a signal or the step to pause at.
-fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
+fn optimize<B: AutodiffBackend>(
     mut model: Model<B>,
-    optimizer: O,
     resume: Option<&Checkpoint>,
     session: &mut Session<B::Device>,
-) -> Result<Ended<Model<B>>> {
+) -> Result<(Ended, Model<B>)> {
     let (experiment, data, device) = (session.experiment, session.data, session.device.clone());
     let s = &experiment.schedule;
+    let optimizer = ModelOptimizer::new(s, &model);
     let (mut optimizer, first, mut state) = restore(optimizer, resume, experiment.seed, &device)?;
     let mut clock = Clock::new(tokens_per_step(&model, s.batch_size, data.seq_len));
     // The step last.ckpt holds, so the end does not write the same checkpoint again.
@@ -126,7 +109,7 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
     let last = session.until.map_or(s.steps, |until| until.min(s.steps));
     let mut ended = match last < s.steps {
         true => Ended::Paused,
-        false => Ended::Finished(()),
+        false => Ended::Finished,
     };
     for step in first..=last {
         let timer = Instant::now();
@@ -153,7 +136,7 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
             let stop = evaluate_and_save(&model, &optimizer, &mut state, step, lr, session)?;
             saved_at = Some(step);
             if stop {
-                ended = Ended::Finished(());
+                ended = Ended::Finished;
                 break;
             }
         }
@@ -165,33 +148,28 @@ fn optimize<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
         }
     }
     if saved_at != Some(session.summary.step) {
-        let optimizer_bytes = checkpoint::encode::<B, _>(optimizer.to_record())?;
-        save(&model, optimizer_bytes, &state, false, session)?;
+        save(&model, optimizer.encode()?, &state, false, session)?;
     }
-    Ok(match ended {
-        Ended::Finished(()) => Ended::Finished(model),
-        Ended::Interrupted => Ended::Interrupted,
-        Ended::Paused => Ended::Paused,
-    })
+    Ok((ended, model))
 }
 
 /// The optimizer, the first step to take and the loop's state: a checkpoint's (the optimizer's
 /// state loaded from it), or a fresh start's.
-fn restore<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
-    optimizer: O,
+fn restore<B: AutodiffBackend>(
+    optimizer: ModelOptimizer<B>,
     resume: Option<&Checkpoint>,
     seed: u64,
     device: &B::Device,
-) -> Result<(O, usize, State)> {
+) -> Result<(ModelOptimizer<B>, usize, State)> {
     let Some(checkpoint) = resume else {
         return Ok((optimizer, 1, State::new(seed)));
     };
-    let record = checkpoint::decode::<B, _>(&checkpoint.optimizer, device)?;
     let state = State {
         batcher: checkpoint.batcher.clone(),
         stale_evaluations: checkpoint.stale_evaluations,
     };
-    Ok((optimizer.load_record(record), checkpoint.step + 1, state))
+    let optimizer = optimizer.decode(&checkpoint.optimizer, device)?;
+    Ok((optimizer, checkpoint.step + 1, state))
 }
 
 /// The training time of the steps this process took, for the speed figures.
@@ -265,9 +243,9 @@ fn log_step<D>(
 /// The periodic evaluation: estimate the losses, keep the model if the selection split
 /// improved, and leave a checkpoint to resume from, should the process die. Whether to stop
 /// early (no improvement in `early_stop_patience` evaluations).
-fn evaluate_and_save<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
+fn evaluate_and_save<B: AutodiffBackend>(
     model: &Model<B>,
-    optimizer: &O,
+    optimizer: &ModelOptimizer<B>,
     state: &mut State,
     step: usize,
     lr: f64,
@@ -282,8 +260,7 @@ fn evaluate_and_save<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
     } else {
         state.stale_evaluations += 1;
     }
-    let optimizer_bytes = checkpoint::encode::<B, _>(optimizer.to_record())?;
-    save(model, optimizer_bytes, state, improved, session)?;
+    save(model, optimizer.encode()?, state, improved, session)?;
     session.run.write_summary(&session.summary)?;
     let s = &session.experiment.schedule;
     let patience = s.early_stop_patience;

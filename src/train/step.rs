@@ -3,7 +3,7 @@
 //! numbers do not depend on the thread count.
 
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
-use burn::optim::{GradientsParams, Optimizer};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rayon::prelude::*;
@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use crate::config::Experiment;
 use crate::data::{self, Batcher, Dataset};
 use crate::models::{Mode, Model, nll};
-use crate::optim;
+use crate::optim::{self, ModelOptimizer};
 use crate::rng::dropout_rng;
 
 /// Positions the model trains on per step: whole rows, or one example per row (the cnn).
@@ -24,9 +24,9 @@ pub fn tokens_per_step<B: Backend>(model: &Model<B>, batch_size: usize, seq_len:
 
 /// Optimizer step number `step` (1-based) on the next batch from `batcher`: forward, loss,
 /// backward, update. Returns the updated model and the batch's mean loss.
-pub fn train_step<B: AutodiffBackend, O: Optimizer<Model<B>, B>>(
+pub fn train_step<B: AutodiffBackend>(
     model: Model<B>,
-    optimizer: &mut O,
+    optimizer: &mut ModelOptimizer<B>,
     batcher: &mut Batcher,
     step: usize,
     experiment: &Experiment,
