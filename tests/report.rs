@@ -482,3 +482,46 @@ fn filter_by_top_and_plot() {
         "a curve per configuration, and the axes: {lines}"
     );
 }
+
+/// metrics.csv's one reading rule, as the report applies it: a last line a kill cut short is
+/// left out (the run is reported), any other row that does not read makes the run damaged,
+/// named with its line.
+#[test]
+fn a_torn_last_metrics_line_is_left_out_and_a_bad_row_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let run = |name: &'static str| Fixture {
+        name,
+        dir: "20261101-100000-000001",
+        seed: 1,
+        lr: "0.01",
+        fields: done(2.10, 2.15),
+    };
+    let header = "step,split,loss,lr,elapsed_s,tokens_per_s";
+    let torn = write_run(&runs, &run("torn"));
+    let metrics = format!("{header}\n500,val,2.6,0.01,1,1\n3000,val,2.1,0.01,2,1\n3010,tr");
+    std::fs::write(torn.join("metrics.csv"), metrics).unwrap();
+    let bad = write_run(&runs, &run("bad"));
+    let metrics = format!("{header}\n500,val,2.6,0.01,1,1\n3000,val,oops,0.01,2,1\n");
+    std::fs::write(bad.join("metrics.csv"), metrics).unwrap();
+
+    let json: Value =
+        serde_json::from_str(&report(dir.path(), &runs, &["--format", "json"])).unwrap();
+    let reported: Vec<&str> = (json["rows"].as_array().unwrap().iter())
+        .flat_map(|r| r["runs"].as_array().unwrap())
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert!(
+        reported.iter().all(|r| r.contains("/torn/")),
+        "{reported:?}"
+    );
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    let damaged = json["damaged"].as_array().unwrap();
+    assert_eq!(damaged.len(), 1, "{damaged:?}");
+    let problem = damaged[0]["problem"].as_str().unwrap();
+    assert!(
+        damaged[0]["dir"].as_str().unwrap().contains("/bad/"),
+        "{damaged:?}"
+    );
+    assert!(problem.contains("metrics.csv: line 3"), "{problem}");
+}
