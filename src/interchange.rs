@@ -234,6 +234,7 @@ pub fn import(request: &ImportRequest) -> Result<crate::run::Outcome> {
     // The file's tensors go into the model built on the CPU, whose record the run loads on its
     // own backend.
     let data = Dataset::load(&experiment.dataset)?;
+    crate::run::check_memory(&experiment, &data)?;
     let device = Default::default();
     let model = Model::<Flex>::new(&experiment.model, &data, experiment.seed, &device);
     let model = weights.load_into(model, &experiment.model, &data)?;
