@@ -67,15 +67,16 @@ pub fn best_estimate(rows: &[MetricRow], split: &str, steps: usize) -> Option<f6
     best
 }
 
-/// The header, for a file started empty.
+/// The header: `MetricRow`'s fields (a test holds them together), written before the first row
+/// whether the file is started empty or written whole.
 pub const HEADER: [&str; 6] = ["step", "split", "loss", "lr", "elapsed_s", "tokens_per_s"];
 
 /// `rows` as a whole metrics.csv (its header first).
 pub fn to_csv(rows: &[MetricRow]) -> anyhow::Result<Vec<u8>> {
-    let mut out = csv::Writer::from_writer(Vec::new());
-    if rows.is_empty() {
-        out.write_record(HEADER)?;
-    }
+    let mut out = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    out.write_record(HEADER)?;
     for row in rows {
         out.serialize(row)?;
     }
@@ -110,6 +111,17 @@ mod tests {
         assert_eq!(best_estimate(&rows, "val", 20), Some(2.5));
         assert_eq!(best_estimate(&rows, "val", 5), Some(3.0));
         assert_eq!(best_estimate(&rows, "test", 20), None);
+    }
+
+    /// The header names the fields serde reads rows by.
+    #[test]
+    fn the_header_is_the_rows_fields() {
+        let mut out = csv::Writer::from_writer(Vec::new());
+        out.serialize(row(0, "val", 3.0)).unwrap();
+        let text = String::from_utf8(out.into_inner().unwrap()).unwrap();
+        assert_eq!(text.lines().next(), Some(HEADER.join(",").as_str()));
+        let whole = String::from_utf8(to_csv(&[row(0, "val", 3.0)]).unwrap()).unwrap();
+        assert_eq!(whole, text);
     }
 
     #[test]
