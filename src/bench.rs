@@ -1,7 +1,8 @@
 //! `makemore bench`: how fast each model family trains, evaluates and samples on this machine.
 //!
 //! Each family runs at makemore.py's default configuration (the cnn at the lecture's sizes) on
-//! the given data, through the training loop's own step, evaluation and sampling code. Step
+//! the given data, through the training loop's own step, evaluation, sampling and generation
+//! metrics code. Step
 //! times exclude the warm-up steps; peak memory is the process's resident high-water mark, reset
 //! before each family.
 
@@ -11,12 +12,13 @@ use std::time::Instant;
 use burn::module::AutodiffModule;
 use serde::Serialize;
 
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use crate::backend::{self, on_backend};
 use crate::config::{self, Experiment, Override};
 use crate::data::{Batcher, Dataset};
 use crate::error::{Error, Result};
+use crate::generation;
 use crate::models::Model;
 use crate::optim::ModelOptimizer;
 use crate::rng::{Stream, rng};
@@ -73,6 +75,9 @@ pub struct Figures {
     /// Positions per second when evaluating the whole test split.
     pub eval_tokens_per_s: f64,
     pub sample_items_per_s: f64,
+    /// Seconds to measure the generation metrics at one temperature, as every run does at its
+    /// end: `generation.count` samples, the judge fitted, every figure computed.
+    pub generation_s: f64,
     /// Resident memory high-water mark while this family ran, in MiB (Linux only).
     pub peak_rss_mib: Option<f64>,
 }
@@ -214,6 +219,7 @@ fn measure_on<B: AutodiffBackend>(
     );
     let sample_items_per_s = request.samples as f64 / timer.elapsed().as_secs_f64();
 
+    let generation_s = time_generation(&model, experiment, data, options, device);
     let tokens_per_step = train::tokens_per_step(&model, s.batch_size, data.seq_len);
     let median = percentile(&times, 0.5);
     Ok(Figures {
@@ -228,8 +234,30 @@ fn measure_on<B: AutodiffBackend>(
         train_tokens_per_s: tokens_per_step as f64 * 1e3 / median,
         eval_tokens_per_s,
         sample_items_per_s,
+        generation_s,
         peak_rss_mib: peak_memory_mib(),
     })
+}
+
+/// Seconds that the end of a run spends on the generation metrics at one temperature.
+fn time_generation<B: Backend>(
+    model: &Model<B>,
+    experiment: &Experiment,
+    data: &Dataset,
+    options: SampleOptions,
+    device: &B::Device,
+) -> f64 {
+    let wanted = &experiment.generation;
+    let mut rng = rng(experiment.seed, Stream::Generate, 0);
+    let timer = Instant::now();
+    generation::measure_temperatures(&[options.temperature], data, wanted.judge_order, |t| {
+        let options = SampleOptions {
+            temperature: t,
+            ..options
+        };
+        sample::generate_many(model, data, wanted.count, &[], options, &mut rng, device)
+    });
+    timer.elapsed().as_secs_f64()
 }
 
 /// Milliseconds of each step after the warm-up, and the trained model.

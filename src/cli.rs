@@ -9,7 +9,7 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 use makemore::bench::BenchRequest;
 use makemore::interchange::{ExportRequest, ImportRequest};
-use makemore::report::{Format, ReportRequest};
+use makemore::report::{Format, RankBy, ReportRequest};
 use makemore::sample::{SampleOptions, SampleRequest};
 use makemore::score::ScoreRequest;
 use makemore::sweep::{Emit, SlurmOptions, SweepRequest};
@@ -275,6 +275,10 @@ pub struct SampleArgs {
     /// Tag each sample in-train, in-val, in-test or new.
     #[arg(long)]
     pub mark: bool,
+    /// Then measure every draw (new, copied, held-out hits, distinct, the judge's gap, the
+    /// lengths' distance) and print the figures on standard error.
+    #[arg(long)]
+    pub stats: bool,
 }
 
 impl From<SampleArgs> for SampleRequest {
@@ -288,6 +292,7 @@ impl From<SampleArgs> for SampleRequest {
             checkpoint: args.checkpoint,
             new_only: args.new_only,
             mark: args.mark,
+            stats: args.stats,
         }
     }
 }
@@ -393,6 +398,10 @@ pub struct ReportArgs {
     /// Also draw the selection-loss curves and the best losses into this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+    /// Rank each group's rows by this figure: the selection split's loss (val), the test loss, or
+    /// a generation metric (the share new, copied, held_out or distinct; |judge gap|; length TV).
+    #[arg(long, value_parser = choice::<RankBy>(), default_value = "val")]
+    pub rank_by: RankBy,
 }
 
 impl From<ReportArgs> for ReportRequest {
@@ -404,6 +413,7 @@ impl From<ReportArgs> for ReportRequest {
             filters: args.filters,
             top: args.top,
             plot: args.plot,
+            rank_by: args.rank_by,
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod files;
+pub mod generation;
 pub mod interchange;
 pub mod models;
 pub mod optim;

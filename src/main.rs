@@ -125,10 +125,14 @@ fn sample(mut request: SampleRequest) -> Result<()> {
     request.run = newest_run(&request.run);
     let mark = request.mark;
     let note = |line: &str| eprintln!("{line}");
-    sample::sample(&request, note, |item, how| match mark {
+    let measured = sample::sample(&request, note, |item, how| match mark {
         true => println!("{}\t{how}", shown(item)),
         false => println!("{item}"),
-    })
+    })?;
+    if let Some(metrics) = measured {
+        eprintln!("{}", metrics.line());
+    }
+    Ok(())
 }
 
 /// A line per input line: the item, its total and per-character log-probability, or `-` where
@@ -196,13 +200,14 @@ fn bench(request: &BenchRequest) -> Result<()> {
     let report = bench::bench(request, |f| {
         if std::mem::take(&mut first) {
             println!(
-                "{:<12} {:>8} {:>22} {:>10} {:>11} {:>10} {:>9}",
+                "{:<12} {:>8} {:>22} {:>10} {:>11} {:>10} {:>17} {:>9}",
                 "model",
                 "params",
                 "ms/step (p10-p90)",
                 "train tok/s",
                 "eval tok/s",
                 "samples/s",
+                "metrics s (2k st)",
                 "peak MiB"
             );
         }
@@ -214,6 +219,10 @@ fn bench(request: &BenchRequest) -> Result<()> {
     );
     let gflops = report.gemm_gflops;
     println!("f32 matrix product 1024x1024x1024: {gflops:.1} GFLOP/s");
+    println!(
+        "metrics s: the generation metrics at one temperature, as a run ends (generation.count \
+         samples, the judge fitted); in brackets, against 2,000 training steps at the median"
+    );
     if let Some((gflop, floor_ms, times)) = report.transformer_floor() {
         println!(
             "transformer: {gflop:.2} GFLOP per step, {floor_ms:.2} ms at that rate; measured {times:.1}x that"

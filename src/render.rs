@@ -232,8 +232,15 @@ fn say_rungs(
 }
 
 pub fn bench_row(f: &Figures) -> String {
+    // The metrics' seconds beside 2,000 training steps at the measured median step time.
+    let two_thousand_steps_s = 2.0 * f.ms_per_step_median;
+    let generation = format!(
+        "{:.2} ({:.0}%)",
+        f.generation_s,
+        100.0 * f.generation_s / two_thousand_steps_s
+    );
     format!(
-        "{:<12} {:>8} {:>22} {:>10.0} {:>11.0} {:>10.0} {:>9}",
+        "{:<12} {:>8} {:>22} {:>10.0} {:>11.0} {:>10.0} {:>17} {:>9}",
         f.model,
         f.params,
         format!(
@@ -243,6 +250,7 @@ pub fn bench_row(f: &Figures) -> String {
         f.train_tokens_per_s,
         f.eval_tokens_per_s,
         f.sample_items_per_s,
+        generation,
         f.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0}")),
     )
 }

@@ -11,6 +11,8 @@ pub enum Stream {
     Evaluate = 3,
     Sample = 4,
     Dropout = 5,
+    /// The generation metrics' samples (`generation/`), the same at every temperature.
+    Generate = 6,
 }
 
 /// The generator for `stream` at `step` (0 where there is one stream for the whole run).

@@ -131,6 +131,8 @@ fn start(
             started_at: now.clone(),
             updated_at: now,
             error: None,
+            generation: None,
+            frontier: Vec::new(),
         };
         let config = experiment.to_toml();
         let first = First {
@@ -210,6 +212,9 @@ pub fn resume(dir: &Path, sets: &[String], until: Option<usize>) -> Result<Outco
             .and_then(|c| c.best_step.or(summary.selected_step));
         summary.selected_on = Some(data.selection_split());
         summary.overlap = Some(data.overlap());
+        // Measured again at the end, of the checkpoint selected then.
+        summary.generation = None;
+        summary.frontier.clear();
         run.log(&format!("resuming at step {step} on {}", summary.backend))?;
         let model = Start {
             model,

@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::config::SamplingConfig;
 use crate::data::{Dataset, Vocab};
 use crate::error::{Error, Result};
+use crate::generation::{self, Judge, Metrics};
 use crate::models::{Mode, Model};
 use crate::trained::{Trained, Which};
 
@@ -179,8 +180,29 @@ fn draw(probs: &[f32], options: SampleOptions, rng: &mut ChaCha8Rng) -> usize {
     candidates.last().map_or(0, |c| c.0)
 }
 
-/// The most samples `makemore sample` draws at once.
-const BATCH: usize = 1024;
+/// The most samples drawn at once: memory stays bounded for any count.
+pub const BATCH: usize = 1024;
+
+/// `count` items from the start token and `prefix`, drawn `BATCH` at a time from one stream.
+pub fn generate_many<B: Backend>(
+    model: &Model<B>,
+    data: &Dataset,
+    count: usize,
+    prefix: &[usize],
+    options: SampleOptions,
+    rng: &mut ChaCha8Rng,
+    device: &B::Device,
+) -> Vec<String> {
+    let mut items = Vec::with_capacity(count);
+    while items.len() < count {
+        let batch = (count - items.len()).min(BATCH);
+        let (vocab, seq_len) = (&data.vocab, data.seq_len);
+        items.extend(generate(
+            model, vocab, seq_len, batch, prefix, options, rng, device,
+        ));
+    }
+    items
+}
 
 /// What `makemore sample` was asked for.
 #[derive(Debug, Clone)]
@@ -199,15 +221,19 @@ pub struct SampleRequest {
     pub new_only: bool,
     /// Tag each sample in-train, in-val, in-test or new.
     pub mark: bool,
+    /// Measure every draw (`generation::measure`).
+    pub stats: bool,
 }
 
 /// Draws `request.count` samples from the run and hands each to `out` as it is drawn, with its
 /// mark: in-train, in-val, in-test or new. `note` hears first whether the model is a partial one.
+/// With `request.stats`, returns the generation metrics of every draw (those `--new-only` left
+/// out too: they are what the model generates).
 pub fn sample(
     request: &SampleRequest,
     note: impl FnOnce(&str),
     mut out: impl FnMut(&str, &str),
-) -> Result<()> {
+) -> Result<Option<Metrics>> {
     check(&request.options)?;
     let trained = Trained::open(&request.run, request.checkpoint)?;
     if let Some(partial) = &trained.partial {
@@ -220,7 +246,7 @@ pub fn sample(
     let device = Default::default();
     // --new-only keeps drawing; give up after this many draws rather than loop for ever.
     let limit = request.count.saturating_mul(100).max(1000);
-    let (mut given, mut drawn) = (0, 0);
+    let (mut given, mut drawn, mut every) = (0, 0, Vec::new());
     while given < request.count && drawn < limit {
         let wanted = match request.new_only {
             true => (request.count - given).max(16),
@@ -239,6 +265,9 @@ pub fn sample(
             &device,
         );
         drawn += batch;
+        if request.stats {
+            every.extend(items.iter().cloned());
+        }
         for item in items {
             let mark = membership.mark(&item);
             if given == request.count || (request.new_only && mark != "new") {
@@ -253,7 +282,16 @@ pub fn sample(
             "only {given} new items in {drawn} draws; the model mostly repeats its training data (try a higher --temperature)"
         )));
     }
-    Ok(())
+    let judge = || {
+        Judge::fit(
+            &data.train.tokens,
+            data.vocab.size(),
+            trained.experiment.generation.judge_order,
+        )
+    };
+    Ok(request
+        .stats
+        .then(|| generation::measure(&every, request.options.temperature, data, &judge())))
 }
 
 fn check(o: &SampleOptions) -> Result<()> {

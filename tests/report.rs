@@ -158,6 +158,7 @@ fn fixture() -> (tempfile::TempDir, PathBuf) {
             lr: "0.01",
             fields: json!({"selected_on": "test", "split_hash": "s2", "val_loss": null,
                 "test_loss": 1.9734, "test_loss_se": 0.0125, "test_loss_last": 1.98,
+                "generation": generated(0.8, 0.7, 0.25, 0.123),
                 "overlap": {"val_items": 0, "val_in_train": 0, "test_items": 1000,
                             "test_in_train": 153}}),
         },
@@ -524,4 +525,181 @@ fn a_torn_last_metrics_line_is_left_out_and_a_bad_row_named() {
         "{damaged:?}"
     );
     assert!(problem.contains("metrics.csv: line 3"), "{problem}");
+}
+
+/// A run's generation metrics at a temperature: shares with their binomial standard errors over
+/// 1,000 samples, a judge gap and a length distance with made-up standard errors.
+fn generated(temperature: f64, new: f64, copied: f64, gap: f64) -> Value {
+    let share = |p: f64| json!({"value": p, "se": (p * (1.0 - p) / 1000.0).sqrt()});
+    json!({"temperature": temperature, "samples": 1000, "new": share(new),
+           "copied": share(copied), "held_out": share(1.0 - new - copied),
+           "distinct": share(0.9), "judge_new": {"value": 2.0 + gap, "se": 0.01},
+           "judge_reference": {"value": 2.0, "se": 0.01},
+           "judge_gap": {"value": gap, "se": 0.014}, "length_tv": {"value": 0.05, "se": 0.01}})
+}
+
+/// Three configurations of two seeds, ranked by val a, b, c; by new samples b, c, a; by copies
+/// b, c, a; by the size of the judge gap a, c, b. a's runs measured a frontier too.
+fn generation_fixture() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let frontier = |gaps: [f64; 3]| {
+        let news = [0.5, 0.8, 0.95];
+        let at = [0.5, 1.0, 1.5].iter().zip(news.iter().zip(gaps));
+        let points: Vec<Value> = at.map(|(&t, (&n, g))| generated(t, n, 0.0, g)).collect();
+        Value::from(points)
+    };
+    let run = |dir, seed, lr, val, (new, copied, gap): (f64, f64, f64), curve: Option<[f64; 3]>| {
+        let mut fields = done(val, val + 0.05);
+        fields["generation"] = generated(1.0, new, copied, gap);
+        if let Some(gaps) = curve {
+            fields["frontier"] = frontier(gaps);
+        }
+        Fixture {
+            name: "sweep",
+            dir,
+            seed,
+            lr,
+            fields,
+        }
+    };
+    for fixture in [
+        run(
+            "a1",
+            1,
+            "0.01",
+            2.10,
+            (0.80, 0.15, -0.02),
+            Some([-0.3, -0.04, 0.2]),
+        ),
+        run(
+            "a2",
+            2,
+            "0.01",
+            2.12,
+            (0.82, 0.13, -0.04),
+            Some([-0.3, 0.0, 0.3]),
+        ),
+        run("b1", 1, "0.003", 2.20, (0.95, 0.03, 0.5), None),
+        run("b2", 2, "0.003", 2.22, (0.97, 0.02, 0.6), None),
+        run("c1", 1, "0.001", 2.30, (0.90, 0.08, 0.10), None),
+        run("c2", 2, "0.001", 2.32, (0.88, 0.10, 0.12), None),
+    ] {
+        write_run(&runs, &fixture);
+    }
+    (dir, runs)
+}
+
+fn order(json: &Value) -> Vec<String> {
+    (rows(json).iter())
+        .map(|r| {
+            r["keys"]["schedule.learning_rate"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn rank_by_a_generation_metric() {
+    let (dir, runs) = generation_fixture();
+    let ranked = |by: &str| -> Value {
+        let text = report(dir.path(), &runs, &["--format", "json", "--rank-by", by]);
+        serde_json::from_str(&text).unwrap()
+    };
+    assert_eq!(order(&ranked("val")), ["0.01", "0.003", "0.001"]);
+    assert_eq!(order(&ranked("test")), ["0.01", "0.003", "0.001"]);
+    assert_eq!(order(&ranked("copied")), ["0.003", "0.001", "0.01"]);
+    assert_eq!(order(&ranked("gap")), ["0.01", "0.001", "0.003"], "|gap|");
+    let by_new = ranked("new");
+    assert_eq!(
+        order(&by_new),
+        ["0.003", "0.001", "0.01"],
+        "the most new first"
+    );
+    let by_new = rows(&by_new);
+    let (b, c) = (row(&by_new, "0.003"), row(&by_new, "0.001"));
+    close(&b["ranked"]["mean"], 0.96, 1e-12);
+    close(
+        &b["generation"]["figures"]["new"]["std"],
+        0.02 / 2f64.sqrt(),
+        1e-12,
+    );
+    close(
+        &c["generation"]["figures"]["judge_gap"]["mean"],
+        0.11,
+        1e-12,
+    );
+    let (t, df) = welch(&[0.90, 0.88], &[0.95, 0.97]);
+    close(&c["p_vs_top"], two_sided_p(t, df), 1e-6);
+    // The held-out hits are 1 − new − copied here: b's are 0.02 and 0.01.
+    close(
+        &b["generation"]["figures"]["held_out"]["mean"],
+        0.015,
+        1e-12,
+    );
+    // ranked by gap, the figure is the size of the gap: a's |−0.02| and |−0.04|.
+    let by_gap = ranked("gap");
+    close(&row(&rows(&by_gap), "0.01")["ranked"]["mean"], 0.03, 1e-12);
+
+    let table = report(dir.path(), &runs, &["--rank-by", "new"]);
+    for words in [
+        "hits/1k",
+        "gap",
+        "len TV",
+        "best T",
+        "ranked by the share of new samples",
+    ] {
+        assert!(table.contains(words), "{words} in\n{table}");
+    }
+    let csv = report(dir.path(), &runs, &["--format", "csv", "--rank-by", "new"]);
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .contains(",new_mean,new_std,new_se,"),
+        "{csv}"
+    );
+    let bad = makemore(
+        &["report", runs.to_str().unwrap(), "--rank-by", "loss"],
+        dir.path(),
+        &[],
+    );
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}
+
+/// The frontier over seeds, and its best temperature by the stated criterion: the most new
+/// samples among the temperatures whose mean gap is at most 0.1 nats per character.
+#[test]
+fn the_frontier_and_its_best_temperature() {
+    let (dir, runs) = generation_fixture();
+    let json: Value =
+        serde_json::from_str(&report(dir.path(), &runs, &["--format", "json"])).unwrap();
+    let rows = rows(&json);
+    let a = row(&rows, "0.01");
+    let frontier = a["frontier"].as_array().unwrap();
+    let temperatures: Vec<f64> = frontier
+        .iter()
+        .map(|g| g["temperature"].as_f64().unwrap())
+        .collect();
+    assert_eq!(temperatures, [0.5, 1.0, 1.5]);
+    // Gaps by temperature, mean over the two seeds: −0.3, −0.02, 0.25; new 0.5, 0.8, 0.95.
+    close(&frontier[1]["figures"]["judge_gap"]["mean"], -0.02, 1e-12);
+    close(&frontier[2]["figures"]["judge_gap"]["mean"], 0.25, 1e-12);
+    assert_eq!(
+        a["best_temperature"], 1.0,
+        "1.5 is newer, but 0.25 nats/char off"
+    );
+    assert!(
+        row(&rows, "0.003")["best_temperature"].is_null(),
+        "no frontier"
+    );
+    let svg = dir.path().join("plot.svg");
+    report(dir.path(), &runs, &["--plot", svg.to_str().unwrap()]);
+    let drawn = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        drawn.contains("the temperature frontier"),
+        "the frontier panel"
+    );
 }

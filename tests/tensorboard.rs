@@ -1,6 +1,6 @@
 //! TensorBoard event files: every run writes metrics.csv's figures as scalars, read back here by
-//! our reader and by TensorBoard's own (its Python package, installed under CI), and a resumed
-//! run holds each step once.
+//! our reader and by TensorBoard's own (its Python package, installed under CI), the generation
+//! metrics as summary.json has them, and a resumed run holds each step once.
 
 mod common;
 
@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{experiment, makemore, only_run, stderr};
 use makemore::tensorboard::scalars;
 
-const ARGS: [&str; 10] = [
+const ARGS: [&str; 12] = [
     "run",
     "mlp.toml",
     "--runs",
@@ -23,6 +23,8 @@ const ARGS: [&str; 10] = [
     "schedule.eval_every=100",
     "--set",
     "dataset.val_fraction=0.2",
+    "--set",
+    "generation.temperatures=[0.5, 1.5]",
 ];
 
 fn trained(dir: &Path) -> PathBuf {
@@ -50,7 +52,11 @@ fn every_row_of_metrics_csv_is_a_scalar_once() {
     let run = trained(dir.path());
     let events = scalars(&run).unwrap();
     let tags: BTreeSet<&str> = events.iter().map(|e| e.0.as_str()).collect();
-    let expected = [
+    let figures = makemore::generation::FIGURES;
+    let generation = ["Generation", "Frontier"]
+        .iter()
+        .flat_map(|g| figures.map(|f| format!("{g}/{f}")));
+    let expected: BTreeSet<String> = [
         "Final/test",
         "Final/train",
         "Final/val",
@@ -59,8 +65,13 @@ fn every_row_of_metrics_csv_is_a_scalar_once() {
         "Loss/val",
         "lr",
         "tokens_per_s",
-    ];
-    assert_eq!(tags, BTreeSet::from(expected));
+    ]
+    .map(String::from)
+    .into_iter()
+    .chain(generation)
+    .collect();
+    assert_eq!(tags, expected.iter().map(String::as_str).collect());
+    generation_as_in_the_summary(&run, &events);
     let mut losses: Vec<(i64, f32)> = events
         .iter()
         .filter(|e| e.0.starts_with("Loss/") || e.0.starts_with("Final/"))
@@ -70,6 +81,29 @@ fn every_row_of_metrics_csv_is_a_scalar_once() {
     assert_eq!(losses, metric_rows(&run));
     let distinct: BTreeSet<(&str, i64)> = events.iter().map(|e| (e.0.as_str(), e.1)).collect();
     assert_eq!(distinct.len(), events.len(), "a tag twice at one step");
+}
+
+/// `Generation/<figure>` at the last step is summary.json's headline; `Frontier/<figure>` at
+/// step 100 × T its frontier's figure at T, for T = 0.5 and 1.5 (and not 1.0, the headline's).
+fn generation_as_in_the_summary(run: &Path, events: &[(String, i64, f32)]) {
+    let summary = makemore::rundir::read_summary(run).unwrap();
+    let at = |tag: &str| -> Vec<(i64, f32)> {
+        let mut found: Vec<(i64, f32)> = (events.iter())
+            .filter(|e| e.0 == tag)
+            .map(|e| (e.1, e.2))
+            .collect();
+        found.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        found
+    };
+    let headline = summary.generation.as_ref().unwrap();
+    let frontier = &summary.frontier;
+    for name in makemore::generation::FIGURES {
+        let value = |m: &makemore::generation::Metrics| m.figure(name).unwrap().value as f32;
+        let step = summary.step as i64;
+        assert_eq!(at(&format!("Generation/{name}")), [(step, value(headline))]);
+        let expected = [(50, value(&frontier[0])), (150, value(&frontier[1]))];
+        assert_eq!(at(&format!("Frontier/{name}")), expected, "{name}");
+    }
 }
 
 #[test]

@@ -32,6 +32,8 @@ pub struct Experiment {
     pub backend: BackendConfig,
     pub schedule: ScheduleConfig,
     pub sampling: SamplingConfig,
+    #[serde(default, skip_serializing_if = "GenerationConfig::is_default")]
+    pub generation: GenerationConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -271,6 +273,36 @@ pub struct SamplingConfig {
     pub max_len: usize,
 }
 
+/// The generation metrics measured at the end of a run (`generation/`): how many samples at
+/// `sampling.temperature`, at which other temperatures (the frontier), and the judge's n-gram
+/// order. Left out of config.toml at its defaults, so that older runs keep their hashes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GenerationConfig {
+    /// Samples drawn at each temperature; 0 = no generation metrics.
+    pub count: usize,
+    /// The frontier: temperatures measured besides `sampling.temperature`.
+    pub temperatures: Vec<f64>,
+    /// The plausibility judge's order: an n-gram of this many characters (context + 1).
+    pub judge_order: usize,
+}
+
+impl Default for GenerationConfig {
+    fn default() -> Self {
+        GenerationConfig {
+            count: 1000,
+            temperatures: Vec::new(),
+            judge_order: 5,
+        }
+    }
+}
+
+impl GenerationConfig {
+    fn is_default(&self) -> bool {
+        *self == GenerationConfig::default()
+    }
+}
+
 fn one() -> f64 {
     1.0
 }
@@ -368,6 +400,7 @@ impl Experiment {
                 min_len: 0,
                 max_len: 0,
             },
+            generation: GenerationConfig::default(),
         }
     }
 

@@ -2,8 +2,8 @@
 //! run directory's config.toml both go through. Returns the offending key and what is wrong.
 
 use super::{
-    BackendName, DatasetConfig, Experiment, ModelConfig, ModelType, SamplingConfig, ScheduleConfig,
-    check_name,
+    BackendName, DatasetConfig, Experiment, GenerationConfig, ModelConfig, ModelType,
+    SamplingConfig, ScheduleConfig, check_name,
 };
 
 impl Experiment {
@@ -22,7 +22,8 @@ impl Experiment {
                 .into(),
         )?;
         self.schedule.validate()?;
-        self.sampling.validate()
+        self.sampling.validate()?;
+        self.generation.validate()
     }
 
     /// What this machine can do: no more threads than it has cores (rayon aborts the process
@@ -193,6 +194,32 @@ impl SamplingConfig {
             format!(
                 "{} is above sampling.max_len = {}",
                 self.min_len, self.max_len
+            ),
+        )
+    }
+}
+
+impl GenerationConfig {
+    fn validate(&self) -> Result<(), Invalid> {
+        check(
+            self.temperatures.iter().all(|&t| t >= 0.0),
+            "generation.temperatures",
+            format!(
+                "must all be ≥ 0 (0: the likeliest character every time), got {:?}",
+                self.temperatures
+            ),
+        )?;
+        check(
+            self.temperatures.len() <= 100,
+            "generation.temperatures",
+            format!("at most 100 of them, got {}", self.temperatures.len()),
+        )?;
+        check(
+            (1..=8).contains(&self.judge_order),
+            "generation.judge_order",
+            format!(
+                "must be 1 to 8 characters (5: four of context), got {}",
+                self.judge_order
             ),
         )
     }

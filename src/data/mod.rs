@@ -250,32 +250,33 @@ impl Dataset {
             None => None,
         };
         let data_hash = hex::encode(hasher.finalize());
-
-        let chars: BTreeSet<char> = items
-            .iter()
-            .chain(test_items.iter().flatten())
-            .flat_map(|i| i.chars())
-            .collect();
-        let vocab = Vocab::new(chars.into_iter().collect());
-        let longest = items
-            .iter()
-            .chain(test_items.iter().flatten())
-            .map(|i| i.chars().count())
-            .max();
-
         let (train, val, test) = split(items, test_items, config)?;
-        let split_hash = split_hash(&train, &val, &test);
         Ok(Dataset {
+            data_hash,
+            long_items,
+            notes,
+            ..Dataset::from_splits(train, val, test)
+        })
+    }
+
+    /// A dataset of these splits: the vocabulary of every character in them, no data file.
+    pub fn from_splits(train: Vec<String>, val: Vec<String>, test: Vec<String>) -> Self {
+        let all = || train.iter().chain(&val).chain(&test);
+        let chars: BTreeSet<char> = all().flat_map(|i| i.chars()).collect();
+        let vocab = Vocab::new(chars.into_iter().collect());
+        let longest = all().map(|i| i.chars().count()).max();
+        let split_hash = split_hash(&train, &val, &test);
+        Dataset {
             seq_len: longest.unwrap_or(0) + 1,
             train: Split::new(train, &vocab),
             val: Split::new(val, &vocab),
             test: Split::new(test, &vocab),
             vocab,
-            data_hash,
+            data_hash: String::new(),
             split_hash,
-            long_items,
-            notes,
-        })
+            long_items: 0,
+            notes: Vec::new(),
+        }
     }
 
     /// Every item's length in characters, shortest first.

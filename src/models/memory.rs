@@ -77,7 +77,8 @@ fn positions(experiment: &Experiment, seq_len: usize) -> u128 {
     let batch = s
         .batch_size
         .max(s.eval_batch_size)
-        .max(experiment.sampling.count) as u128;
+        .max(experiment.sampling.count)
+        .max(experiment.generation.count.min(crate::sample::BATCH)) as u128;
     match experiment.model.kind {
         // The cnn trains on examples, one target per row of its context.
         ModelType::Cnn => batch * (1u128 << experiment.model.n_layer.min(64)),

@@ -5,8 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+use super::rank::{self, RankBy};
 use super::read::Run;
-use super::{Fate, Group, Row, TrialRung};
+use super::{Fate, Generated, Group, Row, TrialRung};
+use crate::generation::Metrics;
 use crate::rundir::{Status, Summary};
 use crate::stats::Stat;
 
@@ -74,6 +76,7 @@ pub(super) fn aggregate(
     columns: &[String],
     groups: &[Group],
     trials: &BTreeMap<PathBuf, TrialRung>,
+    rank_by: RankBy,
 ) -> Vec<Row> {
     let group_of = |run: &Run| {
         groups
@@ -98,7 +101,7 @@ pub(super) fn aggregate(
     }
     configurations
         .into_iter()
-        .map(|((group, _), runs)| row(group, columns, runs, trials))
+        .map(|((group, _), runs)| row(group, columns, runs, trials, rank_by))
         .collect()
 }
 
@@ -129,8 +132,11 @@ pub(super) fn row(
     columns: &[String],
     runs: Vec<&Run>,
     trials: &BTreeMap<PathBuf, TrialRung>,
+    rank_by: RankBy,
 ) -> Row {
     let (counted, repeats) = counted_and_repeats(&runs);
+    let summaries: Vec<&Summary> = counted.iter().map(|r| &r.summary).collect();
+    let (generation, frontier) = generated(&summaries);
     let search = runs
         .iter()
         .filter_map(|r| trials.get(&r.dir))
@@ -170,6 +176,10 @@ pub(super) fn row(
             .map(|r| r.config.get("seed").cloned().unwrap_or_default())
             .collect(),
         selection_loss: stat(Summary::selection_loss),
+        ranked: rank::ranked(rank_by, &summaries),
+        best_temperature: rank::best_temperature(&frontier),
+        generation,
+        frontier,
         test_loss: test,
         test_loss_se: match counted.as_slice() {
             [only] => only.summary.test_loss_se,
@@ -187,6 +197,55 @@ pub(super) fn row(
         not_done,
         repeats,
         search,
+    }
+}
+
+/// The runs' generation metrics at `sampling.temperature`, and their frontiers, temperature by
+/// temperature. Where `--by` merged runs sampled at different temperatures, the headline is the
+/// temperature most of them sampled at.
+fn generated(summaries: &[&Summary]) -> (Option<Generated>, Vec<Generated>) {
+    let headline = summaries.iter().filter_map(|s| s.generation.as_ref());
+    let headlines = by_temperature(headline);
+    let generation = (headlines.into_iter().rev()).max_by_key(|(n, _)| *n);
+    let frontier = by_temperature(summaries.iter().flat_map(|s| &s.frontier));
+    (
+        generation.map(|(_, g)| g),
+        frontier.into_iter().map(|(_, g)| g).collect(),
+    )
+}
+
+/// The metrics over runs at each temperature, coolest first, with how many runs measured it.
+fn by_temperature<'a>(metrics: impl Iterator<Item = &'a Metrics>) -> Vec<(usize, Generated)> {
+    let mut at: BTreeMap<i64, Vec<&Metrics>> = BTreeMap::new();
+    for m in metrics {
+        // Temperatures are written by people to a few decimals: equal to 1e-9 is equal.
+        at.entry((m.temperature * 1e9).round() as i64)
+            .or_default()
+            .push(m);
+    }
+    at.into_values()
+        .map(|ms| (ms.len(), over_runs(&ms)))
+        .collect()
+}
+
+/// One temperature's figures over the runs that measured it.
+fn over_runs(metrics: &[&Metrics]) -> Generated {
+    let mut values: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for (name, figure) in metrics.iter().flat_map(|m| m.figures()) {
+        values.entry(name.into()).or_default().push(figure.value);
+    }
+    let se = match metrics {
+        [only] => (only.figures().into_iter())
+            .filter_map(|(name, f)| Some((name.to_string(), f.se?)))
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    Generated {
+        temperature: metrics[0].temperature,
+        figures: (values.into_iter())
+            .filter_map(|(name, v)| Some((name, Stat::of(&v)?)))
+            .collect(),
+        se,
     }
 }
 

@@ -1,9 +1,11 @@
 //! `makemore report`: one row per configuration, finished seeds aggregated with how sure each
-//! figure is, ranked by the selection split's loss (val when there is one), and runs on different
-//! data or splits never ranked together without saying so.
+//! figure is, ranked by the selection split's loss (val when there is one) or by the figure asked
+//! for, and runs on different data or splits never ranked together without saying so.
 
 mod aggregate;
+mod csv_text;
 mod plot;
+mod rank;
 mod read;
 mod search;
 mod text;
@@ -15,11 +17,13 @@ use serde::Serialize;
 
 use crate::data::{Overlap, SplitName};
 use crate::error::{Error, Result};
-use crate::stats::{self, Stat};
+use crate::stats::Stat;
 use aggregate::{aggregate, groups, varying_keys};
+pub use csv_text::csv;
+pub use rank::{PLAUSIBLE_GAP, RankBy};
 use read::{Run, read_runs};
 pub use search::{Fate, RungSummary, Search, TrialRung};
-pub use text::{csv, markdown, table};
+pub use text::{markdown, table};
 
 /// What `makemore report` was asked for.
 #[derive(Debug, Clone)]
@@ -35,6 +39,8 @@ pub struct ReportRequest {
     pub top: Option<usize>,
     /// Also draw the selection-loss curves and the best losses into this SVG file.
     pub plot: Option<PathBuf>,
+    /// What the rows of a group are ranked by.
+    pub rank_by: RankBy,
 }
 
 #[derive(
@@ -68,15 +74,24 @@ pub struct Row {
     /// The finished runs the figures rest on, and their seeds.
     pub runs: Vec<PathBuf>,
     pub seeds: Vec<String>,
-    /// What the rows are ranked by: the selection split's loss at each run's selected checkpoint.
+    /// The selection split's loss at each run's selected checkpoint.
     pub selection_loss: Option<Stat>,
+    /// What the rows are ranked by (`--rank-by`; the selection loss unless asked otherwise).
+    pub ranked: Option<Stat>,
     /// The headline: the test loss at each run's selected checkpoint.
     pub test_loss: Option<Stat>,
     /// A single run's standard error of its test loss, over the test items.
     pub test_loss_se: Option<f64>,
     pub test_loss_last: Option<Stat>,
     pub final_train_loss: Option<Stat>,
-    /// Welch's test of the selection loss against the group's top row (at least 2 runs each).
+    /// The generation metrics at `sampling.temperature` of each run's selected checkpoint.
+    pub generation: Option<Generated>,
+    /// The same at every temperature its runs measured, coolest first.
+    pub frontier: Vec<Generated>,
+    /// The frontier's temperature with the most new samples among those the judge finds
+    /// plausible (`rank::best_temperature`).
+    pub best_temperature: Option<f64>,
+    /// Welch's test of the ranked figure against the group's top row (at least 2 runs each).
     pub p_vs_top: Option<f64>,
     /// Whether the difference from the top row is not significant (p ≥ 0.05).
     pub tied_with_top: Option<bool>,
@@ -93,6 +108,16 @@ pub struct Row {
     pub status: String,
     /// Where the row's trial stands in a successive-halving search, when it is one.
     pub search: Option<TrialRung>,
+}
+
+/// A configuration's generation metrics at one temperature, over its runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Generated {
+    pub temperature: f64,
+    /// Each figure by `Metrics::figures`' name: mean±std over the runs that measured it.
+    pub figures: BTreeMap<String, Stat>,
+    /// A single run's standard error of each figure (several runs: their spread says it).
+    pub se: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -113,6 +138,7 @@ pub struct Damaged {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    pub rank_by: RankBy,
     /// The configuration keys the rows differ in (or the `--by` keys).
     pub columns: Vec<String>,
     pub groups: Vec<Group>,
@@ -160,9 +186,10 @@ fn build_from(
     } else {
         request.by.clone()
     };
-    let mut rows: Vec<Row> = aggregate(runs, &columns, &groups, &trials);
+    let mut rows: Vec<Row> = aggregate(runs, &columns, &groups, &trials, request.rank_by);
+    let by_rank = rank::by_rank(request.rank_by);
     rows.sort_by(|a, b| a.group.cmp(&b.group).then(by_rank(a, b)));
-    compare_with_top(&mut rows);
+    rank::compare_with_top(&mut rows);
     if let Some(top) = request.top {
         let mut kept = BTreeMap::<usize, usize>::new();
         rows.retain(|r| {
@@ -172,46 +199,11 @@ fn build_from(
         });
     }
     Report {
+        rank_by: request.rank_by,
         columns,
         groups,
         rows,
         searches,
         damaged,
-    }
-}
-
-/// Rows by their selection loss; then the trials a search stopped, the later rung first and
-/// within a rung by what the search ranked them by.
-fn by_rank(a: &Row, b: &Row) -> std::cmp::Ordering {
-    let loss = |r: &Row| r.selection_loss.map_or(f64::INFINITY, |s| s.mean);
-    let rung = |r: &Row| r.search.as_ref().map(|t| t.rung);
-    let rung_loss = |r: &Row| {
-        let loss = r.search.as_ref().and_then(|t| t.rung_loss);
-        loss.unwrap_or(f64::INFINITY)
-    };
-    (loss(a).total_cmp(&loss(b)))
-        .then(rung(b).cmp(&rung(a)))
-        .then(rung_loss(a).total_cmp(&rung_loss(b)))
-}
-
-/// Welch's test of each row's selection loss against the top row of its group. A row that
-/// merges configurations (`--by`) is no sample of one configuration's seeds: it gets no test.
-fn compare_with_top(rows: &mut [Row]) {
-    // The group and the top row's figure (none where the top row merges configurations).
-    let mut top: Option<(usize, Option<Stat>)> = None;
-    for row in rows.iter_mut() {
-        let Some(stat) = row.selection_loss else {
-            continue;
-        };
-        let own = (row.configurations == 1).then_some(stat);
-        match top {
-            Some((group, best)) if group == row.group => {
-                if let (Some(stat), Some(best)) = (own, best) {
-                    row.p_vs_top = stats::welch_p(&stat, &best);
-                    row.tied_with_top = row.p_vs_top.map(|p| p >= TIE_P);
-                }
-            }
-            _ => top = Some((row.group, own)),
-        }
     }
 }

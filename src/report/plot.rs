@@ -2,7 +2,9 @@
 //! (mean over seeds, with the min–max band), and each configuration's selection loss. A
 //! successive-halving search's trials are drawn to the rung where they stopped, its rungs as
 //! dashed lines, each trial's rung in its label and what the search ranked it by (hollow) where it
-//! has no selection loss.
+//! has no selection loss. Where runs measured their generations at several temperatures, a
+//! panel below draws each configuration's frontier: its share of new samples against the
+//! judge's gap, one point per temperature.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -19,14 +21,89 @@ type Band = Vec<(usize, f64, f64, f64)>;
 
 type Drawn = Result<(), Box<dyn std::error::Error>>;
 
-/// The curves on the left, each configuration's selection loss on the right, as SVG in `path`.
+/// The curves on the left, each configuration's selection loss on the right, the frontiers
+/// below where there are any, as SVG in `path`.
 pub fn draw(path: &Path, report: &Report, curves: &Curves) -> Drawn {
-    let root = SVGBackend::new(path, (1200, 500)).into_drawing_area();
+    let frontiers = report.rows.iter().any(|r| frontier(r).len() > 1);
+    let height = if frontiers { 1000 } else { 500 };
+    let root = SVGBackend::new(path, (1200, height)).into_drawing_area();
     root.fill(&WHITE)?;
-    let (left, right) = root.split_horizontally(700);
+    let (top, bottom) = root.split_vertically(500);
+    let (left, right) = top.split_horizontally(700);
     draw_curves(&left, report, curves)?;
     draw_best(&right, report)?;
+    if frontiers {
+        draw_frontiers(&bottom, report)?;
+    }
     root.present()?;
+    Ok(())
+}
+
+/// (temperature, judge gap, new share) at each temperature, means over a row's runs.
+type Frontier = Vec<(f64, f64, f64)>;
+
+fn frontier(row: &super::Row) -> Frontier {
+    let mean = |g: &super::Generated, name: &str| g.figures.get(name).map(|s| s.mean);
+    (row.frontier.iter())
+        .filter_map(|g| Some((g.temperature, mean(g, "judge_gap")?, mean(g, "new")?)))
+        .collect()
+}
+
+/// One curve per configuration: the share of new samples against the judge's gap, a point per
+/// temperature, labelled with it; the plausible band (gap within `PLAUSIBLE_GAP`) shaded.
+fn draw_frontiers(area: &DrawingArea<SVGBackend, Shift>, report: &Report) -> Drawn {
+    let curves: Vec<(usize, Frontier)> = (report.rows.iter().enumerate())
+        .map(|(i, row)| (i, frontier(row)))
+        .filter(|(_, points)| points.len() > 1)
+        .collect();
+    let gaps = curves.iter().flat_map(|(_, p)| p.iter().map(|q| q.1));
+    let (lo, hi) = gaps.fold(
+        (-super::PLAUSIBLE_GAP, super::PLAUSIBLE_GAP),
+        |(lo, hi), g| (lo.min(g), hi.max(g)),
+    );
+    let mut chart = ChartBuilder::on(area)
+        .caption(
+            "the temperature frontier: new samples against how plausible they are (labels: T)",
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(56)
+        .build_cartesian_2d(lo - 0.05..hi + 0.05, 0.0..1.0)?;
+    chart
+        .configure_mesh()
+        .x_desc("judge gap: nats/char of the new samples minus the test items' (0: as plausible)")
+        .y_desc("share of samples that are new")
+        .draw()?;
+    let band = [(-super::PLAUSIBLE_GAP, 0.0), (super::PLAUSIBLE_GAP, 1.0)];
+    chart.draw_series(std::iter::once(Rectangle::new(
+        band,
+        GREEN.mix(0.08).filled(),
+    )))?;
+    for (i, points) in curves {
+        let colour = Palette99::pick(i);
+        let line = points.iter().map(|p| (p.1, p.2));
+        chart
+            .draw_series(LineSeries::new(line, colour.stroke_width(2)))?
+            .label(label(report, i))
+            .legend(move |(x, y)| {
+                PathElement::new(
+                    vec![(x, y), (x + 16, y)],
+                    Palette99::pick(i).stroke_width(2),
+                )
+            });
+        for &(t, gap, new) in &points {
+            let text = Text::new(format!("{t}"), (gap, new), ("sans-serif", 12));
+            chart.draw_series([Circle::new((gap, new), 3, colour.filled())])?;
+            chart.draw_series(std::iter::once(text))?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
     Ok(())
 }
 

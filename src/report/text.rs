@@ -1,15 +1,13 @@
-//! The report as text: a table for the terminal (tied rows marked in colour), Markdown and CSV.
-//! (JSON is serde's of `Report`.)
+//! The report as text: a table for the terminal (tied rows marked in colour) and Markdown.
+//! (CSV is `csv_text.rs`'s; JSON is serde's of `Report`.)
 
 use std::path::PathBuf;
 
 use crate::config::ModelType;
 use crate::data::SplitName;
-use crate::error::{Error, Result};
-use crate::rundir::Status;
 use crate::stats::Stat;
 
-use super::{Fate, Group, Report, Row};
+use super::{Generated, Group, PLAUSIBLE_GAP, Report, Row};
 
 /// "mean±std (n)" over seeds.
 pub(super) fn fmt_stat(stat: Option<Stat>) -> String {
@@ -28,6 +26,38 @@ pub(super) fn fmt_test(row: &Row) -> String {
     }
 }
 
+/// A generation figure over seeds as `fmt_stat` (to `decimals`, times `scale`), or one run's
+/// ± its standard error.
+fn fmt_generated(generated: Option<&Generated>, name: &str, scale: f64, decimals: usize) -> String {
+    let Some(g) = generated else {
+        return "-".into();
+    };
+    let Some(stat) = g.figures.get(name) else {
+        return "-".into();
+    };
+    let (mean, std) = (stat.mean * scale, stat.std * scale);
+    match (stat.n, g.se.get(name)) {
+        (1, Some(se)) => format!("{mean:.decimals$}±{:.decimals$} se", se * scale),
+        (1, None) => format!("{mean:.decimals$}"),
+        (n, _) => format!("{mean:.decimals$}±{std:.decimals$} ({n})"),
+    }
+}
+
+/// The generation cells of a row: new, copied, held-out hits per 1,000, distinct, judge gap,
+/// length TV, and the frontier's best temperature.
+fn generation_cells(row: &Row) -> [String; 7] {
+    let g = row.generation.as_ref();
+    [
+        fmt_generated(g, "new", 1.0, 3),
+        fmt_generated(g, "copied", 1.0, 3),
+        fmt_generated(g, "held_out", 1000.0, 1),
+        fmt_generated(g, "distinct", 1.0, 3),
+        fmt_generated(g, "judge_gap", 1.0, 3),
+        fmt_generated(g, "length_tv", 1.0, 3),
+        row.best_temperature.map_or("-".into(), |t| t.to_string()),
+    ]
+}
+
 pub(super) fn fmt_vs_top(row: &Row) -> String {
     match (row.p_vs_top, row.tied_with_top) {
         (Some(p), Some(true)) => format!("tie p={p:.2}"),
@@ -42,9 +72,9 @@ pub(super) fn short(key: &str) -> &str {
     key.rsplit('.').next().unwrap_or(key)
 }
 
-pub(super) const FIGURES: [&str; 13] = [
+pub(super) const FIGURES: [&str; 20] = [
     "model", "params", "steps", "rung", "rung val", "val", "test", "95% CI", "vs top", "train",
-    "wall", "runs", "run",
+    "new", "copied", "hits/1k", "distinct", "gap", "len TV", "best T", "wall", "runs", "run",
 ];
 
 /// A column's title: the key's last part, or the whole key where that would be ambiguous.
@@ -119,11 +149,14 @@ pub(super) fn all_cells(report: &Report) -> (Vec<String>, Vec<Vec<String>>) {
                     "-".into()
                 },
                 fmt_test(row),
-                (row.selection_loss.and_then(|s| s.ci95))
+                (row.ranked.and_then(|s| s.ci95))
                     .filter(|_| row.configurations == 1)
                     .map_or("-".into(), |ci| format!("±{ci:.4}")),
                 fmt_vs_top(row),
                 fmt_stat(row.final_train_loss.map(|s| Stat { n: 1, ..s })),
+            ]);
+            cells.extend(generation_cells(row));
+            cells.extend([
                 row.wall_s
                     .map_or("-".into(), crate::progress::format_duration),
                 row.status.clone(),
@@ -174,12 +207,19 @@ pub(super) fn legend(report: &Report) -> String {
     let mut out = String::from(
         "losses in nats per character, lower is better, over every item of a split; only finished runs \
          are averaged, a configuration and seed once (the newest)\n\
-         val: at each run's selected checkpoint (the best by val), what rows are ranked by; test: that \
-         checkpoint's test loss, evaluated once; train: the last model's; mean±std (runs) over seeds, \
-         one run ± the standard error over the test items (se)\n\
-         95% CI: half-width of the 95% confidence interval of the ranked figure's mean (Student t); \
-         vs top: Welch's t-test against the group's first row, tie when p ≥ 0.05\n",
+         val: at each run's selected checkpoint (the best by val); test: that checkpoint's test \
+         loss, evaluated once; train: the last model's; mean±std (runs) over seeds, one run ± the \
+         standard error over the test items (se)\n",
     );
+    out.push_str(&format!(
+        "ranked by {}; 95% CI: half-width of the 95% confidence interval of the ranked figure's \
+         mean (Student t); vs top: Welch's t-test of it against the group's first row, tie when \
+         p ≥ 0.05\n",
+        report.rank_by.describe()
+    ));
+    if report.rows.iter().any(|r| r.generation.is_some()) {
+        out.push_str(&generation_legend(report));
+    }
     if report.rows.iter().any(|r| r.configurations > 1) {
         out.push_str(
             "N configurations (runs): the row merges runs that differ in more than its keys (--by): \
@@ -209,6 +249,29 @@ pub(super) fn legend(report: &Report) -> String {
     }
     for search in &report.searches {
         out.push_str(&search.describe());
+    }
+    out
+}
+
+/// One line per generation figure.
+fn generation_legend(report: &Report) -> String {
+    let mut out = String::from(
+        "samples drawn from the selected checkpoint at sampling.temperature (generation.count of \
+         them, a fixed stream), one run ± its standard error (se: binomial for shares, over \
+         items for the judge):\n\
+         new: share of samples that are no item of the data file; copied: share equal to a \
+         training item; hits/1k: per 1,000 samples, those equal to a val or test item not in \
+         train (real items never seen); distinct: share of distinct samples\n\
+         gap: nats per character of the new samples minus of the test items, both under an \
+         independent judge (an interpolated Kneser-Ney character n-gram of generation.judge_order, \
+         fitted on train): near 0 is as plausible as real held-out items, above is less\n\
+         len TV: total variation distance between the samples' lengths and the test items'\n",
+    );
+    if report.rows.iter().any(|r| r.best_temperature.is_some()) {
+        out.push_str(&format!(
+            "best T: of generation.temperatures, the one with the most new samples among those whose \
+             gap is at most {PLAUSIBLE_GAP} nats per character (mean over seeds)\n"
+        ));
     }
     out
 }
@@ -255,7 +318,7 @@ pub fn table(report: &Report, colour: bool) -> String {
         {
             let text = line(cells);
             // The top row of each group, in bold green on a colour terminal.
-            if colour && first && row.selection_loss.is_some() {
+            if colour && first && row.ranked.is_some() {
                 out.push_str(&format!("\x1b[1;32m{text}\x1b[0m\n"));
             } else {
                 out.push_str(&text);
@@ -300,115 +363,4 @@ pub(super) fn damaged_lines(report: &Report, out: &mut String) {
             damaged.problem
         ));
     }
-}
-
-pub(super) const CSV_FIGURES: [&str; 36] = [
-    "model_type",
-    "params",
-    "steps",
-    "runs",
-    "selected_on",
-    "selection_loss_mean",
-    "selection_loss_std",
-    "selection_loss_ci95",
-    "test_loss_mean",
-    "test_loss_std",
-    "test_loss_ci95",
-    "test_loss_se",
-    "p_vs_top",
-    "tied_with_top",
-    "test_loss_last_mean",
-    "final_train_loss_mean",
-    "test_logprob",
-    "bits_per_char",
-    "tokens_per_s",
-    "wall_s",
-    "failed",
-    "running",
-    "interrupted",
-    "repeats",
-    "val_items",
-    "val_in_train",
-    "test_items",
-    "test_in_train",
-    "status",
-    "stopped",
-    "rung",
-    "rung_steps",
-    "rung_loss",
-    "rung_fate",
-    "params_max",
-    "configurations",
-];
-
-/// One line per configuration, every figure unrounded; the columns are documented in the README.
-pub fn csv(report: &Report) -> Result<String> {
-    let mut writer = csv::Writer::from_writer(Vec::new());
-    let mut header: Vec<String> = vec!["group".into()];
-    header.extend(report.columns.iter().cloned());
-    header.extend(CSV_FIGURES.map(String::from));
-    let io = |e: csv::Error| Error::Failed(e.into());
-    writer.write_record(&header).map_err(io)?;
-    for row in &report.rows {
-        let mut record = vec![row.group.to_string()];
-        record.extend(
-            report
-                .columns
-                .iter()
-                .map(|c| row.keys.get(c).cloned().unwrap_or_default()),
-        );
-        record.extend(csv_figures(report, row));
-        writer.write_record(&record).map_err(io)?;
-    }
-    let bytes = writer
-        .into_inner()
-        .map_err(|e| Error::Failed(anyhow::anyhow!("{e}")))?;
-    Ok(String::from_utf8(bytes).expect("CSV of UTF-8 fields"))
-}
-
-pub(super) fn csv_figures(report: &Report, row: &Row) -> Vec<String> {
-    let num = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
-    let count = |v: Option<usize>| v.map_or(String::new(), |v| v.to_string());
-    let group = report.groups.iter().find(|g| g.id == row.group);
-    let overlap = group.and_then(|g| g.overlap);
-    let not_done = |status: &str| row.not_done.get(status).copied().unwrap_or(0).to_string();
-    let trial = row.search.as_ref();
-    vec![
-        row.model_type.clone(),
-        row.params.to_string(),
-        count(row.steps),
-        row.runs.len().to_string(),
-        group.map_or(String::new(), |g| g.selected_on.name().into()),
-        num(row.selection_loss.map(|s| s.mean)),
-        num(row.selection_loss.map(|s| s.std)),
-        num(row.selection_loss.and_then(|s| s.ci95)),
-        num(row.test_loss.map(|s| s.mean)),
-        num(row.test_loss.map(|s| s.std)),
-        num(row.test_loss.and_then(|s| s.ci95)),
-        num(row.test_loss_se),
-        num(row.p_vs_top),
-        row.tied_with_top.map_or(String::new(), |t| t.to_string()),
-        num(row.test_loss_last.map(|s| s.mean)),
-        num(row.final_train_loss.map(|s| s.mean)),
-        num(row.test_logprob),
-        num(row.bits_per_char),
-        num(row.tokens_per_s),
-        num(row.wall_s),
-        not_done(Status::Failed.name()),
-        not_done(Status::Running.name()),
-        not_done(Status::Interrupted.name()),
-        row.repeats.len().to_string(),
-        count(overlap.map(|o| o.val_items)),
-        count(overlap.map(|o| o.val_in_train)),
-        count(overlap.map(|o| o.test_items)),
-        count(overlap.map(|o| o.test_in_train)),
-        row.status.clone(),
-        not_done(Fate::Stopped.name()),
-        count(trial.map(|t| t.rung)),
-        count(trial.map(|t| t.rung_steps)),
-        num(trial.and_then(|t| t.rung_loss)),
-        trial.map_or(String::new(), |t| t.fate.name().into()),
-        row.params_max.to_string(),
-        row.configurations.to_string(),
-    ]
 }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Experiment;
 use crate::files::{self, write_atomic};
+use crate::generation::Metrics;
 use crate::tensorboard::EventFile;
 
 pub mod metrics;
@@ -174,6 +175,30 @@ impl RunDir {
             }
             result => result.map_err(failed),
         }
+    }
+
+    /// The generation metrics in the event file: `Generation/<figure>` at `step` for the
+    /// headline temperature, and `Frontier/<figure>` for each of the frontier's temperatures at
+    /// "step" 100 × the temperature, so that TensorBoard draws each figure against it.
+    pub fn generation(
+        &mut self,
+        step: usize,
+        headline: Option<&Metrics>,
+        frontier: &[Metrics],
+    ) -> anyhow::Result<()> {
+        for (name, figure) in headline.map(Metrics::figures).unwrap_or_default() {
+            self.events
+                .scalar(&format!("Generation/{name}"), step, figure.value)?;
+        }
+        for metrics in frontier {
+            let at = (metrics.temperature * 100.0).round() as usize;
+            for (name, figure) in metrics.figures() {
+                self.events
+                    .scalar(&format!("Frontier/{name}"), at, figure.value)?;
+            }
+        }
+        self.written.events = Some(self.events.records);
+        Ok(())
     }
 
     /// A row of metrics.csv, and its scalars in the event file.

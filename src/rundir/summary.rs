@@ -7,6 +7,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Overlap, SplitName};
+use crate::generation::Metrics;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(rename_all = "lowercase")]
@@ -62,6 +63,12 @@ pub struct Summary {
     pub final_val_loss: Option<f64>,
     #[serde(default)]
     pub overlap: Option<Overlap>,
+    /// The generation metrics of the selected checkpoint at `sampling.temperature`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<Metrics>,
+    /// The same at each of `generation.temperatures`, coolest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frontier: Vec<Metrics>,
     pub ms_per_step: Option<f64>,
     pub tokens_per_s: Option<f64>,
     pub wall_s: f64,

@@ -13,10 +13,12 @@ use super::{Session, say};
 use crate::checkpoint::Checkpoint;
 use crate::data::{self, Dataset, Split, SplitName};
 use crate::files::write_atomic;
+use crate::generation;
 use crate::models::{Mode, Model, token_nll};
 use crate::optim;
 use crate::rng::{Stream, rng};
 use crate::rundir::{Kind, MetricRow};
+use crate::sample::{self, SampleOptions};
 use crate::stats;
 
 /// Whether an estimate beats the best so far. A loss that is not a number never does, so a
@@ -87,12 +89,14 @@ pub(super) fn finish<B: AutodiffBackend>(
         )?;
     }
     let best = Checkpoint::read(&best_path)?;
-    let [_, val, test] = match best.step == step {
-        true => [train, val, test],
+    let (selected, [_, val, test]) = match best.step == step {
+        true => (model, [train, val, test]),
         false => {
             let best_model = best.load_model(model, &session.device)?;
             let held_out = [SplitName::Val, SplitName::Test];
-            evaluate_splits(&best_model, best.step, &held_out, session, |_| {}, None)?
+            let evaluations =
+                evaluate_splits(&best_model, best.step, &held_out, session, |_| {}, None)?;
+            (best_model, evaluations)
         }
     };
     let summary = &mut session.summary;
@@ -101,7 +105,50 @@ pub(super) fn finish<B: AutodiffBackend>(
     summary.test_loss = test.map(|e| e.loss);
     summary.test_loss_se = test.and_then(|e| e.se);
     let line = summary.selected_line();
-    say(session, &line)
+    say(session, &line)?;
+    measure_generation(&selected, session)
+}
+
+/// The selected model's generation metrics at `sampling.temperature` and at the frontier's
+/// temperatures: into the summary, the event file and the log.
+fn measure_generation<B: Backend>(
+    model: &Model<B>,
+    session: &mut Session<B::Device>,
+) -> Result<()> {
+    let experiment = session.experiment;
+    let wanted = &experiment.generation;
+    if wanted.count == 0 {
+        return Ok(());
+    }
+    let headline = experiment.sampling.temperature;
+    let mut frontier = wanted.temperatures.clone();
+    frontier.sort_by(f64::total_cmp);
+    frontier.dedup();
+    let mut temperatures = frontier.clone();
+    temperatures.push(headline);
+    temperatures.sort_by(f64::total_cmp);
+    temperatures.dedup();
+    let options = SampleOptions::of(&experiment.sampling);
+    let (data, device) = (session.data, &session.device);
+    let measured =
+        generation::measure_temperatures(&temperatures, data, wanted.judge_order, |temperature| {
+            let options = SampleOptions {
+                temperature,
+                ..options
+            };
+            let mut rng = rng(experiment.seed, Stream::Generate, 0);
+            sample::generate_many(model, data, wanted.count, &[], options, &mut rng, device)
+        });
+    let at = |t: f64| measured.iter().find(|m| m.temperature == t).cloned();
+    let summary = &mut session.summary;
+    summary.generation = at(headline);
+    summary.frontier = frontier.into_iter().filter_map(at).collect();
+    (session.run).generation(summary.step, summary.generation.as_ref(), &summary.frontier)?;
+    let lines: Vec<String> = measured.iter().map(generation::Metrics::line).collect();
+    for line in lines {
+        say(session, &line)?;
+    }
+    Ok(())
 }
 
 /// Evaluates the `which` splits on the items `select` keeps of each (a loss that is not a
