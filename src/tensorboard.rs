@@ -1,11 +1,15 @@
 //! TensorBoard event files: metrics.csv's figures as scalars, so that `tensorboard --logdir runs/`
-//! shows every run and sweep trial side by side, as makemore.py's SummaryWriter does.
+//! shows every run and sweep trial side by side, as makemore.py's SummaryWriter does; the run's
+//! hyper-parameters as the HParams plugin's session record, so that its dashboard compares a
+//! sweep's runs; and the samples as the Text plugin's tables.
 //!
 //! An event file is a sequence of TFRecord frames (the length, its masked CRC-32C, an `Event`
 //! protobuf, its masked CRC-32C). prost encodes the messages, declared below with the field
-//! numbers of TensorFlow's `event.proto` and `summary.proto`; only the fields we write. (The
-//! `tboard` crate wraps the same but needs `protoc` to build, which a newcomer's machine lacks.)
+//! numbers of TensorFlow's `event.proto`, `summary.proto` and `tensor.proto` and TensorBoard's
+//! `plugin_data.proto`; only the fields we write. (The `tboard` crate wraps the same but needs
+//! `protoc` to build, which a newcomer's machine lacks.)
 
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -32,13 +36,14 @@ pub enum What {
     Summary(Summary),
 }
 
-/// `summary.proto`'s Summary, with the one kind of value we write.
+/// `summary.proto`'s Summary.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Summary {
     #[prost(message, repeated, tag = "1")]
     pub value: Vec<Value>,
 }
 
+/// A scalar (`simple_value`), or a plugin's record (`metadata` saying whose, `tensor` its data).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Value {
     #[prost(string, tag = "1")]
@@ -46,7 +51,105 @@ pub struct Value {
     /// A member of a oneof in the schema: optional, so that a 0.0 is written and not left out.
     #[prost(float, optional, tag = "2")]
     pub simple_value: Option<f32>,
+    #[prost(message, optional, tag = "8")]
+    pub tensor: Option<Tensor>,
+    #[prost(message, optional, tag = "9")]
+    pub metadata: Option<SummaryMetadata>,
 }
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SummaryMetadata {
+    #[prost(message, optional, tag = "1")]
+    pub plugin_data: Option<PluginData>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PluginData {
+    #[prost(string, tag = "1")]
+    pub plugin_name: String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub content: Vec<u8>,
+}
+
+/// `tensor.proto`'s TensorProto, for strings (the Text plugin) or an empty float tensor (the
+/// HParams plugin's records, which carry everything in their metadata).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Tensor {
+    #[prost(int32, tag = "1")]
+    pub dtype: i32,
+    #[prost(message, optional, tag = "2")]
+    pub shape: Option<Shape>,
+    #[prost(bytes = "vec", repeated, tag = "8")]
+    pub string_val: Vec<Vec<u8>>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Shape {
+    #[prost(message, repeated, tag = "2")]
+    pub dim: Vec<Dim>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Dim {
+    #[prost(int64, tag = "1")]
+    pub size: i64,
+}
+
+/// `types.proto`'s DataType values.
+const DT_FLOAT: i32 = 1;
+const DT_STRING: i32 = 7;
+
+/// The HParams plugin's data: here always a session's start (its hyper-parameters).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HParamsPluginData {
+    #[prost(int32, tag = "1")]
+    pub version: i32,
+    #[prost(message, optional, tag = "3")]
+    pub session_start_info: Option<SessionStartInfo>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SessionStartInfo {
+    #[prost(btree_map = "string, message", tag = "1")]
+    pub hparams: BTreeMap<String, HParam>,
+    #[prost(double, tag = "5")]
+    pub start_time_secs: f64,
+}
+
+/// `google.protobuf.Value`, with the kinds a hyper-parameter takes.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HParam {
+    #[prost(oneof = "HParamKind", tags = "2, 3, 4")]
+    pub kind: Option<HParamKind>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum HParamKind {
+    #[prost(double, tag = "2")]
+    Number(f64),
+    #[prost(string, tag = "3")]
+    Text(String),
+    #[prost(bool, tag = "4")]
+    Bool(bool),
+}
+
+impl HParam {
+    /// A setting as the dashboard shows it: numbers as numbers (to plot against), lists and
+    /// dates as their TOML text.
+    fn of(value: &toml::Value) -> HParam {
+        let kind = match value {
+            toml::Value::Integer(i) => HParamKind::Number(*i as f64),
+            toml::Value::Float(f) => HParamKind::Number(*f),
+            toml::Value::Boolean(b) => HParamKind::Bool(*b),
+            toml::Value::String(s) => HParamKind::Text(s.clone()),
+            other => HParamKind::Text(other.to_string()),
+        };
+        HParam { kind: Some(kind) }
+    }
+}
+
+/// Where TensorBoard's HParams plugin looks for a session's hyper-parameters.
+pub const SESSION_START_TAG: &str = "_hparams_/session_start_info";
 
 /// The name TensorBoard looks for ("tfevents"); one file per run.
 const PREFIX: &str = "events.out.tfevents.";
@@ -84,16 +187,85 @@ impl EventFile {
 
     /// Appends one scalar at `step`.
     pub fn scalar(&mut self, tag: &str, step: usize, value: f64) -> anyhow::Result<()> {
-        let summary = Summary {
-            value: vec![Value {
-                tag: tag.to_string(),
-                simple_value: Some(value as f32),
-            }],
+        let value = Value {
+            tag: tag.to_string(),
+            simple_value: Some(value as f32),
+            ..Value::default()
         };
+        self.append(step, value)
+    }
+
+    /// Appends the HParams plugin's session record: every setting by its dotted key.
+    pub fn hparams(&mut self, settings: &BTreeMap<String, toml::Value>) -> anyhow::Result<()> {
+        let start = SessionStartInfo {
+            hparams: (settings.iter())
+                .map(|(key, value)| (key.clone(), HParam::of(value)))
+                .collect(),
+            start_time_secs: now(),
+        };
+        let data = HParamsPluginData {
+            version: 0,
+            session_start_info: Some(start),
+        };
+        let empty = Tensor {
+            dtype: DT_FLOAT,
+            shape: Some(Shape {
+                dim: vec![Dim { size: 0 }],
+            }),
+            string_val: Vec::new(),
+        };
+        let value = plugin_value(SESSION_START_TAG, "hparams", data.encode_to_vec(), empty);
+        self.append(0, value)
+    }
+
+    /// Appends a table for the Text plugin at `step`: one row per entry, its cells as columns.
+    pub fn table<const N: usize>(
+        &mut self,
+        tag: &str,
+        step: usize,
+        rows: &[[&str; N]],
+    ) -> anyhow::Result<()> {
+        let tensor = Tensor {
+            dtype: DT_STRING,
+            shape: Some(Shape {
+                dim: vec![
+                    Dim {
+                        size: rows.len() as i64,
+                    },
+                    Dim { size: N as i64 },
+                ],
+            }),
+            string_val: rows
+                .iter()
+                .flatten()
+                .map(|c| c.as_bytes().to_vec())
+                .collect(),
+        };
+        // TextPluginData { version: 0 } encodes to no bytes.
+        self.append(step, plugin_value(tag, "text", Vec::new(), tensor))
+    }
+
+    fn append(&mut self, step: usize, value: Value) -> anyhow::Result<()> {
+        let summary = Summary { value: vec![value] };
         self.file
             .write_all(&frame(&event(step, What::Summary(summary))))?;
         self.records += 1;
         Ok(())
+    }
+}
+
+fn plugin_value(tag: &str, plugin: &str, content: Vec<u8>, tensor: Tensor) -> Value {
+    let plugin_data = PluginData {
+        plugin_name: plugin.to_string(),
+        content,
+    };
+    Value {
+        tag: tag.to_string(),
+        simple_value: None,
+        tensor: Some(tensor),
+        metadata: Some(SummaryMetadata {
+            plugin_data: Some(plugin_data),
+        }),
     }
 }
 
@@ -114,15 +286,20 @@ pub fn find(dir: &Path) -> Option<PathBuf> {
 
 /// Every scalar of the event file in `dir`: (tag, step, value).
 pub fn scalars(dir: &Path) -> anyhow::Result<Vec<(String, i64, f32)>> {
+    let values = values(dir)?.into_iter();
+    let scalar = |(step, v): (i64, Value)| Some((v.tag, step, v.simple_value?));
+    Ok(values.filter_map(scalar).collect())
+}
+
+/// Every summary value of the event file in `dir`, with its step.
+pub fn values(dir: &Path) -> anyhow::Result<Vec<(i64, Value)>> {
     let Some(path) = find(dir) else {
         anyhow::bail!("no event file in {}", dir.display());
     };
     let mut out = Vec::new();
     for (event, _) in read_records(&path)? {
         if let Some(What::Summary(summary)) = event.what {
-            for value in summary.value {
-                out.push((value.tag, event.step, value.simple_value.unwrap_or(0.0)));
-            }
+            out.extend(summary.value.into_iter().map(|v| (event.step, v)));
         }
     }
     Ok(out)
@@ -150,12 +327,16 @@ fn truncate(path: &Path, records: &[(Event, usize)], keep: Option<usize>) -> any
     Ok(kept)
 }
 
-fn event(step: usize, what: What) -> Event {
-    let now = std::time::SystemTime::now()
+/// Seconds since the Unix epoch.
+fn now() -> f64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn event(step: usize, what: What) -> Event {
     Event {
-        wall_time: now,
+        wall_time: now(),
         step: step as i64,
         what: Some(what),
     }

@@ -1,6 +1,7 @@
 //! TensorBoard event files: every run writes metrics.csv's figures as scalars, read back here by
 //! our reader and by TensorBoard's own (its Python package, installed under CI), the generation
-//! metrics as summary.json has them, and a resumed run holds each step once.
+//! metrics as summary.json has them, and a resumed run holds each step once. TensorBoard's
+//! HParams plugin reads the run's settings and final metrics, its Text plugin the samples.
 
 mod common;
 
@@ -109,7 +110,8 @@ fn generation_as_in_the_summary(run: &Path, events: &[(String, i64, f32)]) {
 #[test]
 fn a_run_killed_and_resumed_holds_each_step_once() {
     let reference = tempfile::tempdir().unwrap();
-    let expected = scalars(&trained(reference.path())).unwrap();
+    let reference_run = trained(reference.path());
+    let expected = scalars(&reference_run).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     experiment(dir.path(), "mlp", "");
@@ -137,6 +139,17 @@ fn a_run_killed_and_resumed_holds_each_step_once() {
         s.into_iter().filter(|e| e.0 != "tokens_per_s").collect()
     };
     assert_eq!(strip(scalars(&run).unwrap()), strip(expected));
+    // The settings once, and the samples' tables at the steps of an uninterrupted run.
+    let records = |run: &Path| -> Vec<(String, i64)> {
+        let values = makemore::tensorboard::values(run).unwrap().into_iter();
+        let tables = values.filter(|(_, v)| v.simple_value.is_none());
+        tables.map(|(step, v)| (v.tag, step)).collect()
+    };
+    assert_eq!(records(&run), records(&reference_run));
+    assert_eq!(
+        records(&run)[0],
+        (makemore::tensorboard::SESSION_START_TAG.into(), 0)
+    );
 }
 
 /// A Python with the `tensorboard` package: the machine's, or under CI one made for the test.
@@ -210,4 +223,123 @@ fn tensorboard_itself_reads_the_scalars() {
     let mut ours = scalars(&run).unwrap();
     ours.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
     assert_eq!(theirs, ours);
+}
+
+/// What TensorBoard's HParams plugin serves its dashboard for the log directory argv[1] (its own
+/// ListSessionGroups handler over its own event reader), and the Text plugin's tables of the run
+/// argv[2], as JSON.
+const READ_HPARAMS_AND_TEXT: &str = r#"
+import json, sys
+from tensorboard import context
+from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+from tensorboard.plugins import base_plugin
+from tensorboard.plugins.hparams import api_pb2, backend_context, list_session_groups
+from tensorboard.util import tensor_util
+logdir = sys.argv[1]
+events = plugin_event_multiplexer.EventMultiplexer()
+events.AddRunsFromDirectory(logdir)
+events.Reload()
+provider = data_provider.MultiplexerDataProvider(events, logdir)
+tb = base_plugin.TBContext(logdir=logdir, multiplexer=events, data_provider=provider)
+request = api_pb2.ListSessionGroupsRequest(start_index=0, slice_size=100, allowed_statuses=[0, 1, 2, 3])
+groups = list_session_groups.Handler(
+    context.RequestContext(), backend_context.Context(tb), "", request).run().session_groups
+sessions = [{
+    "hparams": {k: getattr(v, v.WhichOneof("kind")) for k, v in g.hparams.items()},
+    "metrics": {m.name.tag: [m.training_step, m.value] for m in g.metric_values},
+} for g in groups]
+samples = {str(t.step): tensor_util.make_ndarray(t.tensor_proto).astype(str).tolist()
+           for t in events.Tensors(sys.argv[2], "Samples")}
+print(json.dumps({"sessions": sessions, "samples": samples}))
+"#;
+
+/// The HParams dashboard's one session holds every setting of config.toml (numbers as numbers,
+/// lists as their TOML text) and, as each metric, the last value of its scalar; the Text
+/// dashboard's tables are samples.txt's blocks.
+#[test]
+fn tensorboard_reads_the_hyperparameters_metrics_and_samples() {
+    let Some(python) = python_with_tensorboard() else {
+        eprintln!("skipped: no Python with the tensorboard package (pip install tensorboard)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let run = trained(dir.path());
+    // The experiment's directory is the log directory, as a user gives it, without the link to
+    // its newest run (TensorBoard would count it as a second run).
+    let experiment_dir = run.parent().unwrap();
+    std::fs::remove_file(experiment_dir.join("latest")).unwrap();
+    let out = Command::new(python)
+        .args(["-c", READ_HPARAMS_AND_TEXT])
+        .arg(experiment_dir)
+        .arg(run.file_name().unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let read: serde_json::Value = serde_json::from_str(&common::stdout(&out)).unwrap();
+    let [session] = read["sessions"].as_array().unwrap().as_slice() else {
+        panic!("one session: {read}");
+    };
+    assert_eq!(session["hparams"], settings(&run));
+    let mut last = serde_json::Map::new();
+    for (tag, step, value) in scalars(&run).unwrap() {
+        last.insert(tag, serde_json::json!([step, value as f64]));
+    }
+    assert_eq!(session["metrics"], serde_json::Value::Object(last));
+    assert_eq!(read["samples"], sample_blocks(&run));
+}
+
+/// config.toml's settings by dotted key, as the HParams plugin's values.
+fn settings(run: &Path) -> serde_json::Value {
+    fn walk(
+        prefix: &str,
+        value: &toml::Value,
+        out: &mut serde_json::Map<String, serde_json::Value>,
+    ) {
+        let json = match value {
+            toml::Value::Table(table) => {
+                for (key, value) in table {
+                    let key = if prefix.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{prefix}.{key}")
+                    };
+                    walk(&key, value, out);
+                }
+                return;
+            }
+            toml::Value::Integer(i) => serde_json::json!(*i as f64),
+            toml::Value::Float(f) => serde_json::json!(f),
+            toml::Value::Boolean(b) => serde_json::json!(b),
+            toml::Value::String(s) => serde_json::json!(s),
+            other => serde_json::json!(other.to_string()),
+        };
+        out.insert(prefix.to_string(), json);
+    }
+    let text = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    let mut out = serde_json::Map::new();
+    walk("", &text.parse::<toml::Value>().unwrap(), &mut out);
+    assert!(out.contains_key("model.n_embd") && out.contains_key("schedule.betas"));
+    serde_json::Value::Object(out)
+}
+
+/// samples.txt's blocks by step: each sample with its mark.
+fn sample_blocks(run: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(run.join("samples.txt")).unwrap();
+    let mut blocks = serde_json::Map::new();
+    let mut step = String::new();
+    for line in text.lines() {
+        match line.strip_prefix("# step ") {
+            Some(n) => step = n.to_string(),
+            None => {
+                let entry = blocks.entry(step.clone()).or_insert(serde_json::json!([]));
+                let (item, mark) = line.split_once('\t').unwrap();
+                entry
+                    .as_array_mut()
+                    .unwrap()
+                    .push(serde_json::json!([item, mark]));
+            }
+        }
+    }
+    assert!(blocks.len() > 1, "samples at several steps");
+    serde_json::Value::Object(blocks)
 }

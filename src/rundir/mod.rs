@@ -135,7 +135,11 @@ impl RunDir {
             metrics.write_record(metrics::HEADER)?;
             metrics.flush()?;
         }
-        let events = EventFile::open(&path, written.events)?;
+        let mut events = EventFile::open(&path, written.events)?;
+        if events.records == 1 {
+            // A new event file starts with the run's settings, for the HParams dashboard.
+            events.hparams(&read_config(&path)?.flatten())?;
+        }
         written.events = Some(events.records);
         Ok(RunDir {
             _lock: lock,
@@ -227,7 +231,8 @@ impl RunDir {
         self.written
     }
 
-    /// Samples drawn at `step`, each with its mark (in-train / in-test / new).
+    /// Samples drawn at `step`, each with its mark (in-train / in-test / new), in samples.txt
+    /// and as a table in the event file.
     pub fn samples(&mut self, step: usize, samples: &[(String, &str)]) -> anyhow::Result<()> {
         let mut text = format!("# step {step}\n");
         for (item, mark) in samples {
@@ -235,6 +240,9 @@ impl RunDir {
         }
         self.samples.write_all(text.as_bytes())?;
         self.written.sample_blocks += 1;
+        let rows: Vec<[&str; 2]> = samples.iter().map(|(i, m)| [i.as_str(), *m]).collect();
+        self.events.table("Samples", step, &rows)?;
+        self.written.events = Some(self.events.records);
         Ok(())
     }
 
