@@ -703,3 +703,95 @@ fn the_frontier_and_its_best_temperature() {
         "the frontier panel"
     );
 }
+
+/// The plot, as the SVG's text places it: a strip per group under its title, each
+/// configuration's name in the legend beside the curves (right of their panel, never over it)
+/// and on the ranking panel's axis, both top to bottom in the ranking's order, and each row's
+/// comparison with the top row as the table writes it.
+#[test]
+fn the_plot_has_a_strip_per_group_in_the_rankings_order() {
+    let (dir, runs) = fixture();
+    let json: Value =
+        serde_json::from_str(&report(dir.path(), &runs, &["--format", "json"])).unwrap();
+    let svg = dir.path().join("plot.svg");
+    report(dir.path(), &runs, &["--plot", svg.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let document = roxmltree::Document::parse(&text).unwrap();
+    // (content, x, y) of every text element.
+    let texts: Vec<(String, f64, f64)> = (document.descendants())
+        .filter(|n| n.has_tag_name("text"))
+        .map(|n| {
+            let at = |a: &str| n.attribute(a).unwrap().parse::<f64>().unwrap();
+            (
+                n.text().unwrap_or_default().trim().to_string(),
+                at("x"),
+                at("y"),
+            )
+        })
+        .collect();
+    let placed = |content: &str| -> Vec<(f64, f64)> {
+        (texts.iter())
+            .filter(|t| t.0 == content)
+            .map(|t| (t.1, t.2))
+            .collect()
+    };
+    let groups = json["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 3);
+    let titles: Vec<f64> = (1..=3)
+        .map(|id| {
+            let title = texts
+                .iter()
+                .find(|t| t.0.starts_with(&format!("group {id} (")));
+            title.unwrap_or_else(|| panic!("group {id}'s title")).2
+        })
+        .collect();
+    assert!(titles.windows(2).all(|w| w[0] < w[1]), "{titles:?}");
+
+    // The sweep's group: val 2.12 (lr 0.01), 2.15 (0.003), 2.405 (0.001), in that order.
+    let rows = json["rows"].as_array().unwrap();
+    let sweep: Vec<&Value> = rows.iter().filter(|r| r["group"] == 1).collect();
+    let order: Vec<&str> = sweep
+        .iter()
+        .map(|r| r["keys"]["schedule.learning_rate"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, ["0.01", "0.003", "0.001"]);
+    let names: Vec<String> = (order.iter().enumerate())
+        .map(|(place, lr)| format!("{}. learning_rate={lr}", place + 1))
+        .collect();
+    let legend: Vec<(f64, f64)> = names.iter().map(|n| placed(n)[0]).collect();
+    let axis: Vec<(f64, f64)> = names.iter().map(|n| placed(n)[1]).collect();
+    for column in [&legend, &axis] {
+        assert!(
+            column.windows(2).all(|w| w[0].1 < w[1].1),
+            "top to bottom: {column:?}"
+        );
+        assert!(
+            column.iter().all(|p| p.1 > titles[0] && p.1 < titles[1]),
+            "in group 1's strip"
+        );
+    }
+    assert!(
+        legend.iter().all(|p| p.0 > 560.0),
+        "beside the curves' panel: {legend:?}"
+    );
+    assert!(
+        axis.iter().all(|p| p.0 > legend[0].0),
+        "the ranking right of the legend"
+    );
+    // The comparison beside each row's dot, as the table's vs top column has it.
+    let table = report(dir.path(), &runs, &["--format", "md"]);
+    for row in &sweep[1..] {
+        let p = row["p_vs_top"].as_f64().unwrap();
+        let mark = match row["tied_with_top"].as_bool().unwrap() {
+            true => format!("tie p={p:.2}"),
+            false if p < 0.001 => "p<0.001".into(),
+            false => format!("p={p:.3}"),
+        };
+        assert!(
+            table.contains(&format!("| {mark} |")),
+            "{mark} in the table"
+        );
+        assert_eq!(placed(&mark).len(), 1, "{mark} in the plot");
+    }
+    assert_eq!(placed("top").len(), 3, "each group's top row");
+}
