@@ -398,6 +398,9 @@ pub struct ReportArgs {
     /// Also draw the selection-loss curves and the best losses into this SVG file.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+    /// Also write the report as one self-contained HTML page (tables, plots, samples).
+    #[arg(long, value_name = "FILE.html")]
+    pub html: Option<PathBuf>,
     /// Rank each group's rows by this figure: the selection split's loss (val), the test loss, or
     /// a generation metric (the share new, copied, held_out or distinct; |judge gap|; length TV).
     #[arg(long, value_parser = choice::<RankBy>(), default_value = "val")]
@@ -413,6 +416,7 @@ impl From<ReportArgs> for ReportRequest {
             filters: args.filters,
             top: args.top,
             plot: args.plot,
+            html: args.html,
             rank_by: args.rank_by,
         }
     }

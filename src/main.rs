@@ -192,6 +192,9 @@ fn report(request: &ReportRequest) -> Result<()> {
     if let Some(path) = &request.plot {
         eprintln!("plot: {}", path.display());
     }
+    if let Some(path) = &request.html {
+        eprintln!("page: {}", path.display());
+    }
     Ok(())
 }
 

@@ -4,6 +4,9 @@
 
 mod aggregate;
 mod csv_text;
+mod fit;
+mod html;
+mod parallel;
 mod plot;
 mod rank;
 mod read;
@@ -39,6 +42,8 @@ pub struct ReportRequest {
     pub top: Option<usize>,
     /// Also draw the selection-loss curves and the best losses into this SVG file.
     pub plot: Option<PathBuf>,
+    /// Also write the report as one self-contained HTML page to this file.
+    pub html: Option<PathBuf>,
     /// What the rows of a group are ranked by.
     pub rank_by: RankBy,
 }
@@ -156,10 +161,21 @@ pub fn report(request: &ReportRequest) -> Result<Report> {
     let (runs, mut damaged) = read_runs(&request.dirs, request)?;
     let searches = search::find(&request.dirs, &mut damaged);
     let report = build_from(&runs, searches, damaged, request);
+    let (mut curves, mut train) = (plot::Curves::new(), plot::Curves::new());
+    for run in runs {
+        train.insert(run.dir.clone(), run.train_curve);
+        curves.insert(run.dir, run.curve);
+    }
+    let failed = |path: &PathBuf| {
+        let path = path.display().to_string();
+        move |e: Box<dyn std::error::Error>| Error::Failed(anyhow::anyhow!("{path}: {e}"))
+    };
     if let Some(path) = &request.plot {
-        let curves = runs.into_iter().map(|r| (r.dir, r.curve)).collect();
-        plot::draw(path, &report, &curves)
-            .map_err(|e| Error::Failed(anyhow::anyhow!("{}: {e}", path.display())))?;
+        plot::draw(path, &report, &curves).map_err(failed(path))?;
+    }
+    if let Some(path) = &request.html {
+        let page = html::page(&report, &curves, &train).map_err(failed(path))?;
+        crate::files::write_atomic(path, page.as_bytes()).map_err(Error::Failed)?;
     }
     Ok(report)
 }

@@ -16,10 +16,10 @@ use plotters::prelude::*;
 
 use super::{Report, Row};
 
-type Curves = BTreeMap<PathBuf, Vec<(usize, f64)>>;
+pub(super) type Curves = BTreeMap<PathBuf, Vec<(usize, f64)>>;
 
 /// (step, mean, min, max) of the selection loss over a configuration's runs.
-type Band = Vec<(usize, f64, f64, f64)>;
+pub(super) type Band = Vec<(usize, f64, f64, f64)>;
 
 type Drawn = Result<(), Box<dyn std::error::Error>>;
 
@@ -34,23 +34,25 @@ const FRONTIER: u32 = 430;
 const LEGEND_CHARS: usize = 40;
 
 /// A group's rows, in the ranking's order; a row's colour is its place here.
-struct Strip<'a> {
-    title: String,
-    rows: Vec<&'a Row>,
+pub(super) struct Strip<'a> {
+    pub(super) title: String,
+    pub(super) rows: Vec<&'a Row>,
     /// The configuration keys its rows differ in, which name them.
     keys: Vec<&'a str>,
 }
 
 impl<'a> Strip<'a> {
-    fn new(report: &'a Report, group: &super::Group) -> Strip<'a> {
+    pub(super) fn new(report: &'a Report, group: &super::Group) -> Strip<'a> {
         let rows: Vec<&Row> = report.rows.iter().filter(|r| r.group == group.id).collect();
         let values = |key: &str| -> BTreeSet<Option<&String>> {
             rows.iter().map(|r| r.keys.get(key)).collect()
         };
-        let keys = (report.columns.iter())
+        // The model's type first: it says the most.
+        let mut keys: Vec<&str> = (report.columns.iter())
             .filter(|key| values(key).len() > 1)
             .map(String::as_str)
             .collect();
+        keys.sort_by_key(|k| *k != "model.type");
         Strip {
             title: super::text::group_title(report, group),
             rows,
@@ -69,6 +71,18 @@ impl<'a> Strip<'a> {
 
 /// Every group's strip, one below the other, as SVG in `path`.
 pub fn draw(path: &Path, report: &Report, curves: &Curves) -> Drawn {
+    crate::files::write_atomic(path, svg(report, curves)?.as_bytes())?;
+    Ok(())
+}
+
+/// Every group's strip, one below the other, as an SVG document.
+pub fn svg(report: &Report, curves: &Curves) -> Result<String, Box<dyn std::error::Error>> {
+    let mut out = String::new();
+    draw_into(&mut out, report, curves)?;
+    Ok(out)
+}
+
+fn draw_into(out: &mut String, report: &Report, curves: &Curves) -> Drawn {
     let strips: Vec<Strip> = (report.groups.iter())
         .map(|group| Strip::new(report, group))
         .filter(|strip| !strip.rows.is_empty())
@@ -78,7 +92,7 @@ pub fn draw(path: &Path, report: &Report, curves: &Curves) -> Drawn {
         .map(Strip::height)
         .sum::<u32>()
         .max(TITLE + STRIP);
-    let root = SVGBackend::new(path, (WIDTH, height)).into_drawing_area();
+    let root = SVGBackend::with_string(out, (WIDTH, height)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut rest = root.clone();
     for strip in &strips {
@@ -113,14 +127,14 @@ fn draw_strip(area: &Area, report: &Report, strip: &Strip, curves: &Curves) -> D
     Ok(())
 }
 
-fn colour(place: usize) -> PaletteColor<Palette99> {
+pub(super) fn colour(place: usize) -> PaletteColor<Palette99> {
     Palette99::pick(place)
 }
 
 /// "2. n_embd=64, lr=0.001": the row's place in the ranking, its rung where it is a search's
 /// trial, and the keys its strip's rows differ in (its model where they differ in none); at
 /// most `width` characters.
-fn label(strip: &Strip, row: &Row, place: usize, width: usize) -> String {
+pub(super) fn label(strip: &Strip, row: &Row, place: usize, width: usize) -> String {
     let value = |key: &str| row.keys.get(key).map_or("-", String::as_str).to_string();
     // The model's type says itself: "transformer", not "type=transformer".
     let keys: Vec<String> = (strip.keys.iter())
@@ -162,7 +176,7 @@ fn draw_legend(area: &Area, strip: &Strip) -> Drawn {
 }
 
 /// Per row of the strip: step → (mean, min, max) over its runs.
-fn bands(strip: &Strip, curves: &Curves) -> Vec<Band> {
+pub(super) fn bands(strip: &Strip, curves: &Curves) -> Vec<Band> {
     let band = |row: &Row| {
         let mut by_step: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
         // A search's stopped trial has no finished run, but its curve up to its rung.
@@ -188,7 +202,7 @@ fn bands(strip: &Strip, curves: &Curves) -> Vec<Band> {
 
 /// The axis from `lo` to `hi` with a margin of `pad` of its span, or 0 to 1 when there is
 /// nothing to show.
-fn range(lo: f64, hi: f64, pad: f64) -> std::ops::Range<f64> {
+pub(super) fn range(lo: f64, hi: f64, pad: f64) -> std::ops::Range<f64> {
     let margin = ((hi - lo) * pad).max(1e-3);
     match lo.is_finite() && hi.is_finite() {
         true => lo - margin..hi + margin,
@@ -273,7 +287,7 @@ fn ranked(place: usize, row: &Row) -> Option<Ranked> {
             mean: loss,
             half_width: None,
             hollow: true,
-            mark: "rung val".into(),
+            mark: String::new(),
         }),
         _ => None,
     }
@@ -318,7 +332,10 @@ fn draw_ranking(area: &Area, report: &Report, strip: &Strip) -> Drawn {
                 .unwrap_or_default(),
             _ => String::new(),
         })
-        .x_desc("dot: mean over seeds; bar: its 95% CI (Student t)")
+        .x_desc(match points.iter().any(|(_, r)| r.hollow) {
+            true => "dot: mean over seeds; bar: 95% CI (Student t); hollow: rung val",
+            false => "dot: mean over seeds; bar: its 95% CI (Student t)",
+        })
         .draw()?;
     if let Some((_, top)) = points.iter().find(|(place, _)| *place == 0) {
         let line = [(top.mean, at(n as usize - 1)), (top.mean, at(0))];

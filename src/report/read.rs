@@ -1,6 +1,6 @@
 //! Reading run directories back for the report: every run below the given directories, once,
-//! each as its summary, its configuration and its selection split's curve, or why it cannot be
-//! read. *Invariant:* it never writes; hidden directories (a run being made) and links are
+//! each as its summary, its configuration and its curves (the selection split's and train's
+//! estimates), or why it cannot be read. *Invariant:* it never writes; hidden directories (a run being made) and links are
 //! passed by.
 
 use std::collections::BTreeMap;
@@ -18,6 +18,8 @@ pub(super) struct Run {
     pub(super) config: BTreeMap<String, String>,
     /// (step, loss) of each evaluation of the selection split, the final ones included.
     pub(super) curve: Vec<(usize, f64)>,
+    /// (step, loss) of train at the same evaluations, on as many items.
+    pub(super) train_curve: Vec<(usize, f64)>,
 }
 
 pub(super) fn read_runs(
@@ -102,21 +104,68 @@ pub(super) fn read_run(dir: &Path) -> std::result::Result<Run, String> {
         })
         .collect();
     let split = summary.selected_on().name();
-    let curve = read_curve(dir, split).map_err(|e| format!("{e:#}"))?;
+    let (curve, train_curve) = read_curves(dir, split).map_err(|e| format!("{e:#}"))?;
     Ok(Run {
         dir: dir.to_path_buf(),
         summary,
         config,
         curve,
+        train_curve,
     })
 }
 
-/// (step, loss) of every row of `split` in the run's metrics.csv.
-pub(super) fn read_curve(dir: &Path, split: &str) -> anyhow::Result<Vec<(usize, f64)>> {
+type Curve = Vec<(usize, f64)>;
+
+/// (step, loss) of every row of `split` in the run's metrics.csv, and of train's estimates: an
+/// evaluation writes train's row just before the selection split's, at the same step, where a
+/// training batch's row (every 10th step) stands alone.
+pub(super) fn read_curves(dir: &Path, split: &str) -> anyhow::Result<(Curve, Curve)> {
     let rows = rundir::metrics::read(dir)?;
-    Ok(rows
-        .into_iter()
+    let mut train = Vec::new();
+    for pair in rows.windows(2) {
+        let [before, row] = pair else { continue };
+        if before.split == "train" && row.split == split && before.step == row.step {
+            train.push((before.step, before.loss));
+        }
+    }
+    let selection = (rows.iter())
         .filter(|row| row.split == split)
         .map(|row| (row.step, row.loss))
-        .collect())
+        .collect();
+    Ok((selection, train))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_curves;
+
+    /// Batch rows every 10th step, an evaluation (train then val) at 20 and at the end 30, the
+    /// final rows (train, val, test) after it.
+    #[test]
+    fn train_estimates_are_the_rows_just_before_the_selection_split() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = [
+            "10,train,3.0",
+            "20,train,2.9",
+            "20,train,2.8",
+            "20,val,2.85",
+            "30,train,2.7",
+            "30,train,2.6",
+            "30,val,2.65",
+            "30,train,2.55",
+            "30,val,2.64",
+            "30,test,2.66",
+        ];
+        let mut text = String::from("step,split,loss,lr,elapsed_s,tokens_per_s\n");
+        for row in rows {
+            text.push_str(&format!("{row},0.01,1.0,100.0\n"));
+        }
+        std::fs::write(dir.path().join("metrics.csv"), text).unwrap();
+        let (val, train) = read_curves(dir.path(), "val").unwrap();
+        assert_eq!(val, [(20, 2.85), (30, 2.65), (30, 2.64)]);
+        assert_eq!(train, [(20, 2.8), (30, 2.6), (30, 2.55)]);
+        let (test, train) = read_curves(dir.path(), "test").unwrap();
+        assert_eq!(test, [(30, 2.66)]);
+        assert_eq!(train, []);
+    }
 }

@@ -251,6 +251,16 @@ impl RunDir {
     }
 }
 
+/// The last block of samples.txt: each sample with its mark; none where there is no file.
+pub fn last_samples(run: &Path) -> Vec<(String, String)> {
+    let text = fs::read_to_string(run.join("samples.txt")).unwrap_or_default();
+    let last = text.rsplit("# step ").next().unwrap_or_default();
+    (last.lines().skip(1))
+        .filter_map(|line| line.split_once('\t'))
+        .map(|(item, mark)| (item.to_string(), mark.to_string()))
+        .collect()
+}
+
 /// Keeps the blocks of samples.txt (each starts with "# step N") that a checkpoint at `step`
 /// covering `written` had seen, and says how many.
 fn keep_samples(run: &Path, step: usize, written: Option<Written>) -> anyhow::Result<usize> {
