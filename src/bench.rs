@@ -75,6 +75,8 @@ pub struct Figures {
     /// Positions per second when evaluating the whole test split.
     pub eval_tokens_per_s: f64,
     pub sample_items_per_s: f64,
+    /// Characters generated per second while sampling them, the stop tokens counted.
+    pub sample_chars_per_s: f64,
     /// Seconds to measure the generation metrics at one temperature, as every run does at its
     /// end: `generation.count` samples, the judge fitted, every figure computed.
     pub generation_s: f64,
@@ -207,7 +209,7 @@ fn measure_on<B: AutodiffBackend>(
     let options = SampleOptions::of(&Experiment::defaults("bench").sampling);
     let mut sample_rng = rng(experiment.seed, Stream::Sample, 0);
     let timer = Instant::now();
-    sample::generate(
+    let items = sample::generate(
         &model,
         &data.vocab,
         data.seq_len,
@@ -217,7 +219,11 @@ fn measure_on<B: AutodiffBackend>(
         &mut sample_rng,
         device,
     );
-    let sample_items_per_s = request.samples as f64 / timer.elapsed().as_secs_f64();
+    let seconds = timer.elapsed().as_secs_f64();
+    let sample_items_per_s = request.samples as f64 / seconds;
+    // Each item's characters and its stop token: every one a position generated.
+    let generated: usize = items.iter().map(|item| item.chars().count() + 1).sum();
+    let sample_chars_per_s = generated as f64 / seconds;
 
     let generation_s = time_generation(&model, experiment, data, options, device);
     let tokens_per_step = train::tokens_per_step(&model, s.batch_size, data.seq_len);
@@ -234,6 +240,7 @@ fn measure_on<B: AutodiffBackend>(
         train_tokens_per_s: tokens_per_step as f64 * 1e3 / median,
         eval_tokens_per_s,
         sample_items_per_s,
+        sample_chars_per_s,
         generation_s,
         peak_rss_mib: peak_memory_mib(),
     })

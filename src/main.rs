@@ -203,13 +203,14 @@ fn bench(request: &BenchRequest) -> Result<()> {
     let report = bench::bench(request, |f| {
         if std::mem::take(&mut first) {
             println!(
-                "{:<12} {:>8} {:>22} {:>10} {:>11} {:>10} {:>17} {:>9}",
+                "{:<12} {:>8} {:>22} {:>10} {:>11} {:>10} {:>12} {:>17} {:>9}",
                 "model",
                 "params",
                 "ms/step (p10-p90)",
                 "train tok/s",
                 "eval tok/s",
                 "samples/s",
+                "sample ch/s",
                 "metrics s (2k st)",
                 "peak MiB"
             );

@@ -240,7 +240,7 @@ pub fn bench_row(f: &Figures) -> String {
         100.0 * f.generation_s / two_thousand_steps_s
     );
     format!(
-        "{:<12} {:>8} {:>22} {:>10.0} {:>11.0} {:>10.0} {:>17} {:>9}",
+        "{:<12} {:>8} {:>22} {:>10.0} {:>11.0} {:>10.0} {:>12.0} {:>17} {:>9}",
         f.model,
         f.params,
         format!(
@@ -250,6 +250,7 @@ pub fn bench_row(f: &Figures) -> String {
         f.train_tokens_per_s,
         f.eval_tokens_per_s,
         f.sample_items_per_s,
+        f.sample_chars_per_s,
         generation,
         f.peak_rss_mib.map_or("-".into(), |m| format!("{m:.0}")),
     )

@@ -11,7 +11,7 @@ use crate::config::SamplingConfig;
 use crate::data::{Dataset, Vocab};
 use crate::error::{Error, Result};
 use crate::generation::{self, Judge, Metrics};
-use crate::models::{Mode, Model};
+use crate::models::Model;
 use crate::trained::{Trained, Which};
 
 #[derive(Debug, Clone, Copy)]
@@ -66,16 +66,17 @@ pub fn generate<B: Backend>(
         0 => seq_len,
         n => seq_len.min(n + 1),
     };
+    if count == 0 || start.len() >= end {
+        return vec![vocab.decode(prefix); count];
+    }
+    // Each position is fed once: the model carries what it needs of the earlier ones.
+    let mut decoder = model.decoder();
+    let mut logits = None;
+    for &token in &start {
+        logits = Some(decoder.next(model, &vec![token; count], device));
+    }
     for t in start.len()..end {
-        if count == 0 || done.iter().all(|&d| d) {
-            break;
-        }
-        let flat: Vec<i32> = sequences.iter().flatten().copied().collect();
-        let idx = Tensor::<B, 2, Int>::from_data(TensorData::new(flat, [count, t]), device);
-        let last = model
-            .forward(idx, Mode::Eval)
-            .slice([0..count, t - 1..t, 0..v])
-            .reshape([count, v]);
+        let last = logits.take().expect("the position before t was fed");
         let mut probs = probabilities(last, v, options.temperature);
         // The item so far has t - 1 characters: too short to end, its stop token is held back.
         let hold_stop = t - 1 < options.min_len;
@@ -92,6 +93,11 @@ pub fn generate<B: Backend>(
             done[row] |= next == 0;
             sequence.push(next as i32);
         }
+        if done.iter().all(|&d| d) || t + 1 == end {
+            break;
+        }
+        let fed: Vec<i32> = sequences.iter().map(|s| s[t]).collect();
+        logits = Some(decoder.next(model, &fed, device));
     }
     sequences
         .iter()

@@ -147,12 +147,17 @@ fn at_50_and_100(run: &std::path::Path) -> Vec<(String, String, f64)> {
         .collect()
 }
 
+/// Within 1e-3 nats: the two backends round differently (other matrix-product kernels, other
+/// orders of summation), and 100 steps at lr 1e-2 grow that. The widest gap measured, on a 2-core
+/// AMD EPYC, is the mlp's, 4.1e-4 at step 50 (every other family's under 4e-5; the Intel Xeon
+/// CI ran on before kept every gap under 1e-4); a kernel that computes another function moves a
+/// loss by far more.
 fn assert_agree(a: &[(String, String, f64)], b: &[(String, String, f64)], what: &str) {
     assert_eq!(a.len(), b.len(), "{what}");
     assert!(!a.is_empty(), "{what}: no rows at steps 50 and 100");
     for (x, y) in a.iter().zip(b) {
         assert_eq!((&x.0, &x.1), (&y.0, &y.1), "{what}");
-        assert!((x.2 - y.2).abs() < 1e-4, "{what}: {x:?} vs {y:?}");
+        assert!((x.2 - y.2).abs() < 1e-3, "{what}: {x:?} vs {y:?}");
     }
 }
 

@@ -57,6 +57,7 @@ fn bench_writes_figures_for_each_family_as_json() {
             "train_tokens_per_s",
             "eval_tokens_per_s",
             "sample_items_per_s",
+            "sample_chars_per_s",
             "generation_s",
         ] {
             assert!(f[key].as_f64().unwrap() > 0.0, "{key}: {f}");

@@ -175,6 +175,46 @@ fn outputs_at_t_do_not_depend_on_later_inputs() {
     }
 }
 
+/// Decoding one position at a time (a Transformer's cached keys and values, a recurrent
+/// state carried, a window of the mlp's context) gives at each position the logits the whole
+/// forward pass gives there, for sequences of different tokens side by side and as long as
+/// the model allows.
+#[test]
+fn decoding_position_by_position_gives_the_forward_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = names_shaped(dir.path());
+    let (v, t) = (data.vocab.size(), data.seq_len);
+    let count = 3;
+    let rows: Vec<Vec<i32>> = (0..count)
+        .map(|r| {
+            (0..t)
+                .map(|i| ((r * 11 + i * 5 + i * i) % v) as i32)
+                .collect()
+        })
+        .collect();
+    let device = Default::default();
+    for config in every_family() {
+        let model = build(&config, &data);
+        let flat: Vec<i32> = rows.iter().flatten().copied().collect();
+        let whole = model.forward(
+            Tensor::from_data(TensorData::new(flat, [count, t]), &device),
+            Mode::Eval,
+        );
+        let mut decoder = model.decoder();
+        for i in 0..t {
+            let column: Vec<i32> = rows.iter().map(|row| row[i]).collect();
+            let next = decoder.next(&model, &column, &device);
+            let step: Vec<f32> = next.into_data().to_vec().unwrap();
+            let at_i = whole.clone().slice([0..count, i..i + 1, 0..v]);
+            let expected: Vec<f32> = at_i.into_data().to_vec().unwrap();
+            assert_eq!(step.len(), expected.len());
+            for (a, b) in step.iter().zip(&expected) {
+                assert!((a - b).abs() < 1e-5, "{:?} at {i}: {a} vs {b}", config.kind);
+            }
+        }
+    }
+}
+
 /// The mlp and the recurrent cells take the input's share of a layer from per-token tables when
 /// a batch has more positions than there are tokens, and multiply the embeddings otherwise:
 /// both give the same logits.

@@ -99,6 +99,31 @@ impl<B: Backend> Mlp<B> {
         dense(&self.head, tanh(pre_activation))
     }
 
+    /// The logits `[count, V]` of the last position of `window` `[count, w]`, alone: `forward`'s
+    /// last position, through the embeddings' product (one position needs no tables).
+    pub(super) fn decode(&self, window: Tensor<B, 2, Int>) -> Tensor<B, 2> {
+        let [count, w] = window.dims();
+        // Slot k reads the token k places back, or the pad before the sequence starts.
+        let slot = |k: usize| match k < w {
+            true => window.clone().slice([0..count, w - 1 - k..w - k]),
+            false => Tensor::full([count, 1], self.pad as i32, &window.device()),
+        };
+        let x = Tensor::cat(
+            (0..self.block_size)
+                .map(|k| self.wte.forward(slot(k)))
+                .collect(),
+            2,
+        );
+        let logits = dense(&self.head, tanh(dense(&self.hidden, x)));
+        let [_, _, v] = logits.dims();
+        logits.reshape([count, v])
+    }
+
+    /// How many tokens a position reads: itself and `block_size - 1` before it.
+    pub(super) fn block_size(&self) -> usize {
+        self.block_size
+    }
+
     /// Row `k · tokens + v`: what token v in context slot k adds to the hidden layer's input.
     fn slot_tables(&self) -> Tensor<B, 2> {
         let [tokens, n_embd] = self.wte.weight.dims();

@@ -3,6 +3,7 @@
 mod bigram;
 mod bow;
 mod cnn;
+mod decode;
 mod fused;
 mod init;
 pub mod memory;
@@ -15,6 +16,7 @@ use burn::prelude::*;
 pub use bigram::Bigram;
 pub use bow::Bow;
 pub use cnn::Cnn;
+pub use decode::Decoder;
 use fused::{causal_attention, causal_mean, dense, gelu, layer_norm, log_softmax, sigmoid, tanh};
 pub use init::Init;
 pub use mlp::Mlp;

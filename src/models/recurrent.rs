@@ -96,6 +96,33 @@ impl<B: Backend> Recurrent<B> {
     }
 }
 
+/// What `Recurrent::decode` carries from one position to the next.
+pub struct Carried<B: Backend> {
+    projections: Projections<B>,
+    state: Tensor<B, 2>,
+}
+
+impl<B: Backend> Recurrent<B> {
+    /// One position of `forward`: the next-token logits `[count, V]` after `tokens` `[count]`,
+    /// from the state `carried` holds (the start state where it holds none), which then holds
+    /// the new one. The token tables are made once, for a batch of `count` positions.
+    pub fn decode(
+        &self,
+        tokens: Tensor<B, 1, Int>,
+        carried: &mut Option<Carried<B>>,
+    ) -> Tensor<B, 2> {
+        let [count] = tokens.dims();
+        let Carried { projections, state } = carried.take().unwrap_or_else(|| Carried {
+            projections: self.cell.projections(self.wte.weight.val(), count),
+            state: self.start.val().expand([count as i64, -1]),
+        });
+        let state = self.cell.step(&projections, tokens, state);
+        let logits = dense(&self.lm_head, self.cell.hidden(state.clone()));
+        *carried = Some(Carried { projections, state });
+        logits
+    }
+}
+
 /// A cell's projections of [x, h] split in two: the input's share and the weights the state
 /// meets at each step. The input's share of every token is computed once, as a table that each
 /// step looks its rows up in, or (see `per_token_tables`) each step multiplies its own

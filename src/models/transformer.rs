@@ -86,6 +86,70 @@ impl<B: Backend> Transformer<B> {
     }
 }
 
+/// One layer's keys and values of the positions decoded so far, `[count, n_head, t, hs]` each.
+#[derive(Default)]
+pub struct Cache<B: Backend> {
+    kv: Option<(Tensor<B, 4>, Tensor<B, 4>)>,
+}
+
+impl<B: Backend> Transformer<B> {
+    /// One position of `forward` in evaluation: the next-token logits `[count, V]` after
+    /// `tokens` `[count]` at position `t`, where `caches` hold positions 0..t (one per layer,
+    /// made empty for t = 0) and take position t's keys and values.
+    pub fn decode(
+        &self,
+        tokens: Tensor<B, 1, Int>,
+        t: usize,
+        caches: &mut Vec<Cache<B>>,
+    ) -> Tensor<B, 2> {
+        let [count] = tokens.dims();
+        caches.resize_with(self.blocks.len(), Cache::default);
+        let c = self.wte.weight.dims()[1];
+        let position = self.wpe.weight.val().slice([t..t + 1, 0..c]);
+        let mut x = self.wte.weight.val().select(0, tokens) + position;
+        for (block, cache) in self.blocks.iter().zip(caches) {
+            let attention = block.attn.decode(layer_norm(&block.ln_1, x.clone()), cache);
+            x = x + attention;
+            let mlp = gelu(dense(&block.c_fc, layer_norm(&block.ln_2, x.clone())));
+            x = x.clone() + dense(&block.c_proj, mlp);
+        }
+        debug_assert_eq!(x.dims(), [count, c]);
+        dense(&self.lm_head, layer_norm(&self.ln_f, x))
+    }
+}
+
+impl<B: Backend> CausalSelfAttention<B> {
+    /// `x` `[count, C]` of one new position attending to itself and every cached one.
+    fn decode(&self, x: Tensor<B, 2>, cache: &mut Cache<B>) -> Tensor<B, 2> {
+        let qkv = dense(&self.c_attn, x);
+        let [count, c3] = qkv.dims();
+        let c = c3 / 3;
+        let hs = c / self.n_head;
+        // [count, C] → [count, nh, 1, hs]
+        let head = |i: usize| {
+            qkv.clone()
+                .slice([0..count, i * c..(i + 1) * c])
+                .reshape([count, self.n_head, 1, hs])
+        };
+        let (q, k, v) = (head(0), head(1), head(2));
+        let (keys, values) = match cache.kv.take() {
+            Some((keys, values)) => (
+                Tensor::cat(vec![keys, k], 2),
+                Tensor::cat(vec![values, v], 2),
+            ),
+            None => (k, v),
+        };
+        let scores = q
+            .matmul(keys.clone().swap_dims(2, 3))
+            .div_scalar((hs as f64).sqrt());
+        let y = softmax(scores, 3)
+            .matmul(values.clone())
+            .reshape([count, c]);
+        cache.kv = Some((keys, values));
+        dense(&self.c_proj, y)
+    }
+}
+
 impl<B: Backend> Block<B> {
     fn forward(&self, x: Tensor<B, 3>, drop: &mut Dropout) -> Tensor<B, 3> {
         let attention = self.attn.forward(layer_norm(&self.ln_1, x.clone()), drop);
