@@ -215,6 +215,26 @@ fn decoding_position_by_position_gives_the_forward_pass() {
     }
 }
 
+/// Dropout is for training only: evaluating a Transformer configured with dropout computes, to
+/// the bit, what the same weights without it compute (the fused attention, not burn's slower
+/// operations that training with dropout needs).
+#[test]
+fn evaluation_does_not_pay_for_dropout() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = names_shaped(dir.path());
+    let small = every_family().pop().unwrap();
+    assert_eq!(small.kind, ModelType::Transformer);
+    let with = ModelConfig {
+        dropout: 0.1,
+        ..small.clone()
+    };
+    let a = [0, 5, 1, 13, 13, 1, 0, 0];
+    assert_eq!(
+        logits(&build(&with, &data), &a),
+        logits(&build(&small, &data), &a)
+    );
+}
+
 /// The mlp and the recurrent cells take the input's share of a layer from per-token tables when
 /// a batch has more positions than there are tokens, and multiply the embeddings otherwise:
 /// both give the same logits.

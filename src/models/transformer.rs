@@ -165,11 +165,11 @@ impl<B: Backend> Block<B> {
 impl<B: Backend> CausalSelfAttention<B> {
     fn forward(&self, x: Tensor<B, 3>, drop: &mut Dropout) -> Tensor<B, 3> {
         let qkv = dense(&self.c_attn, x);
-        // The fused kernel has no dropout: with dropout configured, burn's operations, whether
-        // training or not (so that evaluation computes what training optimised).
-        let y = match drop.p {
-            0.0 => causal_attention(qkv, self.n_head, |qkv| attend(qkv, self.n_head, drop)),
-            _ => attend(qkv, self.n_head, drop),
+        // The fused kernel has no dropout: burn's operations while training with dropout.
+        // Evaluation drops nothing, so it takes the kernel (the same function, rounded its way).
+        let y = match drop.p > 0.0 && drop.rng.is_some() {
+            true => attend(qkv, self.n_head, drop),
+            false => causal_attention(qkv, self.n_head, |qkv| attend(qkv, self.n_head, drop)),
         };
         dense(&self.c_proj, y)
     }
