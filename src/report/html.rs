@@ -10,7 +10,8 @@ use std::fmt::Write;
 
 use plotters::prelude::*;
 
-use super::parallel::{Axis, figure};
+use super::parallel::Axis;
+use super::plot::figure;
 use super::{Report, Row, plot, text};
 
 type Made = Result<String, Box<dyn std::error::Error>>;
@@ -160,25 +161,6 @@ fn tables(out: &mut String, report: &Report) {
     }
 }
 
-/// "lr=0.001, n_embd=64": the keys the report's rows differ in; the model where there are none.
-pub(super) fn name(report: &Report, row: &Row) -> String {
-    let mut columns: Vec<&String> = report.columns.iter().collect();
-    columns.sort_by_key(|k| k.as_str() != "model.type");
-    let keys: Vec<String> = (columns.into_iter())
-        .map(|k| {
-            let value = row.keys.get(k).map_or("-", String::as_str);
-            match k.as_str() {
-                "model.type" => value.to_string(),
-                _ => format!("{}={value}", text::short(k)),
-            }
-        })
-        .collect();
-    match keys.is_empty() {
-        true => row.model_type.clone(),
-        false => keys.join(", "),
-    }
-}
-
 /// A search's rungs: steps, trials, how many were promoted.
 fn searches(out: &mut String, report: &Report) {
     for search in &report.searches {
@@ -206,27 +188,31 @@ fn searches(out: &mut String, report: &Report) {
     }
 }
 
-/// Each configuration's last samples (its first run's), marked as samples.txt marks them.
+/// Each configuration's last samples (its first run's), marked as samples.txt marks them, under
+/// its name in the plot's legend.
 fn gallery(out: &mut String, report: &Report) {
     out.push_str("<h2>Samples</h2>\n<div class=\"samples\">\n");
-    for row in &report.rows {
-        let run = row.runs.first().or(row.search.as_ref().map(|t| &t.run));
-        let Some(run) = run else { continue };
-        let samples = crate::rundir::last_samples(run);
-        let _ = write!(
-            out,
-            "<section data-group=\"{}\"><h3>{}</h3>\n<ul>",
-            row.group,
-            escape(&name(report, row))
-        );
-        for (item, mark) in samples {
-            let class = match mark.as_str() {
-                "new" | "in-train" => mark.as_str(),
-                _ => "held-out",
-            };
-            let _ = write!(out, "<li class=\"{class}\">{}</li>", escape(&item));
+    for group in &report.groups {
+        let strip = plot::Strip::new(report, group);
+        for (place, row) in strip.rows.iter().enumerate() {
+            let run = row.runs.first().or(row.search.as_ref().map(|t| &t.run));
+            let Some(run) = run else { continue };
+            let name = plot::label(&strip, row, place, usize::MAX);
+            let _ = write!(
+                out,
+                "<section data-group=\"{}\"><h3>{}</h3>\n<ul>",
+                row.group,
+                escape(&name)
+            );
+            for (item, mark) in crate::rundir::last_samples(run) {
+                let class = match mark.as_str() {
+                    "new" | "in-train" => mark.as_str(),
+                    _ => "held-out",
+                };
+                let _ = write!(out, "<li class=\"{class}\">{}</li>", escape(&item));
+            }
+            out.push_str("</ul></section>\n");
         }
-        out.push_str("</ul></section>\n");
     }
     out.push_str("</div>\n");
 }
@@ -272,7 +258,7 @@ fn scatter(report: &Report, key: &str) -> Made {
         .filter_map(|r| {
             let (mean, ci, hollow) = figure(r)?;
             let x = axis.position(r.keys.get(key)?)?;
-            Some((x, mean, ci, r.group, hollow))
+            Some((x, mean, ci.unwrap_or(0.0), r.group, hollow))
         })
         .collect();
     let fold = |f: fn(&Point) -> (f64, f64)| {

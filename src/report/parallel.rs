@@ -8,6 +8,7 @@ use plotters::prelude::*;
 
 use std::collections::BTreeSet;
 
+use super::plot::figure;
 use super::{Report, Row};
 
 /// Each group's chart (of its rows with a figure, where there are two or more) as SVG.
@@ -160,16 +161,6 @@ impl Axis {
                 .position(|v| v == value)
                 .map(|i| i as f64),
         }
-    }
-}
-
-/// A row's ranked figure and its 95% CI's half-width (0 where it has none), or for a trial a
-/// search stopped, what the search ranked it by (and `true`: drawn hollow).
-pub(super) fn figure(row: &Row) -> Option<(f64, f64, bool)> {
-    match (row.ranked, row.search.as_ref().and_then(|t| t.rung_loss)) {
-        (Some(stat), _) => Some((stat.mean, stat.ci95.unwrap_or(0.0), false)),
-        (None, Some(loss)) => Some((loss, 0.0, true)),
-        _ => None,
     }
 }
 

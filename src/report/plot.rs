@@ -78,30 +78,27 @@ pub fn draw(path: &Path, report: &Report, curves: &Curves) -> Drawn {
 /// Every group's strip, one below the other, as an SVG document.
 pub fn svg(report: &Report, curves: &Curves) -> Result<String, Box<dyn std::error::Error>> {
     let mut out = String::new();
-    draw_into(&mut out, report, curves)?;
-    Ok(out)
-}
-
-fn draw_into(out: &mut String, report: &Report, curves: &Curves) -> Drawn {
-    let strips: Vec<Strip> = (report.groups.iter())
-        .map(|group| Strip::new(report, group))
-        .filter(|strip| !strip.rows.is_empty())
-        .collect();
-    let height = strips
-        .iter()
-        .map(Strip::height)
-        .sum::<u32>()
-        .max(TITLE + STRIP);
-    let root = SVGBackend::with_string(out, (WIDTH, height)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let mut rest = root.clone();
-    for strip in &strips {
-        let (area, below) = rest.split_vertically(strip.height());
-        draw_strip(&area, report, strip, curves)?;
-        rest = below;
+    {
+        let strips: Vec<Strip> = (report.groups.iter())
+            .map(|group| Strip::new(report, group))
+            .filter(|strip| !strip.rows.is_empty())
+            .collect();
+        let height = strips
+            .iter()
+            .map(Strip::height)
+            .sum::<u32>()
+            .max(TITLE + STRIP);
+        let root = SVGBackend::with_string(&mut out, (WIDTH, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut rest = root.clone();
+        for strip in &strips {
+            let (area, below) = rest.split_vertically(strip.height());
+            draw_strip(&area, report, strip, curves)?;
+            rest = below;
+        }
+        root.present()?;
     }
-    root.present()?;
-    Ok(())
+    Ok(out)
 }
 
 /// A group's title, its curves, the legend, its ranking and, where there is one, its frontier.
@@ -268,29 +265,37 @@ struct Ranked {
     mark: String,
 }
 
-fn ranked(place: usize, row: &Row) -> Option<Ranked> {
-    let mark = match (place, row.tied_with_top, row.p_vs_top) {
-        (0, _, _) => "top".into(),
-        (_, Some(true), _) => super::text::fmt_vs_top(row),
-        (_, Some(false), Some(p)) if p < 0.001 => "p<0.001".into(),
-        (_, Some(false), Some(p)) => format!("p={p:.3}"),
-        _ => String::new(),
-    };
+/// A row's ranked figure and its 95% CI's half-width (none for a row `--by` merged from several
+/// configurations, as in the table), or for a trial a search stopped, what the search ranked it
+/// by (and `true`: drawn hollow). Every chart of the report draws a row by this.
+pub(super) fn figure(row: &Row) -> Option<(f64, Option<f64>, bool)> {
     match (row.ranked, row.search.as_ref().and_then(|t| t.rung_loss)) {
-        (Some(stat), _) => Some(Ranked {
-            mean: stat.mean,
-            half_width: stat.ci95.filter(|_| row.configurations == 1),
-            hollow: false,
-            mark,
-        }),
-        (None, Some(loss)) => Some(Ranked {
-            mean: loss,
-            half_width: None,
-            hollow: true,
-            mark: String::new(),
-        }),
+        (Some(stat), _) => Some((
+            stat.mean,
+            stat.ci95.filter(|_| row.configurations == 1),
+            false,
+        )),
+        (None, Some(loss)) => Some((loss, None, true)),
         _ => None,
     }
+}
+
+fn ranked(place: usize, row: &Row) -> Option<Ranked> {
+    let (mean, half_width, hollow) = figure(row)?;
+    let mark = match (hollow, place, row.tied_with_top, row.p_vs_top) {
+        (true, ..) => String::new(),
+        (_, 0, _, _) => "top".into(),
+        (_, _, Some(true), _) => super::text::fmt_vs_top(row),
+        (_, _, Some(false), Some(p)) if p < 0.001 => "p<0.001".into(),
+        (_, _, Some(false), Some(p)) => format!("p={p:.3}"),
+        _ => String::new(),
+    };
+    Some(Ranked {
+        mean,
+        half_width,
+        hollow,
+        mark,
+    })
 }
 
 /// The configurations top to bottom in the ranking's order, named on the axis: the ranked
