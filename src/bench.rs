@@ -210,7 +210,7 @@ fn measure_on<B: AutodiffBackend>(
     let mut sample_rng = rng(experiment.seed, Stream::Sample, 0);
     let timer = Instant::now();
     let items = sample::generate(
-        &model,
+        std::slice::from_ref(&model),
         &data.vocab,
         data.seq_len,
         request.samples,
@@ -262,7 +262,8 @@ fn time_generation<B: Backend>(
             temperature: t,
             ..options
         };
-        sample::generate_many(model, data, wanted.count, &[], options, &mut rng, device)
+        let members = std::slice::from_ref(model);
+        sample::generate_many(members, data, wanted.count, &[], options, &mut rng, device)
     });
     timer.elapsed().as_secs_f64()
 }

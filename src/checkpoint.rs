@@ -36,6 +36,15 @@ pub struct Checkpoint {
     pub model: Vec<u8>,
     #[serde(with = "serde_bytes")]
     pub optimizer: Vec<u8>,
+    /// The weight average's record (`schedule.ema_decay`), encoded as `model` is; in last.ckpt
+    /// only, where a resume goes on from it.
+    #[serde(default, with = "serde_bytes", skip_serializing_if = "Option::is_none")]
+    pub average: Option<Vec<u8>>,
+    /// Whether the best step's weights are the average's rather than the trained ones: in
+    /// last.ckpt, which of the two the selection chose at `best_step`; in best.ckpt, that
+    /// `model` holds the average.
+    #[serde(default)]
+    pub best_average: bool,
 }
 
 fn recorder() -> NamedMpkBytesRecorder<FullPrecisionSettings> {
@@ -76,7 +85,20 @@ impl Checkpoint {
         {
             return Ok(());
         }
-        self.save(&best)
+        self.best().save(&best)
+    }
+
+    /// best.ckpt as written from this checkpoint, last.ckpt at the best step: its `model` the
+    /// weights the selection chose (the average's, when it won), and no average to resume.
+    pub fn best(&self) -> Checkpoint {
+        let chosen = self.best_average.then(|| self.average.clone()).flatten();
+        Checkpoint {
+            model: chosen.unwrap_or_else(|| self.model.clone()),
+            average: None,
+            batcher: self.batcher.clone(),
+            optimizer: self.optimizer.clone(),
+            ..*self
+        }
     }
 
     /// `model` with this checkpoint's weights; it must be of the same architecture.

@@ -8,6 +8,7 @@ use std::str::FromStr;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 use makemore::bench::BenchRequest;
+use makemore::data::SplitName;
 use makemore::interchange::{ExportRequest, ImportRequest};
 use makemore::report::{Format, RankBy, ReportRequest};
 use makemore::sample::{SampleOptions, SampleRequest};
@@ -256,6 +257,10 @@ impl From<SampleOptionsArgs> for SampleOptions {
 pub struct SampleArgs {
     /// The run directory (or an experiment's directory of runs: its newest).
     pub run: PathBuf,
+    /// Other runs of the same data and split whose models join RUN's in an ensemble: its
+    /// next-character distribution is the mean of theirs.
+    #[arg(long, value_name = "RUN", num_args = 1..)]
+    pub ensemble: Vec<PathBuf>,
     /// How many.
     #[arg(short = 'n', default_value_t = 20)]
     pub count: usize,
@@ -284,7 +289,7 @@ pub struct SampleArgs {
 impl From<SampleArgs> for SampleRequest {
     fn from(args: SampleArgs) -> Self {
         SampleRequest {
-            run: args.run,
+            runs: std::iter::once(args.run).chain(args.ensemble).collect(),
             count: args.count,
             options: args.options.into(),
             prefix: args.prefix,
@@ -304,6 +309,18 @@ pub struct ScoreArgs {
     pub run: PathBuf,
     /// Items to score; read from standard input, one per line, when none are given.
     pub items: Vec<String>,
+    /// Other runs of the same data and split whose models join RUN's in an ensemble: its
+    /// next-character distribution is the mean of theirs (items then follow `--`).
+    #[arg(long, value_name = "RUN", num_args = 1..)]
+    pub ensemble: Vec<PathBuf>,
+    /// Instead of items, the loss over every item of this split of the run's data (nats per
+    /// character) with its standard error over the items, as a run's summary gives it.
+    #[arg(long, value_parser = choice::<SplitName>(), conflicts_with = "items")]
+    pub split: Option<SplitName>,
+    /// After each item's figures, each character's log-probability (its end's last), given the
+    /// characters before it, separated by spaces.
+    #[arg(long, conflicts_with = "split")]
+    pub characters: bool,
     #[arg(long, value_parser = choice::<Which>(), default_value = "best")]
     pub checkpoint: Which,
     /// Leave out the lines the model cannot score (characters outside its vocabulary, longer
@@ -315,8 +332,10 @@ pub struct ScoreArgs {
 impl From<ScoreArgs> for ScoreRequest {
     fn from(args: ScoreArgs) -> Self {
         ScoreRequest {
-            run: args.run,
+            runs: std::iter::once(args.run).chain(args.ensemble).collect(),
             items: args.items,
+            split: args.split,
+            characters: args.characters,
             checkpoint: args.checkpoint,
             skip_unknown: args.skip_unknown,
         }
@@ -405,6 +424,11 @@ pub struct ReportArgs {
     /// a generation metric (the share new, copied, held_out or distinct; |judge gap|; length TV).
     #[arg(long, value_parser = choice::<RankBy>(), default_value = "val")]
     pub rank_by: RankBy,
+    /// Add each configuration's ensemble (its finished runs' selected checkpoints, their
+    /// next-character distributions averaged): its val and its test loss over every item, the
+    /// test ± its standard error over the test items. Opens every run's model.
+    #[arg(long)]
+    pub ensemble: bool,
 }
 
 impl From<ReportArgs> for ReportRequest {
@@ -418,6 +442,7 @@ impl From<ReportArgs> for ReportRequest {
             plot: args.plot,
             html: args.html,
             rank_by: args.rank_by,
+            ensemble: args.ensemble,
         }
     }
 }

@@ -147,13 +147,14 @@ pub fn export(request: &ExportRequest) -> Result<Exported> {
     check_exportable(&trained)?;
     let m = &trained.experiment.model;
     let pairs = renames(m.kind)?;
-    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = pytorch_snapshots(&trained.model, pairs)
-        .into_iter()
-        .map(|(name, snapshot)| {
-            let data = snapshot_values(&snapshot, &name)?;
-            Ok((name, snapshot.shape.to_vec(), data))
-        })
-        .collect::<Result<_>>()?;
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> =
+        pytorch_snapshots(&trained.members[0], pairs)
+            .into_iter()
+            .map(|(name, snapshot)| {
+                let data = snapshot_values(&snapshot, &name)?;
+                Ok((name, snapshot.shape.to_vec(), data))
+            })
+            .collect::<Result<_>>()?;
     for (name, shape) in buffers(m.kind, m.n_layer, trained.data.seq_len) {
         let mask = causal_mask(&shape);
         tensors.push((name, shape, mask));

@@ -122,7 +122,7 @@ fn sweep(request: &SweepRequest) -> Result<()> {
 }
 
 fn sample(mut request: SampleRequest) -> Result<()> {
-    request.run = newest_run(&request.run);
+    request.runs = request.runs.iter().map(|run| newest_run(run)).collect();
     let mark = request.mark;
     let note = |line: &str| eprintln!("{line}");
     let measured = sample::sample(&request, note, |item, how| match mark {
@@ -138,7 +138,10 @@ fn sample(mut request: SampleRequest) -> Result<()> {
 /// A line per input line: the item, its total and per-character log-probability, or `-` where
 /// it has none (each such line named on stderr, and the exit code 2 at the end).
 fn score(mut request: ScoreRequest) -> Result<()> {
-    request.run = newest_run(&request.run);
+    request.runs = request.runs.iter().map(|run| newest_run(run)).collect();
+    if request.split.is_some() {
+        return score_split(&request);
+    }
     let scored = score::score(&request)?;
     if let Some(note) = &scored.partial {
         eprintln!("{note}");
@@ -146,7 +149,7 @@ fn score(mut request: ScoreRequest) -> Result<()> {
     let mut unscored = 0;
     for (number, line) in scored.lines.iter().enumerate() {
         match &line.score {
-            Ok((total, per_char)) => println!("{}\t{total:.4}\t{per_char:.4}", line.item),
+            Ok(score) => println!("{}", score_line(&line.item, score, request.characters)),
             Err(_) if line.item.is_empty() => println!(),
             Err(why) => {
                 unscored += 1;
@@ -165,6 +168,38 @@ fn score(mut request: ScoreRequest) -> Result<()> {
             scored.lines.len()
         ))),
     }
+}
+
+/// An item and its log-probability, total and per character, then, when asked for, each
+/// character's.
+fn score_line(item: &str, score: &score::ItemScore, characters: bool) -> String {
+    let mut line = format!("{item}\t{:.4}\t{:.4}", score.total, score.per_char);
+    if characters {
+        let each: Vec<String> = score.characters.iter().map(|c| format!("{c:.4}")).collect();
+        line.push('\t');
+        line.push_str(&each.join(" "));
+    }
+    line
+}
+
+/// `score --split`: one line, the split's loss over every item with its standard error.
+fn score_split(request: &ScoreRequest) -> Result<()> {
+    let (loss, partial) = score::score_split(request)?;
+    if let Some(note) = &partial {
+        eprintln!("{note}");
+    }
+    let se = loss.se.map_or(String::new(), |se| format!(" ± {se:.4}"));
+    let members = match request.runs.len() {
+        1 => String::new(),
+        n => format!(", an ensemble of {n} runs"),
+    };
+    println!(
+        "{} {:.4}{se} (nats per character over its {} items{members})",
+        loss.split.name(),
+        loss.loss,
+        loss.items
+    );
+    Ok(())
 }
 
 fn export(mut request: ExportRequest) -> Result<()> {

@@ -112,6 +112,7 @@ fn start(
             steps: planned_steps(experiment),
             selected_on: Some(data.selection_split()),
             selected_step: None,
+            selected_weights: None,
             best_estimate: None,
             val_loss: None,
             test_loss: None,
@@ -211,6 +212,13 @@ pub fn resume(dir: &Path, sets: &[String], until: Option<usize>) -> Result<Outco
             .as_ref()
             .and_then(|c| c.best_step.or(summary.selected_step));
         summary.selected_on = Some(data.selection_split());
+        summary.selected_weights = checkpoint
+            .as_ref()
+            .filter(|_| experiment.schedule.ema_decay > 0.0)
+            .map(|c| match c.best_average {
+                true => rundir::Weights::Average,
+                false => rundir::Weights::Trained,
+            });
         summary.overlap = Some(data.overlap());
         // Measured again at the end, of the checkpoint selected then.
         summary.generation = None;

@@ -12,6 +12,7 @@ use crate::data::{Dataset, Vocab};
 use crate::error::{Error, Result};
 use crate::generation::{self, Judge, Metrics};
 use crate::models::Model;
+use crate::models::ensemble::EnsembleDecoder;
 use crate::trained::{Trained, Which};
 
 #[derive(Debug, Clone, Copy)]
@@ -44,10 +45,11 @@ impl SampleOptions {
 }
 
 /// `count` items, each grown from the start token and `prefix` until the model emits the stop
-/// token or the sequence reaches `seq_len` (or the item `options.max_len` characters).
+/// token or the sequence reaches `seq_len` (or the item `options.max_len` characters). The
+/// model is the ensemble of `members` (one model: itself).
 #[allow(clippy::too_many_arguments)]
 pub fn generate<B: Backend>(
-    model: &Model<B>,
+    members: &[Model<B>],
     vocab: &Vocab,
     seq_len: usize,
     count: usize,
@@ -70,10 +72,10 @@ pub fn generate<B: Backend>(
         return vec![vocab.decode(prefix); count];
     }
     // Each position is fed once: the model carries what it needs of the earlier ones.
-    let mut decoder = model.decoder();
+    let mut decoder = EnsembleDecoder::new(members);
     let mut logits = None;
     for &token in &start {
-        logits = Some(decoder.next(model, &vec![token; count], device));
+        logits = Some(decoder.next(members, &vec![token; count], device));
     }
     for t in start.len()..end {
         let last = logits.take().expect("the position before t was fed");
@@ -97,7 +99,7 @@ pub fn generate<B: Backend>(
             break;
         }
         let fed: Vec<i32> = sequences.iter().map(|s| s[t]).collect();
-        logits = Some(decoder.next(model, &fed, device));
+        logits = Some(decoder.next(members, &fed, device));
     }
     sequences
         .iter()
@@ -191,7 +193,7 @@ pub const BATCH: usize = 1024;
 
 /// `count` items from the start token and `prefix`, drawn `BATCH` at a time from one stream.
 pub fn generate_many<B: Backend>(
-    model: &Model<B>,
+    members: &[Model<B>],
     data: &Dataset,
     count: usize,
     prefix: &[usize],
@@ -204,7 +206,7 @@ pub fn generate_many<B: Backend>(
         let batch = (count - items.len()).min(BATCH);
         let (vocab, seq_len) = (&data.vocab, data.seq_len);
         items.extend(generate(
-            model, vocab, seq_len, batch, prefix, options, rng, device,
+            members, vocab, seq_len, batch, prefix, options, rng, device,
         ));
     }
     items
@@ -213,8 +215,9 @@ pub fn generate_many<B: Backend>(
 /// What `makemore sample` was asked for.
 #[derive(Debug, Clone)]
 pub struct SampleRequest {
-    /// The run directory (or an experiment's directory of runs: its newest).
-    pub run: PathBuf,
+    /// The run directory (or an experiment's directory of runs: its newest); more than one: an
+    /// ensemble of their models.
+    pub runs: Vec<PathBuf>,
     /// How many.
     pub count: usize,
     pub options: SampleOptions,
@@ -241,7 +244,7 @@ pub fn sample(
     mut out: impl FnMut(&str, &str),
 ) -> Result<Option<Metrics>> {
     check(&request.options)?;
-    let trained = Trained::open(&request.run, request.checkpoint)?;
+    let trained = Trained::open_ensemble(&request.runs, request.checkpoint)?;
     if let Some(partial) = &trained.partial {
         note(partial);
     }
@@ -261,7 +264,7 @@ pub fn sample(
         // Drawn and handed out a batch at a time, so that any count streams in bounded memory.
         let batch = wanted.min(BATCH);
         let items = generate(
-            &trained.model,
+            &trained.members,
             &data.vocab,
             data.seq_len,
             batch,

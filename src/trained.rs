@@ -1,8 +1,8 @@
 //! A finished run opened for inference: its configuration, its data (checked against the data it
-//! was trained on) and the model of one of its checkpoints. `sample`, `score` and `export` start
-//! here.
+//! was trained on) and the model of one of its checkpoints; or several runs of the same data and
+//! split, opened as one ensemble. `sample`, `score` and `export` start here.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::checkpoint::Checkpoint;
 use crate::config::Experiment;
@@ -29,12 +29,15 @@ impl Which {
     }
 }
 
-/// A trained run read back from its directory, to sample from or score with.
+/// A trained run read back from its directory, to sample from or score with; or an ensemble of
+/// several, whose next-character distribution is the mean of theirs (`models::ensemble`).
 pub struct Trained {
+    /// The (first) run's.
     pub experiment: Experiment,
     pub data: Dataset,
-    pub model: Model<burn::backend::Flex>,
-    /// Why the model is not a finished run's, when it is not ("the run is still training: …"),
+    /// Each run's model: one, or an ensemble's members.
+    pub members: Vec<Model<burn::backend::Flex>>,
+    /// Why a model is not a finished run's, when one is not ("the run is still training: …"),
     /// for the command to say beside its output.
     pub partial: Option<String>,
 }
@@ -80,9 +83,46 @@ impl Trained {
         Ok(Trained {
             experiment,
             data,
-            model,
+            members: vec![model],
             partial,
         })
+    }
+
+    /// The runs at `dirs` as one ensemble (one run: that run). They must have been trained on
+    /// the same data, cleaned and split alike: the same characters mean the same tokens, and the
+    /// held-out items are held out from every member.
+    pub fn open_ensemble(dirs: &[PathBuf], which: Which) -> Result<Self> {
+        let (first, others) = dirs.split_first().expect("at least one run");
+        let mut ensemble = Trained::open(first, which)?;
+        for dir in others {
+            let other = Trained::open(dir, which)?;
+            if let Some(why) = differs(&ensemble.data, &other.data) {
+                return Err(Error::input(format!(
+                    "{} cannot join {} in an ensemble: {why}",
+                    dir.display(),
+                    first.display()
+                )));
+            }
+            ensemble.members.extend(other.members);
+            ensemble.partial = match (ensemble.partial, other.partial) {
+                (Some(a), Some(b)) => Some(format!("{a}\n{b}")),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok(ensemble)
+    }
+}
+
+/// How two runs' data differ, where it does in a way an ensemble cannot mix.
+fn differs(a: &Dataset, b: &Dataset) -> Option<&'static str> {
+    if a.data_hash != b.data_hash {
+        Some("they were trained on different data")
+    } else if a.vocab.chars() != b.vocab.chars() || a.seq_len != b.seq_len {
+        Some("their vocabularies differ (dataset.lowercase, normalize or the item length)")
+    } else if a.split_hash != b.split_hash {
+        Some("their train/val/test splits differ (dataset.split_seed, val_fraction, test_size …)")
+    } else {
+        None
     }
 }
 

@@ -46,8 +46,7 @@ fn our_logits(run: &Path) -> (Vec<Vec<usize>>, Vec<f32>) {
         .chunks(data.seq_len)
         .map(|row| row.iter().map(|&t| t as usize).collect())
         .collect();
-    let logits = trained
-        .model
+    let logits = trained.members[0]
         .forward(x, Mode::Eval)
         .into_data()
         .to_vec()

@@ -132,14 +132,15 @@ fn extending_a_finished_run_continues_its_training() {
 
 /// `--until` stops a run at a step of its schedule (here one between evaluations, then one
 /// that is an evaluation's) with a checkpoint; going on from each pause ends with the losses and
-/// samples of a run that never paused, dropout masks included.
+/// samples of a run that never paused, dropout masks and the weight average included.
 #[test]
 fn a_run_paused_with_until_resumes_to_the_uninterrupted_losses() {
     let dir = tempfile::tempdir().unwrap();
     let file = experiment(dir.path(), "transformer", "");
     let text = std::fs::read_to_string(&file)
         .unwrap()
-        .replace("n_embd2 = 16\n", "n_embd2 = 16\ndropout = 0.1\n");
+        .replace("n_embd2 = 16\n", "n_embd2 = 16\ndropout = 0.1\n")
+        .replace("steps = 60\n", "steps = 60\nema_decay = 0.9\n");
     std::fs::write(&file, text).unwrap();
     let steps = "schedule.steps=120";
     let full = only_run_after(dir.path(), "transformer", "full", steps);
@@ -170,18 +171,20 @@ fn a_run_paused_with_until_resumes_to_the_uninterrupted_losses() {
     assert_eq!(rows(&full), kept);
     assert_eq!(
         rows(&paused).len(),
-        kept.len() + 2,
-        "train and test estimated at 37"
+        kept.len() + 3,
+        "train, test and the average's test estimated at 37"
     );
+    assert!(kept.iter().any(|row| row[1] == "test_ema"), "{kept:?}");
     assert_eq!(
         std::fs::read_to_string(full.join("samples.txt")).unwrap(),
         std::fs::read_to_string(paused.join("samples.txt")).unwrap()
     );
     let [a, b] = [&full, &paused].map(|r| makemore::rundir::read_summary(r).unwrap());
     assert_eq!(
-        (a.test_loss, a.selected_step),
-        (b.test_loss, b.selected_step)
+        (a.test_loss, a.selected_step, a.selected_weights),
+        (b.test_loss, b.selected_step, b.selected_weights)
     );
+    assert!(a.selected_weights.is_some());
     assert_eq!(b.status, makemore::rundir::Status::Done);
 }
 

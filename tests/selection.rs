@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use common::{experiment, makemore, only_run, stderr, stdout, write};
 use makemore::checkpoint::Checkpoint;
-use makemore::rundir::{Summary, read_summary};
+use makemore::rundir::{Summary, Weights, read_summary};
 use makemore::trained::{Trained, Which};
 
 fn train(dir: &Path, file: &str, sets: &[&str]) -> (PathBuf, String) {
@@ -214,5 +214,77 @@ fn a_diverged_run_fails_and_keeps_its_best_checkpoint() {
         summary.best_estimate.is_none(),
         "{:?}",
         summary.best_estimate
+    );
+}
+
+/// With weight averaging, each evaluation estimates the average beside the trained weights
+/// (`val_ema` rows), selection takes the better of the two at every step, best.ckpt holds the
+/// weights it chose (its figures recomputed from best.ckpt's scores), and the trained weights'
+/// losses are those of the same run without averaging, bit for bit.
+#[test]
+fn weight_averaging_is_estimated_and_selected_on_val() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = experiment(dir.path(), "transformer", "");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let text = text.replace("test_size = 4\n", "test_size = 4\nval_fraction = 0.2\n");
+    std::fs::write(&file, text).unwrap();
+    let sets = [
+        "schedule.steps=200",
+        "schedule.eval_every=20",
+        "schedule.learning_rate=3e-2",
+    ];
+    let (plain, _) = train(dir.path(), "transformer.toml", &sets);
+    let plain = rows(&plain);
+    std::fs::rename(dir.path().join("runs"), dir.path().join("plain")).unwrap();
+    let averaged = [&sets[..], &["schedule.ema_decay=0.9"]].concat();
+    let (run, printed) = train(dir.path(), "transformer.toml", &averaged);
+    let rows = rows(&run);
+    let without = |split: &str| -> Vec<(usize, String, f64)> {
+        rows.iter().filter(|r| r.1 != split).cloned().collect()
+    };
+    assert_eq!(without("val_ema"), plain);
+
+    let summary = read_summary(&run).unwrap();
+    let at = |split: &str, step: usize| {
+        rows.iter()
+            .find(|r| r.0 == step && r.1 == split)
+            .map(|r| r.2)
+            .unwrap()
+    };
+    let steps = (20..=200).step_by(20);
+    let candidates: Vec<(usize, f64, Weights)> = steps
+        .map(|step| match (at("val", step), at("val_ema", step)) {
+            (trained, average) if average < trained => (step, average, Weights::Average),
+            (trained, _) => (step, trained, Weights::Trained),
+        })
+        .collect();
+    let best = candidates
+        .iter()
+        .fold(candidates[0], |b, c| if c.1 < b.1 { *c } else { b });
+    assert_eq!(
+        (
+            summary.selected_step,
+            summary.best_estimate,
+            summary.selected_weights
+        ),
+        (Some(best.0), Some(best.1), Some(best.2))
+    );
+    assert_eq!(
+        best.2,
+        Weights::Average,
+        "the average wins here: {candidates:?}"
+    );
+    let best_ckpt = Checkpoint::read(&run.join("checkpoints/best.ckpt")).unwrap();
+    assert!(best_ckpt.best_average && best_ckpt.average.is_none());
+    // Every estimate holds all of val's 8 items: best.ckpt's val over every item is the
+    // average's estimate that chose it.
+    let (val, _) = loss_and_se(&run, Which::Best, |t| t.data.val.items.clone());
+    assert!((val - best.1).abs() < 1e-5, "{val} vs {best:?}");
+    assert!((summary.val_loss.unwrap() - val).abs() < 1e-5);
+    let (test, _) = loss_and_se(&run, Which::Best, test_items);
+    assert!((summary.test_loss.unwrap() - test).abs() < 1e-5);
+    assert!(
+        printed.contains(&format!("at step {} (the weight average)", best.0)),
+        "{printed}"
     );
 }

@@ -250,6 +250,11 @@ pub struct ScheduleConfig {
     pub eval_batch_size: usize,
     pub sample_every: usize,
     pub early_stop_patience: usize,
+    /// Weight averaging: after each step the average keeps this share of itself and takes the
+    /// rest from the trained weights (an exponential moving average); 0 = off. Left out of
+    /// config.toml at 0, so that older runs keep their hashes.
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub ema_decay: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -305,6 +310,10 @@ impl GenerationConfig {
 
 fn one() -> f64 {
     1.0
+}
+
+fn is_zero_f64(x: &f64) -> bool {
+    *x == 0.0
 }
 
 fn is_one(x: &f64) -> bool {
@@ -391,6 +400,7 @@ impl Experiment {
                 eval_batch_size: 100,
                 sample_every: 200,
                 early_stop_patience: 0,
+                ema_decay: 0.0,
             },
             sampling: SamplingConfig {
                 count: 10,

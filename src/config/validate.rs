@@ -254,6 +254,15 @@ impl ScheduleConfig {
             format!("must be > 0, got {}", s.eps),
         )?;
         check(
+            (0.0..1.0).contains(&s.ema_decay),
+            "schedule.ema_decay",
+            format!(
+                "must be in [0, 1) (0: no weight averaging; 0.999 averages over about the last \
+                 1,000 steps), got {}",
+                s.ema_decay
+            ),
+        )?;
+        check(
             (0.0..1.0).contains(&s.momentum),
             "schedule.momentum",
             format!("must be in [0, 1), got {}", s.momentum),

@@ -4,6 +4,7 @@ mod bigram;
 mod bow;
 mod cnn;
 mod decode;
+pub mod ensemble;
 mod fused;
 mod init;
 pub mod memory;

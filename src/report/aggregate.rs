@@ -197,6 +197,7 @@ pub(super) fn row(
         not_done,
         repeats,
         search,
+        ensemble: None,
     }
 }
 

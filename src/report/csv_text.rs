@@ -52,6 +52,7 @@ pub fn csv(report: &Report) -> Result<String> {
     header.extend(report.columns.iter().cloned());
     header.extend(CSV_FIGURES.map(String::from));
     header.extend(csv_generation_header());
+    header.extend(ENSEMBLE.map(String::from));
     let io = |e: csv::Error| Error::Failed(e.into());
     writer.write_record(&header).map_err(io)?;
     for row in &report.rows {
@@ -64,12 +65,32 @@ pub fn csv(report: &Report) -> Result<String> {
         );
         record.extend(csv_figures(report, row));
         record.extend(csv_generation(report, row));
+        record.extend(csv_ensemble(row));
         writer.write_record(&record).map_err(io)?;
     }
     let bytes = writer
         .into_inner()
         .map_err(|e| Error::Failed(anyhow::anyhow!("{e}")))?;
     Ok(String::from_utf8(bytes).expect("CSV of UTF-8 fields"))
+}
+
+/// The last columns: `report --ensemble`'s figures, empty without it.
+const ENSEMBLE: [&str; 4] = [
+    "ensemble_members",
+    "ensemble_val_loss",
+    "ensemble_test_loss",
+    "ensemble_test_loss_se",
+];
+
+fn csv_ensemble(row: &Row) -> [String; 4] {
+    let num = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+    let e = row.ensemble;
+    [
+        e.map_or(String::new(), |e| e.members.to_string()),
+        num(e.and_then(|e| e.val_loss)),
+        num(e.map(|e| e.test_loss)),
+        num(e.and_then(|e| e.test_loss_se)),
+    ]
 }
 
 /// The CSV's columns after `CSV_FIGURES`: the ranked figure, then each generation figure's

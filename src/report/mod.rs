@@ -4,6 +4,7 @@
 
 mod aggregate;
 mod csv_text;
+mod ensemble;
 mod fit;
 mod html;
 mod parallel;
@@ -23,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::stats::Stat;
 use aggregate::{aggregate, groups, varying_keys};
 pub use csv_text::csv;
+pub use ensemble::EnsembleFigures;
 pub use rank::{PLAUSIBLE_GAP, RankBy};
 use read::{Run, read_runs};
 pub use search::{Fate, RungSummary, Search, TrialRung};
@@ -46,6 +48,8 @@ pub struct ReportRequest {
     pub html: Option<PathBuf>,
     /// What the rows of a group are ranked by.
     pub rank_by: RankBy,
+    /// Add each configuration's ensemble of its finished runs (`EnsembleFigures`).
+    pub ensemble: bool,
 }
 
 #[derive(
@@ -113,6 +117,8 @@ pub struct Row {
     pub status: String,
     /// Where the row's trial stands in a successive-halving search, when it is one.
     pub search: Option<TrialRung>,
+    /// Its runs as one ensemble, with `--ensemble` and two runs or more.
+    pub ensemble: Option<EnsembleFigures>,
 }
 
 /// A configuration's generation metrics at one temperature, over its runs.
@@ -160,7 +166,10 @@ const TIE_P: f64 = 0.05;
 pub fn report(request: &ReportRequest) -> Result<Report> {
     let (runs, mut damaged) = read_runs(&request.dirs, request)?;
     let searches = search::find(&request.dirs, &mut damaged);
-    let report = build_from(&runs, searches, damaged, request);
+    let mut report = build_from(&runs, searches, damaged, request);
+    if request.ensemble {
+        ensemble::add(&mut report.rows)?;
+    }
     let (mut curves, mut train) = (plot::Curves::new(), plot::Curves::new());
     for run in runs {
         train.insert(run.dir.clone(), run.train_curve);

@@ -26,6 +26,18 @@ pub(super) fn fmt_test(row: &Row) -> String {
     }
 }
 
+/// An ensemble's val and test (± its standard error, and how many members).
+fn ensemble_cells(row: &Row) -> [String; 2] {
+    let Some(e) = row.ensemble else {
+        return ["-".into(), "-".into()];
+    };
+    let val = e.val_loss.map_or("-".into(), |v| format!("{v:.4}"));
+    let se = e
+        .test_loss_se
+        .map_or(String::new(), |se| format!("±{se:.4} se"));
+    [val, format!("{:.4}{se} ({})", e.test_loss, e.members)]
+}
+
 /// A generation figure over seeds as `fmt_stat` (to `decimals`, times `scale`), or one run's
 /// ± its standard error.
 fn fmt_generated(generated: Option<&Generated>, name: &str, scale: f64, decimals: usize) -> String {
@@ -72,9 +84,29 @@ pub(super) fn short(key: &str) -> &str {
     key.rsplit('.').next().unwrap_or(key)
 }
 
-pub(super) const FIGURES: [&str; 20] = [
-    "model", "params", "steps", "rung", "rung val", "val", "test", "95% CI", "vs top", "train",
-    "new", "copied", "hits/1k", "distinct", "gap", "len TV", "best T", "wall", "runs", "run",
+pub(super) const FIGURES: [&str; 22] = [
+    "model",
+    "params",
+    "steps",
+    "rung",
+    "rung val",
+    "val",
+    "test",
+    "95% CI",
+    "vs top",
+    "train",
+    "ensemble val",
+    "ensemble test",
+    "new",
+    "copied",
+    "hits/1k",
+    "distinct",
+    "gap",
+    "len TV",
+    "best T",
+    "wall",
+    "runs",
+    "run",
 ];
 
 /// A column's title: the key's last part, or the whole key where that would be ambiguous.
@@ -155,6 +187,7 @@ pub(super) fn all_cells(report: &Report) -> (Vec<String>, Vec<Vec<String>>) {
                 fmt_vs_top(row),
                 fmt_stat(row.final_train_loss.map(|s| Stat { n: 1, ..s })),
             ]);
+            cells.extend(ensemble_cells(row));
             cells.extend(generation_cells(row));
             cells.extend([
                 row.wall_s
@@ -272,6 +305,13 @@ fn generation_legend(report: &Report) -> String {
             "best T: of generation.temperatures, the one with the most new samples among those whose \
              gap is at most {PLAUSIBLE_GAP} nats per character (mean over seeds)\n"
         ));
+    }
+    if report.rows.iter().any(|r| r.ensemble.is_some()) {
+        out.push_str(
+            "ensemble val, test: the row's runs as one model (their selected checkpoints, each \
+             next-character distribution the mean of theirs), over every item, test ± its \
+             standard error over the test items (se), (members)\n",
+        );
     }
     out
 }

@@ -67,6 +67,17 @@ pub fn best_estimate(rows: &[MetricRow], split: &str, steps: usize) -> Option<f6
     best
 }
 
+/// The lowest estimate a run's selection could choose at or before `steps`: of `split`, its
+/// trained weights, or of `<split>_ema`, their average (`schedule.ema_decay`).
+pub fn best_selectable(rows: &[MetricRow], split: &str, steps: usize) -> Option<f64> {
+    let average = best_estimate(rows, &format!("{split}_ema"), steps);
+    let trained = best_estimate(rows, split, steps);
+    match (trained, average) {
+        (Some(t), Some(a)) => Some(t.min(a)),
+        (t, a) => t.or(a),
+    }
+}
+
 /// The header: `MetricRow`'s fields (a test holds them together), written before the first row
 /// whether the file is started empty or written whole.
 pub const HEADER: [&str; 6] = ["step", "split", "loss", "lr", "elapsed_s", "tokens_per_s"];

@@ -21,7 +21,7 @@ pub mod metrics;
 mod summary;
 
 pub use metrics::{Kind, MetricRow};
-pub use summary::{Status, Summary, read_summary};
+pub use summary::{Status, Summary, Weights, read_summary};
 
 pub struct RunDir {
     path: PathBuf,

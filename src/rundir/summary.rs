@@ -26,6 +26,15 @@ impl Status {
     }
 }
 
+/// Which weights of a step: the trained ones, or their running average.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum Weights {
+    Trained,
+    Average,
+}
+
 /// `summary.json`: what happened, kept up to date while the run goes on.
 ///
 /// The best checkpoint is chosen on `selected_on` (val when the data has a validation split);
@@ -45,6 +54,10 @@ pub struct Summary {
     /// The step of the checkpoint in `checkpoints/best.ckpt`.
     #[serde(default)]
     pub selected_step: Option<usize>,
+    /// With weight averaging (`schedule.ema_decay`), which weights of the selected step the
+    /// selection chose: `trained` or `average`, the better estimate of the two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selected_weights: Option<Weights>,
     /// The best periodic estimate of the selection split's loss: what chose the checkpoint.
     #[serde(alias = "best_test_loss")]
     pub best_estimate: Option<f64>,
@@ -107,8 +120,12 @@ impl Summary {
             1 => " (1 test item: no standard error)".to_string(),
             n => format!(" ({n} test items)"),
         });
+        let weights = match self.selected_weights {
+            Some(Weights::Average) => " (the weight average)",
+            _ => "",
+        };
         format!(
-            "selected on {} at step {}: val {} | test {}{se}{items}",
+            "selected on {} at step {}{weights}: val {} | test {}{se}{items}",
             self.selected_on().name(),
             self.selected_step.unwrap_or(0),
             loss(self.val_loss),

@@ -166,11 +166,11 @@ impl AtRung {
     }
 }
 
-/// The run's best estimate of `split` (its selection split) up to `steps`; none where its
-/// metrics.csv does not read.
+/// The run's best estimate of `split` (its selection split) up to `steps`, its weight
+/// average's included; none where its metrics.csv does not read.
 fn best_estimate(run: &Path, split: &str, steps: usize) -> Option<f64> {
     let rows = metrics::read(run).ok()?;
-    metrics::best_estimate(&rows, split, steps)
+    metrics::best_selectable(&rows, split, steps)
 }
 
 fn at_rung(run: &Path, steps: usize) -> AtRung {

@@ -37,26 +37,62 @@ pub(super) fn estimate<B: Backend>(
     lr: f64,
     session: &mut Session<B::Device>,
 ) -> Result<f64> {
-    let s = &session.experiment.schedule;
-    let limit = s.eval_batches * s.eval_batch_size;
-    let seed = session.experiment.seed;
     let selection = session.data.selection_split();
-    let [_, val, test] = evaluate_splits(
-        model,
-        step,
-        &[SplitName::Train, selection],
-        session,
-        |order| {
-            order.shuffle(&mut rng(seed, Stream::Evaluate, 0));
-            order.truncate(limit);
-        },
-        Some((lr, Kind::Estimate)),
-    )?;
+    let select = estimate_items(session);
+    let which = [SplitName::Train, selection];
+    let rows = Some((lr, Kind::Estimate));
+    let [_, val, test] = evaluate_splits(model, step, &which, session, select, rows)?;
     let chosen = match selection {
         SplitName::Val => val,
         _ => test,
     };
     Ok(chosen.expect("the selection split is not empty").loss)
+}
+
+/// The weight average's estimate on the selection split's items that `estimate` takes: a row
+/// `<split>_ema` in metrics.csv (and the event file) and a line in the log. Returns its loss.
+pub(super) fn estimate_average<B: Backend>(
+    average: &Model<B>,
+    step: usize,
+    lr: f64,
+    session: &mut Session<B::Device>,
+) -> Result<f64> {
+    let selection = session.data.selection_split();
+    let split = session.data.split(selection);
+    let mut order: Vec<usize> = (0..split.len()).collect();
+    estimate_items(session)(&mut order);
+    let batch_size = session.experiment.schedule.eval_batch_size;
+    let (data, device) = (session.data, &session.device);
+    let loss = evaluate(average, split, &order, batch_size, data, device)
+        .expect("the selection split is not empty")
+        .loss;
+    finite(loss, selection, step)?;
+    let name = format!("{}_ema", selection.name());
+    let row = MetricRow {
+        step,
+        split: name.clone(),
+        loss,
+        lr,
+        elapsed_s: session.started.elapsed().as_secs_f64(),
+        tokens_per_s: session.summary.tokens_per_s.unwrap_or(0.0),
+    };
+    session.run.metric(&row, Kind::Estimate)?;
+    say(
+        session,
+        &format!("step {step}: {name} {loss:.4} (the weight average)"),
+    )?;
+    Ok(loss)
+}
+
+/// Which items of a split the periodic estimates take: the same every time, drawn from the seed.
+fn estimate_items<D>(session: &Session<D>) -> impl Fn(&mut Vec<usize>) + use<D> {
+    let s = &session.experiment.schedule;
+    let limit = s.eval_batches * s.eval_batch_size;
+    let seed = session.experiment.seed;
+    move |order: &mut Vec<usize>| {
+        order.shuffle(&mut rng(seed, Stream::Evaluate, 0));
+        order.truncate(limit);
+    }
 }
 
 /// The end of a finished run: the last model over every item of each split (the final rows of
@@ -89,7 +125,7 @@ pub(super) fn finish<B: AutodiffBackend>(
         )?;
     }
     let best = Checkpoint::read(&best_path)?;
-    let (selected, [_, val, test]) = match best.step == step {
+    let (selected, [_, val, test]) = match best.step == step && !best.best_average {
         true => (model, [train, val, test]),
         false => {
             let best_model = best.load_model(model, &session.device)?;
@@ -137,7 +173,8 @@ fn measure_generation<B: Backend>(
                 ..options
             };
             let mut rng = rng(experiment.seed, Stream::Generate, 0);
-            sample::generate_many(model, data, wanted.count, &[], options, &mut rng, device)
+            let members = std::slice::from_ref(model);
+            sample::generate_many(members, data, wanted.count, &[], options, &mut rng, device)
         });
     let at = |t: f64| measured.iter().find(|m| m.temperature == t).cloned();
     let summary = &mut session.summary;

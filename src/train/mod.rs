@@ -6,6 +6,7 @@
 //! ends with the last model and the selected checkpoint each evaluated over every item; with a
 //! validation split, that is the only time the test split is read.
 
+mod average;
 mod evaluation;
 mod step;
 
@@ -23,10 +24,11 @@ use crate::models::Model;
 use crate::optim::{self, ModelOptimizer};
 use crate::progress::Progress;
 use crate::rng::{Stream, rng};
-use crate::rundir::{Kind, MetricRow, RunDir, Summary};
+use crate::rundir::{Kind, MetricRow, RunDir, Summary, Weights};
 use crate::sample::{self, SampleOptions};
+pub use average::Average;
 pub use evaluation::{Evaluation, evaluate};
-use evaluation::{estimate, finish, improves};
+use evaluation::{estimate, estimate_average, finish, improves};
 pub use step::{StepLoss, tokens_per_step, train_step};
 
 /// What a training run needs besides the model, and the summary it keeps up to date.
@@ -63,7 +65,7 @@ pub fn train<B: AutodiffBackend>(
 ) -> Result<(Ended, Model<B>)> {
     let (ended, model) = match session.experiment.model.kind {
         ModelType::Counts => {
-            let state = State::new(session.experiment.seed);
+            let state = State::new(session.experiment.seed, None);
             save(&model, Vec::new(), &state, true, session)?;
             (Ended::Finished, model)
         }
@@ -77,16 +79,19 @@ pub fn train<B: AutodiffBackend>(
 }
 
 /// The loop's state besides the model and the optimizer: what a checkpoint carries.
-struct State {
+struct State<B: Backend> {
     batcher: Batcher,
     stale_evaluations: usize,
+    /// The weight average, when `schedule.ema_decay` asks for one.
+    average: Option<Average<B>>,
 }
 
-impl State {
-    fn new(seed: u64) -> Self {
+impl<B: Backend> State<B> {
+    fn new(seed: u64, average: Option<Average<B>>) -> Self {
         State {
             batcher: Batcher::new(seed),
             stale_evaluations: 0,
+            average,
         }
     }
 }
@@ -102,7 +107,7 @@ fn optimize<B: AutodiffBackend>(
     let (experiment, data, device) = (session.experiment, session.data, session.device.clone());
     let s = &experiment.schedule;
     let optimizer = ModelOptimizer::new(s, &model);
-    let (mut optimizer, first, mut state) = restore(optimizer, resume, experiment.seed, &device)?;
+    let (mut optimizer, first, mut state) = restore(optimizer, &model, resume, session)?;
     let mut clock = Clock::new(tokens_per_step(&model, s.batch_size, data.seq_len));
     // The step last.ckpt holds, so the end does not write the same checkpoint again.
     let mut saved_at = resume.map(|checkpoint| checkpoint.step);
@@ -124,6 +129,9 @@ fn optimize<B: AutodiffBackend>(
             data,
             &device,
         );
+        if let Some(average) = &mut state.average {
+            average.update(&model.valid());
+        }
         let loss = reads_loss(crate::backend::is_cpu::<B>(), step, s).then(|| loss.value());
         clock.tick(timer.elapsed());
         log_step(step, loss, lr, &clock, session)?;
@@ -154,19 +162,30 @@ fn optimize<B: AutodiffBackend>(
 }
 
 /// The optimizer, the first step to take and the loop's state: a checkpoint's (the optimizer's
-/// state loaded from it), or a fresh start's.
+/// state and the weight average loaded from it), or a fresh start's (the average, if asked
+/// for, at the starting weights).
 fn restore<B: AutodiffBackend>(
     optimizer: ModelOptimizer<B>,
+    model: &Model<B>,
     resume: Option<&Checkpoint>,
-    seed: u64,
-    device: &B::Device,
-) -> Result<(ModelOptimizer<B>, usize, State)> {
+    session: &Session<B::Device>,
+) -> Result<(ModelOptimizer<B>, usize, State<B::InnerBackend>)> {
+    let (decay, device) = (session.experiment.schedule.ema_decay, &session.device);
+    let starting = (decay > 0.0).then(|| Average::new(model.valid(), decay));
     let Some(checkpoint) = resume else {
-        return Ok((optimizer, 1, State::new(seed)));
+        return Ok((optimizer, 1, State::new(session.experiment.seed, starting)));
+    };
+    let average = match (starting, &checkpoint.average) {
+        (Some(_), Some(bytes)) => {
+            let weights = checkpoint::load_weights(model.valid(), bytes, device)?;
+            Some(Average::new(weights, decay))
+        }
+        (starting, _) => starting,
     };
     let state = State {
         batcher: checkpoint.batcher.clone(),
         stale_evaluations: checkpoint.stale_evaluations,
+        average,
     };
     let optimizer = optimizer.decode(&checkpoint.optimizer, device)?;
     Ok((optimizer, checkpoint.step + 1, state))
@@ -246,16 +265,25 @@ fn log_step<D>(
 fn evaluate_and_save<B: AutodiffBackend>(
     model: &Model<B>,
     optimizer: &ModelOptimizer<B>,
-    state: &mut State,
+    state: &mut State<B::InnerBackend>,
     step: usize,
     lr: f64,
     session: &mut Session<B::Device>,
 ) -> Result<bool> {
-    let loss = estimate(&model.valid(), step, lr, session)?;
+    let trained = estimate(&model.valid(), step, lr, session)?;
+    // With averaging, the step's candidate is the better of its two sets of weights.
+    let (loss, weights) = match &state.average {
+        None => (trained, None),
+        Some(average) => match estimate_average(&average.model, step, lr, session)? {
+            averaged if averaged < trained => (averaged, Some(Weights::Average)),
+            _ => (trained, Some(Weights::Trained)),
+        },
+    };
     let improved = improves(loss, session.summary.best_estimate);
     if improved {
         session.summary.best_estimate = Some(loss);
         session.summary.selected_step = Some(step);
+        session.summary.selected_weights = weights;
         state.stale_evaluations = 0;
     } else {
         state.stale_evaluations += 1;
@@ -295,10 +323,14 @@ fn reads_loss(on_cpu: bool, step: usize, s: &ScheduleConfig) -> bool {
 fn save<B: AutodiffBackend>(
     model: &Model<B>,
     optimizer: Vec<u8>,
-    state: &State,
+    state: &State<B::InnerBackend>,
     best: bool,
     session: &Session<B::Device>,
 ) -> Result<()> {
+    let average = match &state.average {
+        Some(average) => Some(checkpoint::encode(average.model.clone().into_record())?),
+        None => None,
+    };
     let checkpoint = Checkpoint {
         step: session.summary.step,
         best_loss: session.summary.best_estimate,
@@ -308,10 +340,14 @@ fn save<B: AutodiffBackend>(
         written: Some(session.run.written()),
         model: checkpoint::encode::<B::InnerBackend, _>(model.valid().into_record())?,
         optimizer,
+        average,
+        best_average: session.summary.selected_weights == Some(Weights::Average),
     };
     checkpoint.save(&session.run.checkpoint_path("last"))?;
     if best {
-        checkpoint.save(&session.run.checkpoint_path("best"))?;
+        checkpoint
+            .best()
+            .save(&session.run.checkpoint_path("best"))?;
     }
     Ok(())
 }
@@ -327,7 +363,7 @@ pub fn record_samples<B: Backend>(
     let options = SampleOptions::of(&experiment.sampling);
     let mut rng = rng(experiment.seed, Stream::Sample, step);
     let items = sample::generate(
-        model,
+        std::slice::from_ref(model),
         &data.vocab,
         data.seq_len,
         experiment.sampling.count,
