@@ -257,8 +257,7 @@ impl ScheduleConfig {
             (0.0..1.0).contains(&s.ema_decay),
             "schedule.ema_decay",
             format!(
-                "must be in [0, 1) (0: no weight averaging; 0.999 averages over about the last \
-                 1,000 steps), got {}",
+                "must be in [0, 1) (0: no weight averaging), got {}",
                 s.ema_decay
             ),
         )?;

@@ -55,10 +55,14 @@ fn block_size(model: &ModelConfig, seq_len: usize) -> u128 {
 }
 
 /// Bytes a run of `experiment` needs at its peak: f32 parameters, their gradients and two
-/// optimizer moments, and the activations of the largest of a training batch, an evaluation
-/// batch and the samples drawn at once.
+/// optimizer moments (and their average, with `schedule.ema_decay`), and the activations of the
+/// largest of a training batch, an evaluation batch and the samples drawn at once.
 pub fn training_bytes(experiment: &Experiment, vocab: usize, seq_len: usize) -> u128 {
-    let floats = 4 * parameters(&experiment.model, vocab, seq_len)
+    let copies = match experiment.schedule.ema_decay > 0.0 {
+        true => 5,
+        false => 4,
+    };
+    let floats = copies * parameters(&experiment.model, vocab, seq_len)
         + positions(experiment, seq_len)
             * activations_per_position(&experiment.model, vocab, seq_len);
     4 * floats
