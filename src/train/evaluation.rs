@@ -40,7 +40,7 @@ pub(super) fn estimate<B: Backend>(
     let selection = session.data.selection_split();
     let select = estimate_items(session);
     let which = [SplitName::Train, selection];
-    let rows = Some((lr, Kind::Estimate));
+    let rows = Some(Rows::new(lr, Kind::Estimate));
     let [_, val, test] = evaluate_splits(model, step, &which, session, select, rows)?;
     let chosen = match selection {
         SplitName::Val => val,
@@ -58,30 +58,14 @@ pub(super) fn estimate_average<B: Backend>(
     session: &mut Session<B::Device>,
 ) -> Result<f64> {
     let selection = session.data.selection_split();
-    let split = session.data.split(selection);
-    let mut order: Vec<usize> = (0..split.len()).collect();
-    estimate_items(session)(&mut order);
-    let batch_size = session.experiment.schedule.eval_batch_size;
-    let (data, device) = (session.data, &session.device);
-    let loss = evaluate(average, split, &order, batch_size, data, device)
-        .expect("the selection split is not empty")
-        .loss;
-    finite(loss, selection, step)?;
-    let name = format!("{}_ema", selection.name());
-    let row = MetricRow {
-        step,
-        split: name.clone(),
-        loss,
-        lr,
-        elapsed_s: session.started.elapsed().as_secs_f64(),
-        tokens_per_s: session.summary.tokens_per_s.unwrap_or(0.0),
-    };
-    session.run.metric(&row, Kind::Estimate)?;
-    say(
-        session,
-        &format!("step {step}: {name} {loss:.4} (the weight average)"),
-    )?;
-    Ok(loss)
+    let select = estimate_items(session);
+    let rows = Some(Rows {
+        suffix: "_ema",
+        ..Rows::new(lr, Kind::Estimate)
+    });
+    let evaluations = evaluate_splits(average, step, &[selection], session, select, rows)?;
+    let chosen = evaluations.into_iter().flatten().next();
+    Ok(chosen.expect("the selection split is not empty").loss)
 }
 
 /// Which items of a split the periodic estimates take: the same every time, drawn from the seed.
@@ -108,7 +92,7 @@ pub(super) fn finish<B: AutodiffBackend>(
         _ => optim::learning_rate(&session.experiment.schedule, step - 1),
     };
     let model = model.valid();
-    let final_rows = Some((lr, Kind::Final));
+    let final_rows = Some(Rows::new(lr, Kind::Final));
     let [train, val, test] =
         evaluate_splits(&model, step, &SplitName::ALL, session, |_| {}, final_rows)?;
     let summary = &mut session.summary;
@@ -188,16 +172,35 @@ fn measure_generation<B: Backend>(
     Ok(())
 }
 
+/// How `evaluate_splits` records its losses: the learning rate beside them, what they are, and
+/// what follows each split's name in its rows (`_ema`: the weight average's).
+#[derive(Clone, Copy)]
+pub(super) struct Rows {
+    lr: f64,
+    kind: Kind,
+    suffix: &'static str,
+}
+
+impl Rows {
+    fn new(lr: f64, kind: Kind) -> Self {
+        Rows {
+            lr,
+            kind,
+            suffix: "",
+        }
+    }
+}
+
 /// Evaluates the `which` splits on the items `select` keeps of each (a loss that is not a
-/// number fails the run); with `rows` (the learning rate and what they are), records the losses
-/// in metrics.csv and logs them on one line. A split not asked for, or empty, gives `None`.
+/// number fails the run); with `rows`, records the losses in metrics.csv and logs them on one
+/// line. A split not asked for, or empty, gives `None`.
 pub(super) fn evaluate_splits<B: Backend>(
     model: &Model<B>,
     step: usize,
     which: &[SplitName],
     session: &mut Session<B::Device>,
     mut select: impl FnMut(&mut Vec<usize>),
-    rows: Option<(f64, Kind)>,
+    rows: Option<Rows>,
 ) -> Result<[Option<Evaluation>; 3]> {
     let mut evaluations = [None; 3];
     let mut line = Vec::new();
@@ -221,20 +224,21 @@ pub(super) fn evaluate_splits<B: Backend>(
             continue;
         };
         finite(loss, name, step)?;
-        if let Some((lr, kind)) = rows {
+        if let Some(Rows { lr, kind, suffix }) = rows {
+            let split = format!("{}{suffix}", name.name());
+            line.push(format!("{split} {loss:.4}"));
             let metric = MetricRow {
                 step,
-                split: name.name().into(),
+                split,
                 loss,
                 lr,
                 elapsed_s: session.started.elapsed().as_secs_f64(),
                 tokens_per_s: session.summary.tokens_per_s.unwrap_or(0.0),
             };
             session.run.metric(&metric, kind)?;
-            line.push(format!("{} {loss:.4}", name.name()));
         }
     }
-    if let Some((_, kind)) = rows {
+    if let Some(Rows { kind, .. }) = rows {
         let label = match kind {
             Kind::Final => "last model (nats per character, every item)".to_string(),
             _ => format!("step {step}"),
