@@ -28,11 +28,17 @@ pub fn dropout_rng(seed: u64, step: usize, shard: usize) -> ChaCha8Rng {
     rng(seed, Stream::Dropout, step | shard << 32)
 }
 
-/// `n` keep-factors for dropout with probability `p`: 0 or 1/(1-p), drawn from `rng`.
+/// `n` keep-factors for dropout with probability `p`: 0 or 1/(1-p), one 32-bit draw from `rng`
+/// each, dropped when it is below p·2³².
 pub fn dropout_mask(rng: &mut ChaCha8Rng, n: usize, p: f64) -> Vec<f32> {
     use rand::Rng;
     let keep = (1.0 / (1.0 - p)) as f32;
-    (0..n)
-        .map(|_| if rng.random::<f64>() < p { 0.0 } else { keep })
+    let below = (p * 2f64.powi(32)).round() as u64;
+    let mut draws = vec![0u32; n];
+    rng.fill(&mut draws[..]);
+    // u32 to f32 in place: the same size, so the collection reuses the draws' memory.
+    draws
+        .into_iter()
+        .map(|draw| if u64::from(draw) < below { 0.0 } else { keep })
         .collect()
 }

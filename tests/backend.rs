@@ -162,14 +162,16 @@ fn assert_agree(a: &[(String, String, f64)], b: &[(String, String, f64)], what: 
 }
 
 /// On `flex` our fused kernels replace burn's operations; `ndarray` runs burn's own, as every
-/// other backend (CUDA among them) does. The same training on both must agree.
+/// other backend (CUDA among them) does. The same training on both must agree, with dropout
+/// too: the fused attention multiplies its weights by the keep-factors burn's operations get.
 #[test]
 fn flex_and_ndarray_agree_for_every_family() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |model: &str, backend: &str| {
+    let run = |model: &str, backend: &str, dropout: &str| {
         experiment(dir.path(), model, "");
-        let runs = format!("runs-{backend}");
+        let runs = format!("runs-{backend}-{dropout}");
         let backend = format!("backend.name=\"{backend}\"");
+        let dropout = format!("model.dropout={dropout}");
         let args = [
             "run",
             &format!("{model}.toml"),
@@ -181,6 +183,8 @@ fn flex_and_ndarray_agree_for_every_family() {
             "schedule.steps=100",
             "--set",
             "schedule.eval_every=50",
+            "--set",
+            &dropout,
         ];
         let out = makemore(&args, dir.path(), &[]);
         assert!(
@@ -191,8 +195,13 @@ fn flex_and_ndarray_agree_for_every_family() {
         at_50_and_100(&only_run(&dir.path().join(&runs), model))
     };
     for model in common::FAMILIES {
-        assert_agree(&run(model, "cpu"), &run(model, "ndarray"), model);
+        assert_agree(&run(model, "cpu", "0"), &run(model, "ndarray", "0"), model);
     }
+    let (flex, ndarray) = (
+        run("transformer", "cpu", "0.2"),
+        run("transformer", "ndarray", "0.2"),
+    );
+    assert_agree(&flex, &ndarray, "transformer with dropout");
 }
 
 /// A checkpoint written on one CPU backend goes on, samples and scores on the other.

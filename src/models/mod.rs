@@ -18,7 +18,10 @@ pub use bigram::Bigram;
 pub use bow::Bow;
 pub use cnn::Cnn;
 pub use decode::Decoder;
-use fused::{causal_attention, causal_mean, dense, gelu, layer_norm, log_softmax, sigmoid, tanh};
+use fused::{
+    causal_attention, causal_mean, dense, gelu, layer_norm, log_softmax, sigmoid, square_keep,
+    tanh, triangle_len,
+};
 pub use init::Init;
 pub use mlp::Mlp;
 pub use recurrent::Recurrent;

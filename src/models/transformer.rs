@@ -5,11 +5,14 @@
 use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
+use std::sync::Arc;
 
 use rand_chacha::ChaCha8Rng;
 
 use super::init::Init;
-use super::{Mode, add_positions, causal_attention, dense, gelu, layer_norm};
+use super::{
+    Mode, add_positions, causal_attention, dense, gelu, layer_norm, square_keep, triangle_len,
+};
 use crate::config::ModelConfig;
 
 #[derive(Module, Debug)]
@@ -165,22 +168,21 @@ impl<B: Backend> Block<B> {
 impl<B: Backend> CausalSelfAttention<B> {
     fn forward(&self, x: Tensor<B, 3>, drop: &mut Dropout) -> Tensor<B, 3> {
         let qkv = dense(&self.c_attn, x);
-        // The fused kernel has no dropout: burn's operations while training with dropout.
-        // Evaluation drops nothing, so it takes the kernel (the same function, rounded its way).
-        let y = match drop.p > 0.0 && drop.rng.is_some() {
-            true => attend(qkv, self.n_head, drop),
-            false => causal_attention(qkv, self.n_head, |qkv| attend(qkv, self.n_head, drop)),
-        };
+        let [b, t, _] = qkv.dims();
+        let keep: Option<Arc<[f32]>> = drop.keep(triangle_len(b, self.n_head, t)).map(Arc::from);
+        let y = causal_attention(qkv, self.n_head, keep.clone(), |qkv| {
+            attend(qkv, self.n_head, keep.as_deref())
+        });
         dense(&self.c_proj, y)
     }
 }
 
-/// Causal attention `[B, T, 3C]` → `[B, T, C]` of burn's operations, with dropout on the
-/// weights: what `causal_attention` computes in one pass without dropout on the CPU.
+/// Causal attention `[B, T, 3C]` → `[B, T, C]` of burn's operations, the weights multiplied by
+/// `keep` for dropout: what `causal_attention` computes in one pass on the CPU.
 pub(super) fn attend<B: Backend>(
     qkv: Tensor<B, 3>,
     n_head: usize,
-    drop: &mut Dropout,
+    keep: Option<&[f32]>,
 ) -> Tensor<B, 3> {
     let [b, t, c3] = qkv.dims();
     let c = c3 / 3;
@@ -195,28 +197,36 @@ pub(super) fn attend<B: Backend>(
     let (q, k, v) = (heads(0), heads(1), heads(2));
     let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((hs as f64).sqrt());
     let future = Tensor::<B, 2, Bool>::tril_mask([t, t], 0, &scores.device()).unsqueeze::<4>();
-    let attention = drop.apply(softmax(scores.mask_fill(future, f32::NEG_INFINITY), 3));
+    let mut attention = softmax(scores.mask_fill(future, f32::NEG_INFINITY), 3);
+    if let Some(keep) = keep {
+        let device = attention.device();
+        attention = attention * square_keep(keep, [b, n_head, t], &device);
+    }
     attention.matmul(v).swap_dims(1, 2).reshape([b, t, c])
 }
 
 /// Dropout with probability `p` while training: masks from the step's generator. Without one
 /// (evaluating, sampling) nothing is dropped.
-pub(super) struct Dropout<'a> {
-    pub(super) p: f64,
-    pub(super) rng: Option<&'a mut ChaCha8Rng>,
+struct Dropout<'a> {
+    p: f64,
+    rng: Option<&'a mut ChaCha8Rng>,
 }
 
 impl Dropout<'_> {
+    /// `n` keep-factors (0, or 1/(1-p) with probability 1-p) while dropping; `None` otherwise.
+    fn keep(&mut self, n: usize) -> Option<Vec<f32>> {
+        let rng = self.rng.as_deref_mut().filter(|_| self.p > 0.0)?;
+        Some(crate::rng::dropout_mask(rng, n, self.p))
+    }
+
     /// `x` with each activation zeroed with probability `p` and the rest scaled by 1/(1-p).
     fn apply<B: Backend, const D: usize>(&mut self, x: Tensor<B, D>) -> Tensor<B, D> {
-        let Some(rng) = self.rng.as_deref_mut() else {
-            return x;
-        };
-        if self.p == 0.0 {
-            return x;
+        match self.keep(x.shape().num_elements()) {
+            Some(keep) => {
+                let keep = Tensor::from_data(TensorData::new(keep, x.shape()), &x.device());
+                x * keep
+            }
+            None => x,
         }
-        let mask = crate::rng::dropout_mask(rng, x.shape().num_elements(), self.p);
-        let keep = Tensor::from_data(TensorData::new(mask, x.shape()), &x.device());
-        x * keep
     }
 }

@@ -5,28 +5,57 @@
 //! head) pair is one lane of
 //! a vector of 8: the queries, keys and values of 8 heads are gathered side by side, so each
 //! step of the attention is one vector operation for 8 heads at once, kept in registers, no
-//! sum runs along a vector, and the masked half of the scores is never computed.
+//! sum runs along a vector, and the masked half of the scores is never computed. Dropout on the
+//! attention weights (training only) multiplies them by keep-factors drawn for the triangle.
 
 use burn::backend::flex::FlexTensor;
 use burn::prelude::*;
 use burn::tensor::TensorMetadata;
 
+use std::sync::Arc;
+
 use super::{CpuOp, exp, on_cpu, primitive, tensor, values, vectorised};
 
 /// `qkv` `[B, T, 3C]` (queries, keys and values of all heads side by side, as one linear
 /// layer makes them) → `[B, T, C]`: each head's softmax(q·kᵀ/√hs)·v over positions ≤ t, the
-/// heads side by side. `fallback` computes it with burn's operations, on other backends.
+/// heads side by side. `keep`, for dropout, multiplies the weights after the softmax: one
+/// factor per (item, head, i, j ≤ i), in that order (`triangle_keep`). `fallback` computes it
+/// with burn's operations, on other backends.
 pub fn causal_attention<B: Backend>(
     qkv: Tensor<B, 3>,
     heads: usize,
+    keep: Option<Arc<[f32]>>,
     fallback: impl FnOnce(Tensor<B, 3>) -> Tensor<B, 3>,
 ) -> Tensor<B, 3> {
-    on_cpu(CausalAttention { heads }, [primitive(&qkv)]).unwrap_or_else(|| fallback(qkv))
+    on_cpu(CausalAttention { heads, keep }, [primitive(&qkv)]).unwrap_or_else(|| fallback(qkv))
+}
+
+/// The keep-factors of `causal_attention` for `[B, heads, T, T]` weights, 0 above the
+/// diagonal: dropout with burn's operations.
+pub fn square_keep<B: Backend>(
+    keep: &[f32],
+    [batch, heads, t]: [usize; 3],
+    device: &B::Device,
+) -> Tensor<B, 4> {
+    let mut square = vec![0.0; batch * heads * t * t];
+    let triangles = keep.chunks_exact(row_start(t));
+    for (square, keep) in square.chunks_exact_mut(t * t).zip(triangles) {
+        for i in 0..t {
+            square[i * t..][..=i].copy_from_slice(&keep[row_start(i)..][..=i]);
+        }
+    }
+    Tensor::from_data(TensorData::new(square, [batch, heads, t, t]), device)
+}
+
+/// How many keep-factors `causal_attention` takes for `[B, T, 3C]` with `heads` heads.
+pub fn triangle_len(batch: usize, heads: usize, t: usize) -> usize {
+    batch * heads * row_start(t)
 }
 
 #[derive(Clone, Debug)]
 struct CausalAttention {
     heads: usize,
+    keep: Option<Arc<[f32]>>,
 }
 
 /// A value of 8 (item, head) pairs side by side.
@@ -117,6 +146,20 @@ impl Layout {
         to
     }
 
+    /// `keep`, a triangle per (item, head) in order, to `[blocks, T(T+1)/2]`; lanes past the
+    /// last head keep nothing.
+    fn gather_triangles(&self, keep: &[f32]) -> Vec<Lanes> {
+        let triangle = self.triangle();
+        let mut to = vec![[0.0; LANES]; self.blocks * triangle];
+        for (pair, keep) in keep.chunks_exact(triangle).enumerate() {
+            let (block, lane) = (pair / LANES, pair % LANES);
+            for (to, &k) in to[block * triangle..][..triangle].iter_mut().zip(keep) {
+                to[lane] = k;
+            }
+        }
+        to
+    }
+
     fn scale(&self) -> f32 {
         1.0 / (self.hs as f32).sqrt()
     }
@@ -128,6 +171,14 @@ struct Saved {
     layout: Layout,
     qkv: [Vec<Lanes>; 3],
     weights: Vec<Lanes>,
+    dropped: Option<Dropped>,
+}
+
+/// With dropout: the keep-factors, and the weights multiplied by them (what weighs the values).
+#[derive(Debug)]
+struct Dropped {
+    keep: Vec<Lanes>,
+    kept: Vec<Lanes>,
 }
 
 impl CpuOp<1> for CausalAttention {
@@ -138,6 +189,10 @@ impl CpuOp<1> for CausalAttention {
         let qkv = l.gather::<3>(values(qkv));
         let mut weights = vec![[0.0; LANES]; l.blocks * l.triangle()];
         let mut y = vec![[0.0; LANES]; l.blocks * l.per_block()];
+        let mut dropped = self.keep.as_deref().map(|keep| Dropped {
+            keep: l.gather_triangles(keep),
+            kept: vec![[0.0; LANES]; l.blocks * l.triangle()],
+        });
         vectorised(
             #[inline(always)]
             || {
@@ -147,7 +202,14 @@ impl CpuOp<1> for CausalAttention {
                     .enumerate()
                 {
                     let [q, k, v] = qkv.each_ref().map(|x| block_of(&l, x, block));
-                    forward(&l, [q, k, v], weights, y)
+                    let dropout = dropped.as_mut().map(|d| {
+                        let triangle = |x| triangle_of(&l, x, block);
+                        (
+                            triangle(&d.keep),
+                            &mut d.kept[block * l.triangle()..][..l.triangle()],
+                        )
+                    });
+                    forward(&l, [q, k, v], weights, dropout, y)
                 }
             },
         );
@@ -156,6 +218,7 @@ impl CpuOp<1> for CausalAttention {
             layout: l,
             qkv,
             weights,
+            dropped,
         };
         (out, std::sync::Arc::new(saved))
     }
@@ -171,10 +234,12 @@ impl CpuOp<1> for CausalAttention {
             || {
                 for block in 0..l.blocks {
                     let [q, k, v] = saved.qkv.each_ref().map(|x| block_of(&l, x, block));
-                    let weights = &saved.weights[block * l.triangle()..][..l.triangle()];
+                    let weights = triangle_of(&l, &saved.weights, block);
+                    let dropout = (saved.dropped.as_ref())
+                        .map(|d| [&d.keep, &d.kept].map(|x| triangle_of(&l, x, block)));
                     let [dq, dk, dv] = grads.each_mut().map(|x| block_of_mut(&l, x, block));
                     let g = block_of(&l, &g, block);
-                    backward(&l, [q, k, v], weights, g, &mut ds, [dq, dk, dv]);
+                    backward(&l, [q, k, v], weights, dropout, g, &mut ds, [dq, dk, dv]);
                 }
             },
         );
@@ -186,8 +251,17 @@ fn block_of<'a>(l: &Layout, x: &'a [Lanes], block: usize) -> &'a [Lanes] {
     &x[block * l.per_block()..][..l.per_block()]
 }
 
+fn triangle_of<'a>(l: &Layout, x: &'a [Lanes], block: usize) -> &'a [Lanes] {
+    &x[block * l.triangle()..][..l.triangle()]
+}
+
 fn block_of_mut<'a>(l: &Layout, x: &'a mut [Lanes], block: usize) -> &'a mut [Lanes] {
     &mut x[block * l.per_block()..][..l.per_block()]
+}
+
+#[inline(always)]
+fn mul(a: Lanes, b: Lanes) -> Lanes {
+    std::array::from_fn(|l| a[l] * b[l])
 }
 
 #[inline(always)]
@@ -264,12 +338,20 @@ fn weighted_rows(out: &mut [Lanes], w: &[Lanes], m: &[Lanes], hs: usize) {
 }
 
 /// Scores of query i on keys j ≤ i, their softmax over j, and y_i = Σ_j w_ij·v_j, for one
-/// block of `[T, hs]` lanes; `weights` the block's triangle.
+/// block of `[T, hs]` lanes; `weights` the block's triangle. With `dropout` (the block's
+/// keep-factors, and a triangle for the weights times them) y_i = Σ_j w_ij·keep_ij·v_j.
 #[inline(always)]
-fn forward(l: &Layout, [q, k, v]: [&[Lanes]; 3], weights: &mut [Lanes], y: &mut [Lanes]) {
+fn forward(
+    l: &Layout,
+    [q, k, v]: [&[Lanes]; 3],
+    weights: &mut [Lanes],
+    mut dropout: Option<(&[Lanes], &mut [Lanes])>,
+    y: &mut [Lanes],
+) {
     let (hs, scale) = (l.hs, l.scale());
     for i in 0..l.t {
-        let w = &mut weights[row_start(i)..][..=i];
+        let at = row_start(i);
+        let w = &mut weights[at..][..=i];
         against_rows(w, row(q, i, hs), k, hs);
         let mut max = [f32::NEG_INFINITY; LANES];
         for w in w.iter() {
@@ -285,18 +367,31 @@ fn forward(l: &Layout, [q, k, v]: [&[Lanes]; 3], weights: &mut [Lanes], y: &mut 
         for w in w.iter_mut() {
             w.iter_mut().zip(&sum).for_each(|(s, &total)| *s /= total);
         }
+        let w: &[Lanes] = match &mut dropout {
+            Some((keep, kept)) => {
+                let kept = &mut kept[at..][..=i];
+                for ((kept, w), keep) in kept.iter_mut().zip(w.iter()).zip(&keep[at..]) {
+                    *kept = mul(*w, *keep);
+                }
+                kept
+            }
+            None => w,
+        };
         weighted_rows(&mut y[i * hs..][..hs], w, v, hs);
     }
 }
 
 /// With w the weights and g the output's gradient: dw_ij = g_i·v_j, the scores' gradient
 /// ds_ij = w_ij·(dw_ij − Σ_j' w_ij'·dw_ij')·scale, dq_i = Σ_j ds_ij·k_j, and then by columns
-/// dk_j = Σ_i ds_ij·q_i and dv_j = Σ_i w_ij·g_i; for one block, as `forward`.
+/// dk_j = Σ_i ds_ij·q_i and dv_j = Σ_i w_ij·g_i; for one block, as `forward`. With `dropout`
+/// (keep-factors, and the weights times them) dw_ij = g_i·v_j·keep_ij and dv_j = Σ_i
+/// w_ij·keep_ij·g_i.
 #[inline(always)]
 fn backward<'a>(
     l: &Layout,
     [q, k, v]: [&'a [Lanes]; 3],
     weights: &'a [Lanes],
+    dropout: Option<[&'a [Lanes]; 2]>,
     g: &'a [Lanes],
     ds: &'a mut [Lanes],
     [dq, dk, dv]: [&mut [Lanes]; 3],
@@ -306,6 +401,11 @@ fn backward<'a>(
         let at = row_start(i);
         let (w, ds) = (&weights[at..][..=i], &mut ds[at..][..=i]);
         against_rows(ds, row(g, i, hs), v, hs);
+        if let Some([keep, _]) = dropout {
+            ds.iter_mut()
+                .zip(&keep[at..])
+                .for_each(|(ds, &keep)| *ds = mul(*ds, keep));
+        }
         let mut mean = [0.0; LANES];
         for (ds, w) in ds.iter().zip(w) {
             mean = mul_add(mean, *w, *ds);
@@ -318,11 +418,12 @@ fn backward<'a>(
         weighted_rows(&mut dq[i * hs..][..hs], ds, k, hs);
     }
     let ds = &*ds;
+    let kept = dropout.map_or(weights, |[_, kept]| kept);
     for j in 0..l.t {
         // Column j of a triangle (its entries i ≥ j), and the rows i ≥ j of `[T, hs]`.
         let column = |tri: &'a [Lanes]| (j..l.t).map(move |i| &tri[row_start(i) + j]);
         let rows = |m: &'a [Lanes]| (j..l.t).map(move |i| row(m, i, hs));
         combine(&mut dk[j * hs..][..hs], 1, column(ds).zip(rows(q)));
-        combine(&mut dv[j * hs..][..hs], 1, column(weights).zip(rows(g)));
+        combine(&mut dv[j * hs..][..hs], 1, column(kept).zip(rows(g)));
     }
 }

@@ -41,7 +41,7 @@ use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, TensorPrimitive};
 
 pub use activations::{gelu, log_softmax, sigmoid, tanh};
-pub use attention::causal_attention;
+pub use attention::{causal_attention, square_keep, triangle_len};
 pub use causal_mean::causal_mean;
 pub use layer_norm::layer_norm;
 pub use linear::dense;
@@ -231,9 +231,9 @@ mod tests {
     use burn::tensor::Distribution;
 
     use super::linear::by_rows;
-    use super::{causal_attention, causal_mean, dense, layer_norm};
+    use super::{causal_attention, causal_mean, dense, layer_norm, triangle_len};
     use crate::models::bow::average;
-    use crate::models::transformer::{Dropout, attend};
+    use crate::models::transformer::attend;
 
     type B = Autodiff<Flex>;
 
@@ -301,10 +301,27 @@ mod tests {
     fn attention_matches_burns_operations() {
         // 3 items × 3 heads: 9 lanes, one more than a block of 8.
         let qkv = random([3, 7, 3 * 12]);
-        let fused = |x| causal_attention(x, 3, |_| panic!("the CPU backend fuses it"));
-        check("attention", qkv, &[], &[], fused, |x| {
-            let mut none = Dropout { p: 0.0, rng: None };
-            attend(x, 3, &mut none)
+        let fused = |x| causal_attention(x, 3, None, |_| panic!("the CPU backend fuses it"));
+        check("attention", qkv, &[], &[], fused, |x| attend(x, 3, None));
+    }
+
+    /// With dropout's keep-factors (every tenth weight dropped, the rest scaled as by p = 0.1),
+    /// the weights times them weigh the values, forward and back.
+    #[test]
+    fn attention_with_dropout_matches_burns_operations() {
+        let (batch, heads, t) = (3, 3, 7);
+        let keep: Vec<f32> = (0..triangle_len(batch, heads, t))
+            .map(|i| if i % 10 == 3 { 0.0 } else { 1.0 / 0.9 })
+            .collect();
+        let keep: std::sync::Arc<[f32]> = keep.into();
+        let qkv = random([batch, t, 3 * 12]);
+        let fused = |x| {
+            causal_attention(x, heads, Some(keep.clone()), |_| {
+                panic!("the CPU backend fuses it")
+            })
+        };
+        check("attention with dropout", qkv, &[], &[], fused, |x| {
+            attend(x, heads, Some(&keep))
         });
     }
 
