@@ -216,8 +216,7 @@ fn decoding_position_by_position_gives_the_forward_pass() {
 }
 
 /// Dropout is for training only: evaluating a Transformer configured with dropout computes, to
-/// the bit, what the same weights without it compute (the fused attention, not burn's slower
-/// operations that training with dropout needs).
+/// the bit, what the same weights without it compute (the fused attention with no keep-factors).
 #[test]
 fn evaluation_does_not_pay_for_dropout() {
     let dir = tempfile::tempdir().unwrap();

@@ -41,6 +41,32 @@ impl<B: Backend> Bow<B> {
     }
 }
 
+impl<B: Backend> Bow<B> {
+    /// One position of `forward` in evaluation: the next-token logits `[count, V]` after
+    /// `tokens` `[count]` at position `t`, where `sum` holds the sum of positions 0..t's
+    /// embeddings (`None` for t = 0) and takes position t's: the running sum `causal_mean` keeps,
+    /// added in the same order.
+    pub(super) fn decode(
+        &self,
+        tokens: Tensor<B, 1, Int>,
+        t: usize,
+        sum: &mut Option<Tensor<B, 2>>,
+    ) -> Tensor<B, 2> {
+        let c = self.wte.weight.dims()[1];
+        let position = self.wpe.weight.val().slice([t..t + 1, 0..c]);
+        let x = self.wte.weight.val().select(0, tokens) + position;
+        let total = match sum.take() {
+            Some(total) => total + x.clone(),
+            None => x.clone(),
+        };
+        let mean = total.clone().mul_scalar(1.0 / (t + 1) as f32);
+        *sum = Some(total);
+        let x = x + mean;
+        let x = x.clone() + dense(&self.c_proj, tanh(dense(&self.c_fc, x)));
+        dense(&self.lm_head, x)
+    }
+}
+
 /// Each position's mean with every earlier one, as a product with the averaging matrix (row i:
 /// 1/(i+1) on columns 0..=i): what `causal_mean` computes in one pass on the CPU.
 pub(super) fn average<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {

@@ -63,13 +63,18 @@ impl<B: Backend> Cnn<B> {
         Cnn { wte, layers, head }
     }
 
+    /// How many tokens a position reads: itself and those before it, 2^n_layer in all.
+    pub(super) fn context(&self) -> usize {
+        1 << self.layers.len()
+    }
+
     /// Evaluating, every position of every row. Training, where each row holds one example
     /// (see `Model::trains_on_examples`), only the row's last real position, where its target
     /// is: the others get zero logits, and their targets are ignored anyway.
     pub fn forward(&self, idx: Tensor<B, 2, Int>, training: bool) -> Tensor<B, 3> {
         let [b, t] = idx.dims();
         let device = idx.device();
-        let context = 1 << self.layers.len();
+        let context = self.context();
         // Row (b, t) of the contexts: the tokens at t - context + 1 ..= t, oldest first, with start
         // tokens before the sequence (the lecture pads with '.').
         let shifted = (0..context)

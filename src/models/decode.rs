@@ -1,8 +1,8 @@
 //! Generating one position at a time: what a model carries from each new token to the next, so
 //! that a token costs the same however long the prefix before it. The Transformer keeps each
-//! layer's keys and values, the recurrent families their state, and the mlp reads the window
-//! of its context: each computes only the new position. The bigram reads the last token; the
-//! cnn and bow run their (cheap) forward pass over every token so far.
+//! layer's keys and values, the recurrent families their state, the bag of words its running
+//! sum, and the mlp reads the window of its context: each computes only the new position. The
+//! bigram reads the last token; the cnn runs its forward pass over the window it reads.
 
 use burn::prelude::*;
 
@@ -18,6 +18,8 @@ pub struct Decoder<B: Backend> {
 enum Carried<B: Backend> {
     Keys(Vec<transformer::Cache<B>>),
     State(Option<recurrent::Carried<B>>),
+    /// The bag of words' sum of the embeddings so far.
+    Sum(Option<Tensor<B, 2>>),
     /// The last `window` tokens of each sequence.
     Tokens {
         rows: Vec<Vec<i32>>,
@@ -36,8 +38,9 @@ impl<B: Backend> Model<B> {
             Model::Transformer(_) => Carried::Keys(Vec::new()),
             Model::Recurrent(_) => Carried::State(None),
             Model::Bigram(_) => tokens(1),
+            Model::Bow(_) => Carried::Sum(None),
             Model::Mlp(m) => tokens(m.block_size()),
-            Model::Cnn(_) | Model::Bow(_) => tokens(usize::MAX),
+            Model::Cnn(m) => tokens(m.context()),
         };
         Decoder { t: 0, carried }
     }
@@ -54,6 +57,7 @@ impl<B: Backend> Decoder<B> {
         match (model, &mut self.carried) {
             (Model::Transformer(m), Carried::Keys(caches)) => m.decode(column(), t, caches),
             (Model::Recurrent(m), Carried::State(carried)) => m.decode(column(), carried),
+            (Model::Bow(m), Carried::Sum(sum)) => m.decode(column(), t, sum),
             (model, Carried::Tokens { rows, window }) => {
                 rows.resize_with(count, Vec::new);
                 for (row, &token) in rows.iter_mut().zip(tokens) {
