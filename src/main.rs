@@ -259,6 +259,10 @@ fn bench(request: &BenchRequest) -> Result<()> {
     let gflops = report.gemm_gflops;
     println!("f32 matrix product 1024x1024x1024: {gflops:.1} GFLOP/s");
     println!(
+        "tok/s: positions per second, every item padded to the data's longest (the cnn's and \
+         mlp's training: examples), in training and in evaluation alike"
+    );
+    println!(
         "metrics s: the generation metrics at one temperature, as a run ends (generation.count \
          samples, the judge fitted); in brackets, against 2,000 training steps at the median"
     );
