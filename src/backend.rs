@@ -6,6 +6,9 @@
 //! names the concrete types. Checkpoints hold f32 values whatever the backend, so a run trained on
 //! one resumes, samples and scores on the other.
 
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use burn::backend::{Autodiff, Flex, NdArray};
 
 use crate::config::{BackendConfig, BackendName};
@@ -106,6 +109,72 @@ pub fn use_threads(threads: usize) {
     }
 }
 
+/// Cores this process may take while the others it shares them with are idle (a sweep's worker
+/// whose fellow workers wait for the last trials of a rung); set once, by `share_idle_cores`.
+static SHARED: std::sync::OnceLock<Shared> = std::sync::OnceLock::new();
+
+/// How often a worker looks again at how many of its fellows are busy.
+const RECHECK: Duration = Duration::from_secs(1);
+
+struct Shared {
+    cores: usize,
+    /// How many processes on this host are at work now, this one included.
+    busy: Box<dyn Fn() -> usize + Send + Sync>,
+    /// When `busy` was last asked, and the pool it then chose (none: the process's own).
+    current: Mutex<(Option<Instant>, Option<Arc<rayon::ThreadPool>>)>,
+}
+
+impl Shared {
+    /// The threads to compute on when `busy` processes share the cores: an equal share, never
+    /// fewer than the process's own `base`.
+    fn threads(&self, base: usize, busy: usize) -> usize {
+        (self.cores / busy.max(1)).max(base)
+    }
+
+    /// A pool larger than the process's own when cores are idle; `None` otherwise.
+    fn pool(&self) -> Option<Arc<rayon::ThreadPool>> {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let (checked, pool) = &mut *current;
+        if checked.is_none_or(|at| at.elapsed() >= RECHECK) {
+            *checked = Some(Instant::now());
+            // Asked outside any pool, rayon names the process's own.
+            let base = rayon::current_num_threads();
+            let want = self.threads(base, (self.busy)());
+            let size = pool.as_ref().map_or(base, |p| p.current_num_threads());
+            if want != size {
+                *pool = (want > base)
+                    .then(|| {
+                        rayon::ThreadPoolBuilder::new()
+                            .num_threads(want)
+                            .build()
+                            .ok()
+                    })
+                    .flatten()
+                    .map(Arc::new);
+            }
+        }
+        pool.clone()
+    }
+}
+
+/// From now on `idle_cores_pool` may spread work over the cores of this host that the processes
+/// `busy` counts (this one among them) leave idle. The numbers do not depend on the thread
+/// count, so nothing but the time changes.
+pub fn share_idle_cores(busy: impl Fn() -> usize + Send + Sync + 'static) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let _ = SHARED.set(Shared {
+        cores,
+        busy: Box::new(busy),
+        current: Mutex::new((None, None)),
+    });
+}
+
+/// A pool larger than the process's own, taking the idle cores `share_idle_cores` allows;
+/// `None` while there are none (or nothing allows it): compute on the process's own.
+pub fn idle_cores_pool() -> Option<Arc<rayon::ThreadPool>> {
+    SHARED.get().and_then(Shared::pool)
+}
+
 #[cfg(feature = "cuda")]
 mod cuda {
     use crate::error::{Error, Result};
@@ -162,5 +231,39 @@ mod cuda {
         let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
         config.compilation.cache.get_or_insert(CacheConfig::Target);
         CubeClRuntimeConfig::set(config);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Four busy processes on four cores keep their own threads; alone, one takes all four.
+    #[test]
+    fn a_process_takes_the_cores_its_idle_fellows_leave() {
+        let base = rayon::current_num_threads();
+        let busy = Arc::new(AtomicUsize::new(4));
+        let shared = Shared {
+            cores: 4 * base,
+            busy: Box::new({
+                let busy = busy.clone();
+                move || busy.load(Ordering::Relaxed)
+            }),
+            current: Mutex::new((None, None)),
+        };
+        assert_eq!(shared.threads(base, 4), base);
+        assert_eq!(shared.threads(base, 2), 2 * base);
+        assert_eq!(shared.threads(3 * base, 2), 3 * base, "never below its own");
+        assert!(shared.pool().is_none());
+        busy.store(1, Ordering::Relaxed);
+        assert!(shared.pool().is_none(), "asks again only after a while");
+        shared.current.lock().unwrap().0 = None;
+        let pool = shared.pool().expect("idle cores");
+        assert_eq!(pool.install(rayon::current_num_threads), 4 * base);
+        busy.store(4, Ordering::Relaxed);
+        shared.current.lock().unwrap().0 = None;
+        assert!(shared.pool().is_none(), "gives them back");
     }
 }

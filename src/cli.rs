@@ -158,6 +158,10 @@ pub struct SweepArgs {
     /// Run exactly this trial (default: SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX if set).
     #[arg(long)]
     pub index: Option<usize>,
+    /// With --index: take the cores of this host that the sweep's other workers leave idle
+    /// (the sweep passes it to the workers it starts).
+    #[arg(long, hide = true, requires = "index")]
+    pub share_cores: bool,
     /// List the trials and what would be run, resumed, retried or skipped.
     #[arg(long)]
     pub dry_run: bool,
@@ -179,6 +183,7 @@ impl From<SweepArgs> for SweepRequest {
             runs: args.runs,
             jobs: args.jobs,
             index: args.index,
+            share_cores: args.share_cores,
             dry_run: args.dry_run,
             fail_fast: args.fail_fast,
             emit: args.emit,

@@ -321,6 +321,31 @@ fn the_manifest_is_written_under_a_lock() {
     assert_eq!(manifest(dir.path())[0].2, "done");
 }
 
+/// A worker the sweep starts (`--share-cores`) takes the cores its fellows on this host leave
+/// idle: alone, every core, as its log says; its numbers are those of its own one thread.
+#[test]
+fn a_lone_worker_takes_the_idle_cores_with_the_same_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    grid(dir.path(), "");
+    let id = dry_run_ids(dir.path(), &[])[0].1.clone();
+    let trial = |runs: &str, share: &[&str]| {
+        let mut args = vec!["--index", "0", "--runs", runs];
+        args.extend_from_slice(share);
+        let out = sweep(dir.path(), &args, &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let run = dir.path().join(runs).join("g").join(&id);
+        let log = std::fs::read_to_string(run.join("train.log")).unwrap();
+        (losses(&run), log)
+    };
+    let (shared, log) = trial("shared", &["--share-cores"]);
+    let (own, own_log) = trial("own", &[]);
+    assert_eq!(shared, own);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let grew = format!("step 1: on {cores} threads, cores the sweep's other workers left idle");
+    assert_eq!(log.contains(&grew), cores > 1, "{log}");
+    assert!(!own_log.contains("threads, cores"), "{own_log}");
+}
+
 #[test]
 fn an_index_runs_exactly_one_trial() {
     let dir = tempfile::tempdir().unwrap();

@@ -124,6 +124,27 @@ pub fn is_held(dir: &Path, id: &str) -> bool {
         .is_some_and(|g| live_holder(dir, &claim_path(dir, id, g)).is_ok_and(|h| h.is_some()))
 }
 
+/// How many trials live workers on this host hold in `dir`.
+pub fn held_here(dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut ids: Vec<String> = entries
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| !name.starts_with('.'))
+        .filter_map(|name| Some(name.rsplit_once('.')?.0.to_string()))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let here = hostname();
+    let held_here = |id: &String| {
+        let newest = claim_path(dir, id, newest(dir, id)?);
+        let holder = live_holder(dir, &newest).ok()??;
+        Some(holder.host == here)
+    };
+    ids.iter().filter(|id| held_here(id) == Some(true)).count()
+}
+
 fn claim_path(dir: &Path, id: &str, generation: u32) -> PathBuf {
     dir.join(format!("{id}.{generation}"))
 }

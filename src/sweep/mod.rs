@@ -43,6 +43,8 @@ pub struct SweepRequest {
     pub jobs: u16,
     /// Run exactly this trial (default: SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX if set).
     pub index: Option<usize>,
+    /// A worker the sweep started here: it takes the cores its fellows leave idle.
+    pub share_cores: bool,
     pub dry_run: bool,
     pub fail_fast: bool,
     pub emit: Option<Emit>,
@@ -87,6 +89,12 @@ pub fn sweep(request: &SweepRequest, say: &mut dyn FnMut(Event)) -> Result<()> {
     };
     if let Some(index) = index {
         trial_at(&grid, index)?;
+    }
+    if request.share_cores {
+        // The sweep's workers on this host share its cores equally among those at work (with a
+        // trial claimed), so that the last trials of a rung or of a grid take the idle ones.
+        let claims = dir.join("claims");
+        crate::backend::share_idle_cores(move || claim::held_here(&claims));
     }
     check_readable(&grid, &dir)?;
     fs::create_dir_all(&dir)

@@ -200,6 +200,7 @@ fn spawn_trial(request: &SweepRequest, trial: &Trial, threads: usize, log: &Path
         .arg(&request.runs)
         .arg("--index")
         .arg(trial.index.to_string())
+        .arg("--share-cores")
         .args(request.sets.iter().flat_map(|s| ["--set", s.as_str()]))
         .env("MAKEMORE_BACKEND__THREADS", threads.to_string())
         .env("RAYON_NUM_THREADS", threads.to_string())

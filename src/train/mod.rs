@@ -10,6 +10,7 @@ mod average;
 mod evaluation;
 mod step;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -116,19 +117,29 @@ fn optimize<B: AutodiffBackend>(
         true => Ended::Paused,
         false => Ended::Finished,
     };
+    // The threads taken from idle cores (a sweep's worker), to say when they change.
+    let mut taken = None;
     for step in first..=last {
         let timer = Instant::now();
         let lr = optim::learning_rate(s, step - 1);
         let loss;
-        (model, loss) = train_step(
-            model,
-            &mut optimizer,
-            &mut state.batcher,
-            step,
-            experiment,
-            data,
-            &device,
-        );
+        let pool = idle_cores(step, &mut taken, session)?;
+        let batcher = &mut state.batcher;
+        let work = || {
+            train_step(
+                model,
+                &mut optimizer,
+                batcher,
+                step,
+                experiment,
+                data,
+                &device,
+            )
+        };
+        (model, loss) = match pool {
+            Some(pool) => pool.install(work),
+            None => work(),
+        };
         if let Some(average) = &mut state.average {
             average.update(&model.valid());
         }
@@ -159,6 +170,30 @@ fn optimize<B: AutodiffBackend>(
         save(&model, optimizer.encode()?, &state, false, session)?;
     }
     Ok((ended, model))
+}
+
+/// The pool of idle cores to take for the next step (`backend::idle_cores_pool`), and a line in
+/// the log when the threads it gives change from `taken`.
+fn idle_cores<D>(
+    step: usize,
+    taken: &mut Option<usize>,
+    session: &mut Session<D>,
+) -> Result<Option<Arc<rayon::ThreadPool>>> {
+    let pool = crate::backend::idle_cores_pool();
+    let threads = pool.as_ref().map(|pool| pool.current_num_threads());
+    if threads != *taken {
+        *taken = threads;
+        let line = match threads {
+            Some(n) => {
+                format!("step {step}: on {n} threads, cores the sweep's other workers left idle")
+            }
+            None => {
+                format!("step {step}: back on its own threads, the sweep's other workers at work")
+            }
+        };
+        say(session, &line)?;
+    }
+    Ok(pool)
 }
 
 /// The optimizer, the first step to take and the loop's state: a checkpoint's (the optimizer's
