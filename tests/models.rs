@@ -5,7 +5,7 @@ mod common;
 use burn::prelude::*;
 use makemore::config::{Experiment, ModelConfig, ModelType};
 use makemore::data::Dataset;
-use makemore::models::{Mode, Model};
+use makemore::models::{Mode, Model, target_nll, token_nll};
 use makemore::train::evaluate;
 
 type B = burn::backend::Flex;
@@ -232,6 +232,47 @@ fn evaluation_does_not_pay_for_dropout() {
         logits(&build(&with, &data), &a),
         logits(&build(&small, &data), &a)
     );
+}
+
+/// Evaluation's log-probabilities (the bigram's from its table normalised once) are each
+/// position's logits normalised: against an f64 log-softmax, and the same losses, bit for bit,
+/// as the loss computed from the logits.
+#[test]
+fn evaluation_normalises_each_positions_logits() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = names_shaped(dir.path());
+    let batch: Vec<i32> = (0..32).map(|i| i * 7 % 27).collect();
+    let x = || Tensor::from_data(TensorData::new(batch.clone(), [4, 8]), &Default::default());
+    let targets: Tensor<B, 2, Int> = Tensor::from_data(
+        TensorData::new((0..32).map(|i: i32| i * 5 % 27).collect(), [4, 8]),
+        &Default::default(),
+    );
+    for config in every_family() {
+        let model = build(&config, &data);
+        let logits = model.forward(x(), Mode::Eval);
+        let ours: Vec<f32> = model.log_probs(x()).into_data().to_vec().unwrap();
+        let flat: Vec<f32> = logits.clone().into_data().to_vec().unwrap();
+        for (row, logged) in flat.chunks(27).zip(ours.chunks(27)) {
+            let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+            let log_sum = row
+                .iter()
+                .map(|&v| (v as f64 - max).exp())
+                .sum::<f64>()
+                .ln();
+            for (&v, &l) in row.iter().zip(logged) {
+                let reference = v as f64 - max - log_sum;
+                assert!(
+                    (l as f64 - reference).abs() < 1e-5,
+                    "{config:?}: {l} vs {reference}"
+                );
+            }
+        }
+        let from_logits = token_nll(logits, targets.clone()).0.into_data();
+        let from_log_probs = target_nll(model.log_probs(x()), targets.clone())
+            .0
+            .into_data();
+        assert_eq!(from_log_probs, from_logits, "{config:?}");
+    }
 }
 
 /// The mlp and the recurrent cells take the input's share of a layer from per-token tables when

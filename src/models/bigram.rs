@@ -6,6 +6,7 @@ use burn::prelude::*;
 use burn::tensor::module::embedding;
 
 use super::init::Init;
+use super::log_softmax;
 use crate::data::Split;
 
 #[derive(Module, Debug)]
@@ -56,5 +57,10 @@ impl<B: Backend> Bigram<B> {
     /// `[B, T]` tokens → `[B, T, V]` logits; position t sees token t only.
     pub fn forward(&self, idx: Tensor<B, 2, Int>) -> Tensor<B, 3> {
         embedding(self.logits.val(), idx)
+    }
+
+    /// `[B, T]` tokens → `[B, T, V]` log-probabilities: the rows of the normalised table.
+    pub fn log_probs(&self, idx: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        embedding(log_softmax(self.logits.val()), idx)
     }
 }

@@ -141,6 +141,17 @@ impl<B: Backend> Model<B> {
         }
     }
 
+    /// `[B, T]` tokens → `[B, T, V]` next-token log-probabilities in evaluation: `forward`'s
+    /// logits normalised. The bigram's depend on the current token alone, so it normalises its
+    /// table's rows once instead of a row per position (the same values: each row is normalised
+    /// on its own).
+    pub fn log_probs(&self, idx: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        match self {
+            Model::Bigram(m) => m.log_probs(idx),
+            _ => normalise(self.forward(idx, Mode::Eval)),
+        }
+    }
+
     /// `[B, T]` tokens → `[B, T, V]` next-token logits; position t depends on tokens ≤ t only.
     pub fn forward(&self, idx: Tensor<B, 2, Int>, mode: Mode) -> Tensor<B, 3> {
         match self {
@@ -173,8 +184,22 @@ pub fn token_nll<B: Backend>(
     logits: Tensor<B, 3>,
     targets: Tensor<B, 2, Int>,
 ) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    target_nll(normalise(logits), targets)
+}
+
+/// `log_softmax` of `[B, T, V]` logits over V, position by position.
+fn normalise<B: Backend>(logits: Tensor<B, 3>) -> Tensor<B, 3> {
     let [b, t, v] = logits.dims();
-    let log_probs = log_softmax(logits.reshape([b * t, v]));
+    log_softmax(logits.reshape([b * t, v])).reshape([b, t, v])
+}
+
+/// `token_nll` from `[B, T, V]` log-probabilities instead of logits.
+pub fn target_nll<B: Backend>(
+    log_probs: Tensor<B, 3>,
+    targets: Tensor<B, 2, Int>,
+) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    let [b, t, v] = log_probs.dims();
+    let log_probs = log_probs.reshape([b * t, v]);
     let targets = targets.reshape([b * t, 1]);
     let counted = targets.clone().greater_equal_elem(0);
     let picked = log_probs.gather(1, targets.clamp_min(0));

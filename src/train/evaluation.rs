@@ -14,7 +14,7 @@ use crate::checkpoint::Checkpoint;
 use crate::data::{self, Dataset, Split, SplitName};
 use crate::files::write_atomic;
 use crate::generation;
-use crate::models::{Mode, Model, token_nll};
+use crate::models::{Model, target_nll};
 use crate::optim;
 use crate::rng::{Stream, rng};
 use crate::rundir::{Kind, MetricRow};
@@ -288,7 +288,7 @@ pub fn evaluate<B: Backend>(
     let batch = |chunk: &[usize]| {
         let items: Vec<&[usize]> = chunk.iter().map(|&i| split.tokens[i].as_slice()).collect();
         let (x, y) = data::batch::<B>(&items, data.seq_len, device);
-        let (nll, counted) = token_nll(model.forward(x, Mode::Eval), y);
+        let (nll, counted) = target_nll(model.log_probs(x), y);
         let per_item = nll.clone().sum_dim(1).into_data().to_vec::<f32>();
         let sum = nll.sum().into_scalar().elem::<f64>();
         let n = counted.sum().into_scalar().elem::<f64>();
