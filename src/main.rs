@@ -257,7 +257,10 @@ fn bench(request: &BenchRequest) -> Result<()> {
         report.threads, report.cpu, report.cores, request.warmup, request.steps
     );
     let gflops = report.gemm_gflops;
-    println!("f32 matrix product 1024x1024x1024: {gflops:.1} GFLOP/s");
+    println!(
+        "f32 matrix product 1024x1024x1024: {gflops:.1} GFLOP/s (the better of before and after \
+         the families)"
+    );
     println!(
         "tok/s: positions per second, every item padded to the data's longest (the cnn's and \
          mlp's training: examples), in training and in evaluation alike"
