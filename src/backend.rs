@@ -142,15 +142,11 @@ impl Shared {
             let want = self.threads(base, (self.busy)());
             let size = pool.as_ref().map_or(base, |p| p.current_num_threads());
             if want != size {
-                *pool = (want > base)
-                    .then(|| {
-                        rayon::ThreadPoolBuilder::new()
-                            .num_threads(want)
-                            .build()
-                            .ok()
-                    })
-                    .flatten()
-                    .map(Arc::new);
+                let builder = rayon::ThreadPoolBuilder::new().num_threads(want);
+                *pool = match want > base {
+                    true => builder.build().ok().map(Arc::new),
+                    false => None,
+                };
             }
         }
         pool.clone()

@@ -13,6 +13,7 @@
 //! file was rewritten within `STALE`, judged by the file system's own clock (the modification time
 //! of a file written just now), so the clocks of two machines are never compared.
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -124,25 +125,31 @@ pub fn is_held(dir: &Path, id: &str) -> bool {
         .is_some_and(|g| live_holder(dir, &claim_path(dir, id, g)).is_ok_and(|h| h.is_some()))
 }
 
-/// How many trials live workers on this host hold in `dir`.
+/// How many trials live workers on this host hold in `dir`. Asked every second by a worker that
+/// shares idle cores: one listing finds each trial's newest claim (numbered from 0 without gaps)
+/// and only this host's holders are checked, which needs no probe of the file system's clock.
 pub fn held_here(dir: &Path) -> usize {
     let Ok(entries) = fs::read_dir(dir) else {
         return 0;
     };
-    let mut ids: Vec<String> = entries
-        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter(|name| !name.starts_with('.'))
-        .filter_map(|name| Some(name.rsplit_once('.')?.0.to_string()))
-        .collect();
-    ids.sort();
-    ids.dedup();
+    let mut newest: HashMap<String, u32> = HashMap::new();
+    for name in entries.filter_map(|entry| entry.ok()?.file_name().into_string().ok()) {
+        // Temporary files and clock probes have no number after their last dot.
+        let Some((id, generation)) = name.rsplit_once('.') else {
+            continue;
+        };
+        let Ok(generation) = generation.parse::<u32>() else {
+            continue;
+        };
+        let seen = newest.entry(id.to_string()).or_insert(generation);
+        *seen = (*seen).max(generation);
+    }
     let here = hostname();
-    let held_here = |id: &String| {
-        let newest = claim_path(dir, id, newest(dir, id)?);
-        let holder = live_holder(dir, &newest).ok()??;
-        Some(holder.host == here)
+    let held_here = |(id, generation): (&String, &u32)| {
+        holder_at(&claim_path(dir, id, *generation))
+            .is_some_and(|h| h.host == here && alive(h.pid, h.start))
     };
-    ids.iter().filter(|id| held_here(id) == Some(true)).count()
+    newest.iter().filter(|&claim| held_here(claim)).count()
 }
 
 fn claim_path(dir: &Path, id: &str, generation: u32) -> PathBuf {
@@ -174,12 +181,16 @@ fn create(path: &Path, holder: &Holder) -> anyhow::Result<bool> {
     }
 }
 
-/// The holder of the claim at `path` if it is alive.
-fn live_holder(dir: &Path, path: &Path) -> anyhow::Result<Option<Holder>> {
-    let Some(holder) = fs::read_to_string(path)
+/// Who the claim at `path` names, if it names anyone.
+fn holder_at(path: &Path) -> Option<Holder> {
+    fs::read_to_string(path)
         .ok()
         .and_then(|t| Holder::parse(&t))
-    else {
+}
+
+/// The holder of the claim at `path` if it is alive.
+fn live_holder(dir: &Path, path: &Path) -> anyhow::Result<Option<Holder>> {
+    let Some(holder) = holder_at(path) else {
         return Ok(None);
     };
     let live = if holder.host == hostname() {
@@ -291,6 +302,38 @@ mod tests {
         assert!(!is_held(dir.path(), "t"));
         let again = Claim::take(dir.path(), "t").unwrap().unwrap();
         assert_eq!(again.path, claim_path(dir.path(), "t", 1));
+    }
+
+    /// Only trials whose newest claim a live process of this host holds count: not a released
+    /// one, not one whose holder died, not another host's, not a temporary file.
+    #[test]
+    fn held_here_counts_this_hosts_live_claims() {
+        let dir = tempfile::tempdir().unwrap();
+        let (host, me, start) = (
+            hostname(),
+            std::process::id(),
+            process_start(std::process::id()),
+        );
+        let live = format!("{host} {me} {} 1\n", start.unwrap_or(0));
+        assert_eq!(held_here(&dir.path().join("none")), 0);
+        let _a = Claim::take(dir.path(), "a").unwrap().unwrap();
+        drop(Claim::take(dir.path(), "b").unwrap().unwrap());
+        plant(dir.path(), "c", 0, &format!("{host} {} 0 1\n", dead_pid()));
+        plant(dir.path(), "c", 1, &live);
+        plant(dir.path(), "d", 0, &live);
+        plant(dir.path(), "d", 1, &format!("{host} {} 0 1\n", dead_pid()));
+        for generation in 0..2 {
+            plant(
+                dir.path(),
+                "f",
+                generation,
+                &format!("{host} {} 0 1\n", dead_pid()),
+            );
+        }
+        plant(dir.path(), "f", 2, &live);
+        plant(dir.path(), "e", 0, &format!("elsewhere-{host} {me} 0 1\n"));
+        fs::write(dir.path().join(".x1234.tmp"), &live).unwrap();
+        assert_eq!(held_here(dir.path()), 3, "a, c and f");
     }
 
     #[test]
