@@ -11,7 +11,7 @@ use burn::prelude::*;
 use burn::tensor::TensorMetadata;
 use burn::tensor::activation;
 
-use super::{CpuOp, exp, on_cpu, primitive, sum, tensor, values, vectorised};
+use super::{CpuOp, exp, on_cpu, primitive, sum, tensor, values, vectorised, written};
 
 /// σ(x) = 1 / (1 + e⁻ˣ).
 pub fn sigmoid<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
@@ -39,9 +39,9 @@ trait Fused: Send + std::fmt::Debug + 'static {
     /// Whether the backward pass needs the input (else the output).
     const KEEPS_INPUT: bool;
     /// The output from the input; `row` is the length of the last dimension.
-    fn forward(input: &[f32], output: &mut [f32], row: usize);
-    /// The gradient of the output into that of the input, given the kept tensor.
-    fn backward(kept: &[f32], grad: &mut [f32], row: usize);
+    fn forward(input: &[f32], row: usize) -> Vec<f32>;
+    /// The gradient of the input from that of the output, given the kept tensor.
+    fn backward(kept: &[f32], grad: &[f32], row: usize) -> Vec<f32>;
 }
 
 /// An elementwise function and its derivative, given the tensor the forward pass kept.
@@ -107,15 +107,13 @@ impl CpuOp<1> for Gelu {
     type State = std::sync::Arc<(FlexTensor, Vec<f32>)>;
 
     fn forward(&self, [x]: [&FlexTensor; 1]) -> (FlexTensor, Self::State) {
-        let n = values(x).len();
-        let (mut out, mut gates) = (vec![0.0; n], vec![0.0; n]);
-        vectorised(
+        let input = values(x);
+        let (out, gates) = vectorised(
             #[inline(always)]
             || {
-                for ((o, s), &x) in out.iter_mut().zip(&mut gates).zip(values(x)) {
-                    *s = Gelu::gate(x);
-                    *o = x * *s;
-                }
+                let gates = written(input.len(), input.iter().map(|&x| Gelu::gate(x)));
+                let out = input.iter().zip(&gates).map(|(&x, &s)| x * s);
+                (written(input.len(), out), gates)
             },
         );
         let state = std::sync::Arc::new((x.clone(), gates));
@@ -124,13 +122,12 @@ impl CpuOp<1> for Gelu {
 
     fn backward(&self, state: Self::State, grad: &FlexTensor) -> [FlexTensor; 1] {
         let (x, gates) = &*state;
-        let mut grad = values(grad).to_vec();
-        vectorised(
+        let grad = vectorised(
             #[inline(always)]
             || {
-                for ((g, &x), &s) in grad.iter_mut().zip(values(x)).zip(gates) {
-                    *g *= Gelu::derivative(x, s);
-                }
+                let terms = values(grad).iter().zip(values(x).iter().zip(gates));
+                let grad = terms.map(|(&g, (&x, &s))| g * Gelu::derivative(x, s));
+                written(gates.len(), grad)
             },
         );
         [tensor(grad, x.shape())]
@@ -140,17 +137,13 @@ impl CpuOp<1> for Gelu {
 impl<P: Pointwise> Fused for P {
     const KEEPS_INPUT: bool = P::KEEPS_INPUT;
     #[inline(always)]
-    fn forward(input: &[f32], output: &mut [f32], _: usize) {
-        output
-            .iter_mut()
-            .zip(input)
-            .for_each(|(o, x)| *o = P::value(*x));
+    fn forward(input: &[f32], _: usize) -> Vec<f32> {
+        written(input.len(), input.iter().map(|&x| P::value(x)))
     }
     #[inline(always)]
-    fn backward(kept: &[f32], grad: &mut [f32], _: usize) {
-        grad.iter_mut()
-            .zip(kept)
-            .for_each(|(g, k)| *g *= P::derivative(*k));
+    fn backward(kept: &[f32], grad: &[f32], _: usize) -> Vec<f32> {
+        let terms = grad.iter().zip(kept);
+        written(grad.len(), terms.map(|(&g, &k)| g * P::derivative(k)))
     }
 }
 
@@ -161,9 +154,11 @@ struct LogSoftmax;
 
 impl Fused for LogSoftmax {
     const KEEPS_INPUT: bool = false;
-    // Each loop that calls `exp` writes an element per element, so that it vectorises.
+    // Each loop that calls `exp` writes an element per element, so that it vectorises. Its
+    // rows are short (the vocabulary), written in two passes each: zeroed first.
     #[inline(always)]
-    fn forward(input: &[f32], output: &mut [f32], row: usize) {
+    fn forward(input: &[f32], row: usize) -> Vec<f32> {
+        let mut output = vec![0.0; input.len()];
         for (x, out) in input.chunks_exact(row).zip(output.chunks_exact_mut(row)) {
             let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
             out.iter_mut().zip(x).for_each(|(o, &v)| *o = exp(v - max));
@@ -172,15 +167,18 @@ impl Fused for LogSoftmax {
                 .zip(x)
                 .for_each(|(o, &v)| *o = v - max - log_sum);
         }
+        output
     }
     #[inline(always)]
-    fn backward(kept: &[f32], grad: &mut [f32], row: usize) {
+    fn backward(kept: &[f32], grad: &[f32], row: usize) -> Vec<f32> {
+        let mut grad = grad.to_vec();
         for (log_p, g) in kept.chunks_exact(row).zip(grad.chunks_exact_mut(row)) {
             let total = sum(g);
             g.iter_mut()
                 .zip(log_p)
                 .for_each(|(g, &l)| *g -= exp(l) * total);
         }
+        grad
     }
 }
 
@@ -199,10 +197,9 @@ impl<F: Fused> CpuOp<1> for Activation<F> {
     type State = FlexTensor;
 
     fn forward(&self, [x]: [&FlexTensor; 1]) -> (FlexTensor, FlexTensor) {
-        let mut out = vec![0.0; values(x).len()];
-        vectorised(
+        let out = vectorised(
             #[inline(always)]
-            || F::forward(values(x), &mut out, last_dim(x)),
+            || F::forward(values(x), last_dim(x)),
         );
         let out = tensor(out, x.shape());
         let kept = if F::KEEPS_INPUT {
@@ -214,10 +211,9 @@ impl<F: Fused> CpuOp<1> for Activation<F> {
     }
 
     fn backward(&self, kept: FlexTensor, grad: &FlexTensor) -> [FlexTensor; 1] {
-        let mut grad = values(grad).to_vec();
-        vectorised(
+        let grad = vectorised(
             #[inline(always)]
-            || F::backward(values(&kept), &mut grad, last_dim(&kept)),
+            || F::backward(values(&kept), values(grad), last_dim(&kept)),
         );
         [tensor(grad, kept.shape())]
     }
@@ -286,10 +282,8 @@ mod tests {
     /// `F` forward and backward, compiled for the CPU's baseline.
     #[inline(never)]
     fn plain<F: Fused>(x: &[f32], row: usize) -> (Vec<f32>, Vec<f32>) {
-        let mut out = vec![0.0; x.len()];
-        F::forward(x, &mut out, row);
-        let mut grad = x.to_vec();
-        F::backward(&out, &mut grad, row);
+        let out = F::forward(x, row);
+        let grad = F::backward(&out, x, row);
         (out, grad)
     }
 
@@ -298,10 +292,8 @@ mod tests {
         vectorised(
             #[inline(always)]
             || {
-                let mut out = vec![0.0; x.len()];
-                F::forward(x, &mut out, row);
-                let mut grad = x.to_vec();
-                F::backward(&out, &mut grad, row);
+                let out = F::forward(x, row);
+                let grad = F::backward(&out, x, row);
                 (out, grad)
             },
         )
@@ -340,10 +332,8 @@ mod tests {
     fn log_softmax_and_its_gradient_match_f64_references() {
         let x = [0.5f32, -1.25, 3.0, 0.0, -40.0, 2.5, 2.5, 1.0];
         let grad = [0.1f32, -0.2, 0.3, 0.05, 1.0, 0.0, -1.0, 0.5];
-        let mut out = [0.0f32; 8];
-        LogSoftmax::forward(&x, &mut out, 4);
-        let mut back = grad;
-        LogSoftmax::backward(&out, &mut back, 4);
+        let out = LogSoftmax::forward(&x, 4);
+        let back = LogSoftmax::backward(&out, &grad, 4);
         for r in 0..2 {
             let row: Vec<f64> = x[r * 4..r * 4 + 4].iter().map(|&v| v as f64).collect();
             let log_sum = row.iter().map(|v| v.exp()).sum::<f64>().ln();

@@ -8,7 +8,7 @@ use burn::nn::LayerNorm;
 use burn::prelude::*;
 use burn::tensor::TensorMetadata;
 
-use super::{CpuOp, on_cpu, primitive, sum, tensor, values, vectorised};
+use super::{CpuOp, append, on_cpu, primitive, sum, sum_of, tensor, values, vectorised};
 
 /// burn's `LayerNormConfig` default, which every LayerNorm here is made with.
 const EPSILON: f32 = 1e-5;
@@ -38,23 +38,21 @@ impl CpuOp<3> for Normalise {
     type State = (FlexTensor, Vec<f32>, FlexTensor);
 
     fn forward(&self, [x, gamma, beta]: [&FlexTensor; 3]) -> (FlexTensor, Self::State) {
-        let x_values = values(x);
-        let c = values(gamma).len();
-        let mut normalised = vec![0.0; x_values.len()];
-        let mut out = vec![0.0; x_values.len()];
-        let mut inv_std = vec![0.0; x_values.len() / c];
+        let (x_values, gamma_values, beta_values) = (values(x), values(gamma), values(beta));
+        let (n, c) = (x_values.len(), gamma_values.len());
+        let (mut normalised, mut out) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let mut inv_std = Vec::with_capacity(n / c);
         vectorised(
             #[inline(always)]
             || {
-                let rows = x_values.chunks_exact(c).zip(normalised.chunks_exact_mut(c));
-                for ((x, x_hat), (inv_std, out)) in
-                    rows.zip(inv_std.iter_mut().zip(out.chunks_exact_mut(c)))
-                {
-                    *inv_std = normalise(x, x_hat);
-                    let affine = x_hat.iter().zip(values(gamma)).zip(values(beta));
-                    out.iter_mut()
-                        .zip(affine)
-                        .for_each(|(o, ((&x, &g), &b))| *o = x * g + b);
+                for x in x_values.chunks_exact(c) {
+                    let (mean, row_inv_std) = moments(x);
+                    let x_hat = x.iter().map(|&x| (x - mean) * row_inv_std);
+                    append(&mut normalised, c, x_hat);
+                    let x_hat = &normalised[normalised.len() - c..];
+                    let affine = x_hat.iter().zip(gamma_values).zip(beta_values);
+                    append(&mut out, c, affine.map(|((&x, &g), &b)| x * g + b));
+                    inv_std.push(row_inv_std);
                 }
             },
         );
@@ -72,16 +70,14 @@ impl CpuOp<3> for Normalise {
     ) -> [FlexTensor; 3] {
         let (x_hat, gamma_values) = (values(&normalised), values(&gamma));
         let c = gamma_values.len();
-        let mut dx = vec![0.0; x_hat.len()];
+        let mut dx = Vec::with_capacity(x_hat.len());
         let (mut d_gamma, mut d_beta) = (vec![0.0; c], vec![0.0; c]);
         let (mut g_hat, mut gx) = (vec![0.0; c], vec![0.0; c]);
         vectorised(
             #[inline(always)]
             || {
                 let rows = values(grad).chunks_exact(c).zip(x_hat.chunks_exact(c));
-                for ((g, x_hat), (&inv_std, dx)) in
-                    rows.zip(inv_std.iter().zip(dx.chunks_exact_mut(c)))
-                {
+                for ((g, x_hat), &inv_std) in rows.zip(&inv_std) {
                     for (((db, dg), &g), &x) in
                         d_beta.iter_mut().zip(&mut d_gamma).zip(g).zip(x_hat)
                     {
@@ -97,9 +93,9 @@ impl CpuOp<3> for Normalise {
                         .zip(g_hat.iter().zip(x_hat))
                         .for_each(|(gx, (&g, &x))| *gx = g * x);
                     let mean_gx = sum(&gx) / c as f32;
-                    dx.iter_mut()
-                        .zip(g_hat.iter().zip(x_hat))
-                        .for_each(|(dx, (&g, &x))| *dx = (g - mean_g - x * mean_gx) * inv_std);
+                    let terms = g_hat.iter().zip(x_hat);
+                    let row = terms.map(|(&g, &x)| (g - mean_g - x * mean_gx) * inv_std);
+                    append(&mut dx, c, row);
                 }
             },
         );
@@ -108,20 +104,11 @@ impl CpuOp<3> for Normalise {
     }
 }
 
-/// `x_hat` = (`x` − mean) / σ; returns 1/σ.
+/// The mean of `x` and 1/σ.
 #[inline(always)]
-fn normalise(x: &[f32], x_hat: &mut [f32]) -> f32 {
+fn moments(x: &[f32]) -> (f32, f32) {
     let n = x.len() as f32;
     let mean = sum(x) / n;
-    x_hat
-        .iter_mut()
-        .zip(x)
-        .for_each(|(d, &x)| *d = (x - mean) * (x - mean));
-    let var = sum(x_hat) / n;
-    let inv_std = 1.0 / (var + EPSILON).sqrt();
-    x_hat
-        .iter_mut()
-        .zip(x)
-        .for_each(|(d, &x)| *d = (x - mean) * inv_std);
-    inv_std
+    let var = sum_of(x, |x| (x - mean) * (x - mean)) / n;
+    (mean, 1.0 / (var + EPSILON).sqrt())
 }

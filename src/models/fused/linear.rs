@@ -74,12 +74,8 @@ impl CpuOp<3> for Dense {
 fn forward(x: &FlexTensor, weight: &FlexTensor, bias: Option<&[f32]>) -> FlexTensor {
     let [k, n] = [weight.shape()[0], weight.shape()[1]];
     let m = values(x).len() / k;
-    let mut out = match bias {
-        Some(bias) => bias.repeat(m),
-        None => vec![0.0; m * n],
-    };
     let w = Matrix::rows(values(weight), k, n);
-    product(&mut out, bias.is_some(), Matrix::rows(values(x), m, k), w);
+    let out = product(Matrix::rows(values(x), m, k), w, bias);
     let mut shape = x.shape();
     let last = shape.num_dims() - 1;
     shape[last] = n;
@@ -94,10 +90,8 @@ fn backward(x: &FlexTensor, weight: &FlexTensor, grad: &FlexTensor) -> [FlexTens
         Matrix::rows(values(weight), k, n),
         Matrix::rows(values(grad), m, n),
     );
-    let mut dx = vec![0.0; m * k];
-    product(&mut dx, false, g, w.t());
-    let mut dw = vec![0.0; k * n];
-    product(&mut dw, false, Matrix::rows(values(x), m, k).t(), g);
+    let dx = product(g, w.t(), None);
+    let dw = product(Matrix::rows(values(x), m, k).t(), g, None);
     [tensor(dx, x.shape()), tensor(dw, [k, n])]
 }
 
@@ -144,20 +138,27 @@ impl<'a> Matrix<'a> {
     }
 }
 
-/// `out` = a·b (`accumulate`: `out` + a·b), `out` row after row.
-fn product(out: &mut [f32], accumulate: bool, a: Matrix, b: Matrix) {
+/// a·b row after row, each row's sums starting from `start` (a row of b's width) where there is
+/// one, else from 0. Gemm writes the whole output when it does not read it: without a start it
+/// goes to an allocation that was not zeroed first.
+fn product(a: Matrix, b: Matrix, start: Option<&[f32]>) -> Vec<f32> {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(
-        b.rows == k && out.len() == m * n,
+        b.rows == k && start.is_none_or(|row| row.len() == n),
         "a product of matching shapes"
     );
     assert!(a.fits() && b.fits(), "matrices within their slices");
+    let mut out = match start {
+        Some(row) => row.repeat(m),
+        None => Vec::with_capacity(m * n),
+    };
     // Burn's CPU backend's rule: threads only for large products, which pay for them.
     let parallelism = match m * n * k >= 192 * 192 * 192 && rayon::current_num_threads() > 1 {
         true => gemm::Parallelism::Rayon(0),
         false => gemm::Parallelism::None,
     };
-    // SAFETY: just checked that every element gemm reads or writes is inside its slice.
+    // SAFETY: just checked that every element gemm reads is inside its slice, and `out` holds
+    // m·n elements, which gemm reads only with a start and writes all of.
     unsafe {
         gemm::gemm(
             m,
@@ -166,7 +167,7 @@ fn product(out: &mut [f32], accumulate: bool, a: Matrix, b: Matrix) {
             out.as_mut_ptr(),
             1,
             n as isize,
-            accumulate,
+            start.is_some(),
             a.data.as_ptr(),
             a.col_stride as isize,
             a.row_stride as isize,
@@ -180,5 +181,7 @@ fn product(out: &mut [f32], accumulate: bool, a: Matrix, b: Matrix) {
             false,
             parallelism,
         );
+        out.set_len(m * n);
     }
+    out
 }
