@@ -6,8 +6,8 @@ use burn::module::{ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{
-    AdamW, AdamWConfig, GradientsParams, LearningRate, MultiGradientsParams, Optimizer, Sgd,
-    SgdConfig, decay::WeightDecayConfig,
+    AdamW, AdamWConfig, AdamWState, AdaptiveMomentumState, GradientsParams, LearningRate,
+    MultiGradientsParams, Optimizer, Sgd, SgdConfig, SimpleOptimizer, decay::WeightDecayConfig,
 };
 use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
@@ -15,7 +15,7 @@ use burn::tensor::backend::AutodiffBackend;
 
 use crate::checkpoint;
 use crate::config::{LrSchedule, OptimizerKind, ScheduleConfig};
-use crate::models::Model;
+use crate::models::{AdamWUpdate, Model, adamw_update};
 
 /// AdamW with decoupled weight decay, betas and eps set explicitly: burn's defaults differ from
 /// PyTorch's (eps 1e-5, weight decay 1e-4, beta2 0.999).
@@ -25,6 +25,62 @@ pub fn adamw(s: &ScheduleConfig) -> AdamWConfig {
         .with_beta_2(s.betas[1] as f32)
         .with_epsilon(s.eps as f32)
         .with_weight_decay(s.weight_decay as f32)
+}
+
+/// Burn's AdamW (as `adamw` configures it) with each parameter's update made by one kernel on
+/// the CPU backend, `adamw_update`, which gives the same bits; burn's own elsewhere. Its state
+/// is burn's AdamW's, so a checkpoint holds the same record.
+#[derive(Clone)]
+pub struct FusedAdamW {
+    burn: AdamW,
+    betas: [f32; 2],
+    epsilon: f32,
+    weight_decay: f32,
+}
+
+impl FusedAdamW {
+    fn new(s: &ScheduleConfig) -> Self {
+        FusedAdamW {
+            burn: adamw(s).build(),
+            betas: s.betas.map(|b| b as f32),
+            epsilon: s.eps as f32,
+            weight_decay: s.weight_decay as f32,
+        }
+    }
+}
+
+impl<B: Backend> SimpleOptimizer<B> for FusedAdamW {
+    type State<const D: usize> = AdamWState<B, D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<B, D>,
+        grad: Tensor<B, D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<B, D>, Option<Self::State<D>>) {
+        let moments = (state.as_ref()).map(|s| [&s.momentum.moment_1, &s.momentum.moment_2]);
+        let time = state.as_ref().map_or(1, |s| s.momentum.time + 1);
+        // Each constant as burn's AdamW computes it: the corrections in f32, the decay in f64.
+        let update = AdamWUpdate {
+            betas: self.betas,
+            epsilon: self.epsilon,
+            corrections: self.betas.map(|b| 1.0 - b.powi(time as i32)),
+            learning_rate: lr as f32,
+            decay: (1.0 - lr * self.weight_decay as f64) as f32,
+        };
+        match adamw_update(&update, &tensor, &grad, moments) {
+            Some([m, v, tensor]) => {
+                let momentum = AdaptiveMomentumState::new(time, m, v);
+                (tensor, Some(AdamWState::new(momentum)))
+            }
+            None => self.burn.step(lr, tensor, grad, state),
+        }
+    }
+
+    fn to_device<const D: usize>(state: Self::State<D>, device: &B::Device) -> Self::State<D> {
+        <AdamW as SimpleOptimizer<B>>::to_device(state, device)
+    }
 }
 
 /// SGD as PyTorch's: weight decay is an L2 term added to the gradient, plain momentum.
@@ -43,7 +99,7 @@ pub fn sgd(s: &ScheduleConfig) -> SgdConfig {
 /// The experiment's optimizer, AdamW or SGD (burn's are distinct types: this is the one place
 /// that matches on the kind), each as a `TwoThreadOptimizer`.
 pub enum ModelOptimizer<B: AutodiffBackend> {
-    AdamW(TwoThreadOptimizer<OptimizerAdaptor<AdamW, Model<B>, B>>),
+    AdamW(TwoThreadOptimizer<OptimizerAdaptor<FusedAdamW, Model<B>, B>>),
     Sgd(TwoThreadOptimizer<OptimizerAdaptor<Sgd<B::InnerBackend>, Model<B>, B>>),
 }
 
@@ -51,7 +107,10 @@ impl<B: AutodiffBackend> ModelOptimizer<B> {
     /// The optimizer `s` configures, for `model`'s parameters.
     pub fn new(s: &ScheduleConfig, model: &Model<B>) -> Self {
         match s.optimizer {
-            OptimizerKind::Adamw => Self::AdamW(TwoThreadOptimizer::new(|| adamw(s).init(), model)),
+            OptimizerKind::Adamw => {
+                let make = || OptimizerAdaptor::from(FusedAdamW::new(s));
+                Self::AdamW(TwoThreadOptimizer::new(make, model))
+            }
             OptimizerKind::Sgd => Self::Sgd(TwoThreadOptimizer::new(|| sgd(s).init(), model)),
         }
     }

@@ -496,9 +496,9 @@ fn a_batch_in_parts_takes_the_whole_batch_gradient_step() {
     assert!(worst < 1e-3, "relative difference {worst}");
 }
 
-/// The Transformer's optimizer is two, each updating half of the parameters: two steps of it,
-/// its state saved and loaded in between as a checkpoint does, must give one optimizer's
-/// parameters bit for bit.
+/// The Transformer's optimizer is two, each updating half of the parameters, each update made by
+/// one kernel (`FusedAdamW`): two steps of it, its state saved and loaded in between as a
+/// checkpoint does, must give burn's own AdamW's parameters bit for bit.
 #[test]
 fn two_half_optimizers_update_as_one() {
     use burn::module::AutodiffModule;

@@ -18,6 +18,7 @@ pub use bigram::Bigram;
 pub use bow::Bow;
 pub use cnn::Cnn;
 pub use decode::Decoder;
+pub use fused::{AdamWUpdate, adamw_update};
 use fused::{
     causal_attention, causal_mean, dense, gelu, layer_norm, log_softmax, sigmoid, square_keep,
     tanh, triangle_len,

@@ -14,6 +14,7 @@
 //! | `causal_attention` | slices, transposes, masked softmax, two batched products | burn's operations |
 //! | `causal_mean` | the product with a `[T, T]` averaging matrix | that product |
 //! | `sigmoid`, `tanh`, `gelu`, `log_softmax` | burn's activations | f64 references |
+//! | `adamw_update` | burn's AdamW's update of a parameter | burn's AdamW, bit for bit |
 //!
 //! Each is also checked, forward and backward, through whole training runs: every family on flex
 //! and on ndarray agrees within 1e-4 (tests/backend.rs); the AVX2 and plain builds give the same
@@ -23,6 +24,7 @@
 //! run the tests above and `makemore bench`.
 
 mod activations;
+mod adamw;
 mod attention;
 mod causal_mean;
 mod layer_norm;
@@ -41,6 +43,7 @@ use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, TensorPrimitive};
 
 pub use activations::{gelu, log_softmax, sigmoid, tanh};
+pub use adamw::{AdamWUpdate, adamw_update};
 pub use attention::{causal_attention, square_keep, triangle_len};
 pub use causal_mean::causal_mean;
 pub use layer_norm::layer_norm;
