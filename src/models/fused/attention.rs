@@ -14,7 +14,7 @@ use burn::tensor::TensorMetadata;
 
 use std::sync::Arc;
 
-use super::{CpuOp, exp, on_cpu, primitive, tensor, values, vectorised};
+use super::{CpuOp, append, exp, on_cpu, primitive, tensor, values, vectorised};
 
 /// `qkv` `[B, T, 3C]` (queries, keys and values of all heads side by side, as one linear
 /// layer makes them) → `[B, T, C]`: each head's softmax(q·kᵀ/√hs)·v over positions ≤ t, the
@@ -104,45 +104,64 @@ impl Layout {
         (lane / LANES, lane % LANES)
     }
 
-    /// `f(i, part, j, lane)` for every head's `hs` values in `[B, T, parts·C]` (head h's of
-    /// part p at `p·C + h·hs`): where they start there (i), and in their part's `[blocks, T,
-    /// hs]` (j, in lane `lane`).
+    /// Where head h of item b starts in `[B, T, parts·C]` at position 0 and part `part`.
+    fn start(&self, (b, h): (usize, usize), part: usize, parts: usize) -> usize {
+        (b * self.t * parts + part) * self.c + h * self.hs
+    }
+
+    /// The (item, head) pair in a lane, if any: lanes past the last pair hold zeros.
+    fn pair(&self, block: usize, lane: usize) -> Option<(usize, usize)> {
+        let pair = block * LANES + lane;
+        (pair < self.batch * self.heads).then_some((pair / self.heads, pair % self.heads))
+    }
+
+    /// The parts of `[B, T, P·C]` to `[blocks, T, hs]` each, written in order, 8 rows read
+    /// side by side. Runs within `vectorised`.
     #[inline(always)]
-    fn walk(&self, parts: usize, mut f: impl FnMut(usize, usize, usize, usize)) {
+    fn gather<const P: usize>(&self, from: &[f32]) -> [Vec<Lanes>; P] {
+        let zeros = vec![0.0; self.hs];
+        let stride = P * self.c;
+        // A loop, not `array::from_fn`: a closure passed there is not inlined here, and its
+        // loops would not be compiled for AVX2.
+        let mut parts = [(); P].map(|_| Vec::with_capacity(self.blocks * self.per_block()));
+        for (part, to) in parts.iter_mut().enumerate() {
+            for block in 0..self.blocks {
+                let mut rows: [&[f32]; LANES] = [&zeros; LANES];
+                for i in 0..self.t {
+                    for (lane, row) in rows.iter_mut().enumerate() {
+                        if let Some(pair) = self.pair(block, lane) {
+                            *row = &from[self.start(pair, part, P) + i * stride..][..self.hs];
+                        }
+                    }
+                    let lanes = (0..self.hs).map(|d| {
+                        let mut lanes = [0.0; LANES];
+                        for (x, row) in lanes.iter_mut().zip(&rows) {
+                            *x = row[d];
+                        }
+                        lanes
+                    });
+                    append(to, self.hs, lanes);
+                }
+            }
+        }
+        parts
+    }
+
+    /// The inverse of `gather`, written in order. Runs within `vectorised`.
+    #[inline(always)]
+    fn scatter<const P: usize>(&self, from: &[Vec<Lanes>; P]) -> Vec<f32> {
+        let mut to = Vec::with_capacity(self.batch * self.t * P * self.c);
         for b in 0..self.batch {
             for i in 0..self.t {
-                for part in 0..parts {
+                for from in from {
                     for h in 0..self.heads {
                         let (block, lane) = self.lane(b, h);
-                        let from = ((b * self.t + i) * parts + part) * self.c + h * self.hs;
-                        f(from, part, (block * self.t + i) * self.hs, lane);
+                        let row = &from[(block * self.t + i) * self.hs..][..self.hs];
+                        append(&mut to, self.hs, row.iter().map(|x| x[lane]));
                     }
                 }
             }
         }
-    }
-
-    /// The parts of `[B, T, P·C]` to `[blocks, T, hs]` each.
-    fn gather<const P: usize>(&self, from: &[f32]) -> [Vec<Lanes>; P] {
-        let mut to = [(); P].map(|_| vec![[0.0; LANES]; self.blocks * self.per_block()]);
-        self.walk(P, |i, part, j, lane| {
-            let to = &mut to[part][j..j + self.hs];
-            for (to, &x) in to.iter_mut().zip(&from[i..i + self.hs]) {
-                to[lane] = x;
-            }
-        });
-        to
-    }
-
-    /// The inverse of `gather`.
-    fn scatter<const P: usize>(&self, from: &[Vec<Lanes>; P]) -> Vec<f32> {
-        let mut to = vec![0.0; self.batch * self.t * P * self.c];
-        self.walk(P, |i, part, j, lane| {
-            let from = &from[part][j..j + self.hs];
-            for (x, from) in to[i..i + self.hs].iter_mut().zip(from) {
-                *x = from[lane];
-            }
-        });
         to
     }
 
@@ -184,18 +203,18 @@ struct Dropped {
 impl CpuOp<1> for CausalAttention {
     type State = std::sync::Arc<Saved>;
 
-    fn forward(&self, [qkv]: [&FlexTensor; 1]) -> (FlexTensor, Self::State) {
-        let l = Layout::of(qkv, self.heads);
-        let qkv = l.gather::<3>(values(qkv));
+    fn forward(&self, [input]: [&FlexTensor; 1]) -> (FlexTensor, Self::State) {
+        let l = Layout::of(input, self.heads);
         let mut weights = vec![[0.0; LANES]; l.blocks * l.triangle()];
         let mut y = vec![[0.0; LANES]; l.blocks * l.per_block()];
         let mut dropped = self.keep.as_deref().map(|keep| Dropped {
             keep: l.gather_triangles(keep),
             kept: vec![[0.0; LANES]; l.blocks * l.triangle()],
         });
-        vectorised(
+        let (qkv, out) = vectorised(
             #[inline(always)]
             || {
+                let qkv = l.gather::<3>(values(input));
                 for (block, (weights, y)) in weights
                     .chunks_exact_mut(l.triangle())
                     .zip(y.chunks_exact_mut(l.per_block()))
@@ -211,9 +230,10 @@ impl CpuOp<1> for CausalAttention {
                     });
                     forward(&l, [q, k, v], weights, dropout, y)
                 }
+                (qkv, l.scatter(&[y]))
             },
         );
-        let out = tensor(l.scatter(&[y]), [l.batch, l.t, l.c]);
+        let out = tensor(out, [l.batch, l.t, l.c]);
         let saved = Saved {
             layout: l,
             qkv,
@@ -225,13 +245,13 @@ impl CpuOp<1> for CausalAttention {
 
     fn backward(&self, saved: Self::State, grad: &FlexTensor) -> [FlexTensor; 1] {
         let l = saved.layout;
-        let [g] = l.gather::<1>(values(grad));
         let mut grads = [(); 3].map(|_| vec![[0.0; LANES]; l.blocks * l.per_block()]);
         // The scores' gradients of one block, kept for dk's sums by columns.
         let mut ds = vec![[0.0; LANES]; l.triangle()];
-        vectorised(
+        let grads = vectorised(
             #[inline(always)]
             || {
+                let [g] = l.gather::<1>(values(grad));
                 for block in 0..l.blocks {
                     let [q, k, v] = saved.qkv.each_ref().map(|x| block_of(&l, x, block));
                     let weights = triangle_of(&l, &saved.weights, block);
@@ -241,9 +261,10 @@ impl CpuOp<1> for CausalAttention {
                     let g = block_of(&l, &g, block);
                     backward(&l, [q, k, v], weights, dropout, g, &mut ds, [dq, dk, dv]);
                 }
+                l.scatter(&grads)
             },
         );
-        [tensor(l.scatter(&grads), [l.batch, l.t, 3 * l.c])]
+        [tensor(grads, [l.batch, l.t, 3 * l.c])]
     }
 }
 
