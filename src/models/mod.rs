@@ -20,8 +20,8 @@ pub use cnn::Cnn;
 pub use decode::Decoder;
 pub use fused::{AdamWUpdate, adamw_update};
 use fused::{
-    causal_attention, causal_mean, dense, gelu, layer_norm, log_softmax, sigmoid, square_keep,
-    tanh, triangle_len,
+    BlockKeep, BlockLayers, causal_attention, causal_mean, dense, gelu, layer_norm, log_softmax,
+    sigmoid, square_keep, tanh, transformer_block, triangle_len,
 };
 pub use init::Init;
 pub use mlp::Mlp;

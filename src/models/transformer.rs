@@ -11,7 +11,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::init::Init;
 use super::{
-    Mode, add_positions, causal_attention, dense, gelu, layer_norm, square_keep, triangle_len,
+    BlockKeep, BlockLayers, Mode, add_positions, causal_attention, dense, gelu, layer_norm,
+    square_keep, transformer_block, triangle_len,
 };
 use crate::config::ModelConfig;
 
@@ -154,22 +155,45 @@ impl<B: Backend> CausalSelfAttention<B> {
 }
 
 impl<B: Backend> Block<B> {
+    /// One node of the autodiff graph on the CPU backend, `by_ops` elsewhere. Dropout's
+    /// factors are drawn in the order `by_ops` uses them.
     fn forward(&self, x: Tensor<B, 3>, drop: &mut Dropout) -> Tensor<B, 3> {
-        let attention = self.attn.forward(layer_norm(&self.ln_1, x.clone()), drop);
-        let x = x + drop.apply(attention);
+        let [b, t, c] = x.dims();
+        let keep = BlockKeep {
+            weights: drop
+                .keep(triangle_len(b, self.attn.n_head, t))
+                .map(Arc::from),
+            attention: drop.keep(b * t * c).map(Arc::from),
+            mlp: drop.keep(b * t * c).map(Arc::from),
+        };
+        let layers = BlockLayers {
+            ln_1: &self.ln_1,
+            c_attn: &self.attn.c_attn,
+            attention_proj: &self.attn.c_proj,
+            ln_2: &self.ln_2,
+            c_fc: &self.c_fc,
+            mlp_proj: &self.c_proj,
+            heads: self.attn.n_head,
+        };
+        transformer_block(x, &layers, &keep, |x| self.by_ops(x, &keep))
+    }
+
+    fn by_ops(&self, x: Tensor<B, 3>, keep: &BlockKeep) -> Tensor<B, 3> {
+        let attention = self
+            .attn
+            .forward(layer_norm(&self.ln_1, x.clone()), &keep.weights);
+        let x = x + dropped(attention, &keep.attention);
         let mlp = dense(
             &self.c_proj,
             gelu(dense(&self.c_fc, layer_norm(&self.ln_2, x.clone()))),
         );
-        x + drop.apply(mlp)
+        x + dropped(mlp, &keep.mlp)
     }
 }
 
 impl<B: Backend> CausalSelfAttention<B> {
-    fn forward(&self, x: Tensor<B, 3>, drop: &mut Dropout) -> Tensor<B, 3> {
+    fn forward(&self, x: Tensor<B, 3>, keep: &Option<Arc<[f32]>>) -> Tensor<B, 3> {
         let qkv = dense(&self.c_attn, x);
-        let [b, t, _] = qkv.dims();
-        let keep: Option<Arc<[f32]>> = drop.keep(triangle_len(b, self.n_head, t)).map(Arc::from);
         let y = causal_attention(qkv, self.n_head, keep.clone(), |qkv| {
             attend(qkv, self.n_head, keep.as_deref())
         });
@@ -221,12 +245,18 @@ impl Dropout<'_> {
 
     /// `x` with each activation zeroed with probability `p` and the rest scaled by 1/(1-p).
     fn apply<B: Backend, const D: usize>(&mut self, x: Tensor<B, D>) -> Tensor<B, D> {
-        match self.keep(x.shape().num_elements()) {
-            Some(keep) => {
-                let keep = Tensor::from_data(TensorData::new(keep, x.shape()), &x.device());
-                x * keep
-            }
-            None => x,
+        let keep = self.keep(x.shape().num_elements()).map(Arc::from);
+        dropped(x, &keep)
+    }
+}
+
+/// `x` times dropout's keep-factors, where there are any.
+fn dropped<B: Backend, const D: usize>(x: Tensor<B, D>, keep: &Option<Arc<[f32]>>) -> Tensor<B, D> {
+    match keep {
+        Some(keep) => {
+            let keep = Tensor::from_data(TensorData::new(keep.to_vec(), x.shape()), &x.device());
+            x * keep
         }
+        None => x,
     }
 }

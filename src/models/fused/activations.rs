@@ -107,31 +107,42 @@ impl CpuOp<1> for Gelu {
     type State = std::sync::Arc<(FlexTensor, Vec<f32>)>;
 
     fn forward(&self, [x]: [&FlexTensor; 1]) -> (FlexTensor, Self::State) {
-        let input = values(x);
-        let (out, gates) = vectorised(
-            #[inline(always)]
-            || {
-                let gates = written(input.len(), input.iter().map(|&x| Gelu::gate(x)));
-                let out = input.iter().zip(&gates).map(|(&x, &s)| x * s);
-                (written(input.len(), out), gates)
-            },
-        );
+        let (out, gates) = gelu_forward(values(x));
         let state = std::sync::Arc::new((x.clone(), gates));
         (tensor(out, x.shape()), state)
     }
 
     fn backward(&self, state: Self::State, grad: &FlexTensor) -> [FlexTensor; 1] {
         let (x, gates) = &*state;
-        let grad = vectorised(
-            #[inline(always)]
-            || {
-                let terms = values(grad).iter().zip(values(x).iter().zip(gates));
-                let grad = terms.map(|(&g, (&x, &s))| g * Gelu::derivative(x, s));
-                written(gates.len(), grad)
-            },
-        );
-        [tensor(grad, x.shape())]
+        [tensor(
+            gelu_backward(values(x), gates, values(grad)),
+            x.shape(),
+        )]
     }
+}
+
+/// GELU of each element of `input`, and its gate σ(u).
+pub(super) fn gelu_forward(input: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    vectorised(
+        #[inline(always)]
+        || {
+            let gates = written(input.len(), input.iter().map(|&x| Gelu::gate(x)));
+            let out = input.iter().zip(&gates).map(|(&x, &s)| x * s);
+            (written(input.len(), out), gates)
+        },
+    )
+}
+
+/// The gradient of GELU's input from that of its output, given the input and the gates.
+pub(super) fn gelu_backward(input: &[f32], gates: &[f32], grad: &[f32]) -> Vec<f32> {
+    vectorised(
+        #[inline(always)]
+        || {
+            let terms = grad.iter().zip(input.iter().zip(gates));
+            let grad = terms.map(|(&g, (&x, &s))| g * Gelu::derivative(x, s));
+            written(gates.len(), grad)
+        },
+    )
 }
 
 impl<P: Pointwise> Fused for P {

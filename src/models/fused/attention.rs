@@ -76,16 +76,16 @@ struct Layout {
 }
 
 impl Layout {
-    fn of(qkv: &FlexTensor, heads: usize) -> Self {
-        let shape = qkv.shape();
-        let c = shape[2] / 3;
+    /// Of `[batch, t, 3C]` queries, keys and values.
+    fn new([batch, t, c3]: [usize; 3], heads: usize) -> Self {
+        let c = c3 / 3;
         Layout {
-            batch: shape[0],
-            t: shape[1],
+            batch,
+            t,
             c,
             heads,
             hs: c / heads,
-            blocks: (shape[0] * heads).div_ceil(LANES),
+            blocks: (batch * heads).div_ceil(LANES),
         }
     }
 
@@ -186,7 +186,7 @@ impl Layout {
 
 /// What the backward pass needs: the queries, keys and values and the attention weights.
 #[derive(Debug)]
-struct Saved {
+pub(super) struct Saved {
     layout: Layout,
     qkv: [Vec<Lanes>; 3],
     weights: Vec<Lanes>,
@@ -201,71 +201,93 @@ struct Dropped {
 }
 
 impl CpuOp<1> for CausalAttention {
-    type State = std::sync::Arc<Saved>;
+    type State = Arc<Saved>;
 
-    fn forward(&self, [input]: [&FlexTensor; 1]) -> (FlexTensor, Self::State) {
-        let l = Layout::of(input, self.heads);
-        let mut weights = vec![[0.0; LANES]; l.blocks * l.triangle()];
-        let mut y = vec![[0.0; LANES]; l.blocks * l.per_block()];
-        let mut dropped = self.keep.as_deref().map(|keep| Dropped {
-            keep: l.gather_triangles(keep),
-            kept: vec![[0.0; LANES]; l.blocks * l.triangle()],
-        });
-        let (qkv, out) = vectorised(
-            #[inline(always)]
-            || {
-                let qkv = l.gather::<3>(values(input));
-                for (block, (weights, y)) in weights
-                    .chunks_exact_mut(l.triangle())
-                    .zip(y.chunks_exact_mut(l.per_block()))
-                    .enumerate()
-                {
-                    let [q, k, v] = qkv.each_ref().map(|x| block_of(&l, x, block));
-                    let dropout = dropped.as_mut().map(|d| {
-                        let triangle = |x| triangle_of(&l, x, block);
-                        (
-                            triangle(&d.keep),
-                            &mut d.kept[block * l.triangle()..][..l.triangle()],
-                        )
-                    });
-                    forward(&l, [q, k, v], weights, dropout, y)
-                }
-                (qkv, l.scatter(&[y]))
-            },
-        );
-        let out = tensor(out, [l.batch, l.t, l.c]);
-        let saved = Saved {
-            layout: l,
-            qkv,
-            weights,
-            dropped,
-        };
-        (out, std::sync::Arc::new(saved))
+    fn forward(&self, [qkv]: [&FlexTensor; 1]) -> (FlexTensor, Self::State) {
+        let shape = qkv.shape();
+        let dims = [shape[0], shape[1], shape[2]];
+        let (out, saved) = attention(values(qkv), dims, self.heads, self.keep.as_deref());
+        (
+            tensor(out, [dims[0], dims[1], dims[2] / 3]),
+            Arc::new(saved),
+        )
     }
 
     fn backward(&self, saved: Self::State, grad: &FlexTensor) -> [FlexTensor; 1] {
         let l = saved.layout;
-        let mut grads = [(); 3].map(|_| vec![[0.0; LANES]; l.blocks * l.per_block()]);
-        // The scores' gradients of one block, kept for dk's sums by columns.
-        let mut ds = vec![[0.0; LANES]; l.triangle()];
-        let grads = vectorised(
-            #[inline(always)]
-            || {
-                let [g] = l.gather::<1>(values(grad));
-                for block in 0..l.blocks {
-                    let [q, k, v] = saved.qkv.each_ref().map(|x| block_of(&l, x, block));
-                    let weights = triangle_of(&l, &saved.weights, block);
-                    let dropout = (saved.dropped.as_ref())
-                        .map(|d| [&d.keep, &d.kept].map(|x| triangle_of(&l, x, block)));
-                    let [dq, dk, dv] = grads.each_mut().map(|x| block_of_mut(&l, x, block));
-                    let g = block_of(&l, &g, block);
-                    backward(&l, [q, k, v], weights, dropout, g, &mut ds, [dq, dk, dv]);
-                }
-                l.scatter(&grads)
-            },
-        );
-        [tensor(grads, [l.batch, l.t, 3 * l.c])]
+        let grad = attention_backward(&saved, values(grad));
+        [tensor(grad, [l.batch, l.t, 3 * l.c])]
     }
+}
+
+/// `causal_attention` of `qkv` `[B, T, 3C]` (`dims`), row after row: `[B, T, C]`, and what its
+/// backward pass needs.
+pub(super) fn attention(
+    qkv: &[f32],
+    dims: [usize; 3],
+    heads: usize,
+    keep: Option<&[f32]>,
+) -> (Vec<f32>, Saved) {
+    let l = Layout::new(dims, heads);
+    let mut weights = vec![[0.0; LANES]; l.blocks * l.triangle()];
+    let mut y = vec![[0.0; LANES]; l.blocks * l.per_block()];
+    let mut dropped = keep.map(|keep| Dropped {
+        keep: l.gather_triangles(keep),
+        kept: vec![[0.0; LANES]; l.blocks * l.triangle()],
+    });
+    let (qkv, out) = vectorised(
+        #[inline(always)]
+        || {
+            let qkv = l.gather::<3>(qkv);
+            for (block, (weights, y)) in weights
+                .chunks_exact_mut(l.triangle())
+                .zip(y.chunks_exact_mut(l.per_block()))
+                .enumerate()
+            {
+                let [q, k, v] = qkv.each_ref().map(|x| block_of(&l, x, block));
+                let dropout = dropped.as_mut().map(|d| {
+                    let triangle = |x| triangle_of(&l, x, block);
+                    (
+                        triangle(&d.keep),
+                        &mut d.kept[block * l.triangle()..][..l.triangle()],
+                    )
+                });
+                forward(&l, [q, k, v], weights, dropout, y)
+            }
+            (qkv, l.scatter(&[y]))
+        },
+    );
+    let saved = Saved {
+        layout: l,
+        qkv,
+        weights,
+        dropped,
+    };
+    (out, saved)
+}
+
+/// The gradient of `attention`'s `qkv`, row after row, from that of its output.
+pub(super) fn attention_backward(saved: &Saved, grad: &[f32]) -> Vec<f32> {
+    let l = saved.layout;
+    let mut grads = [(); 3].map(|_| vec![[0.0; LANES]; l.blocks * l.per_block()]);
+    // The scores' gradients of one block, kept for dk's sums by columns.
+    let mut ds = vec![[0.0; LANES]; l.triangle()];
+    vectorised(
+        #[inline(always)]
+        || {
+            let [g] = l.gather::<1>(grad);
+            for block in 0..l.blocks {
+                let [q, k, v] = saved.qkv.each_ref().map(|x| block_of(&l, x, block));
+                let weights = triangle_of(&l, &saved.weights, block);
+                let dropout = (saved.dropped.as_ref())
+                    .map(|d| [&d.keep, &d.kept].map(|x| triangle_of(&l, x, block)));
+                let [dq, dk, dv] = grads.each_mut().map(|x| block_of_mut(&l, x, block));
+                let g = block_of(&l, &g, block);
+                backward(&l, [q, k, v], weights, dropout, g, &mut ds, [dq, dk, dv]);
+            }
+            l.scatter(&grads)
+        },
+    )
 }
 
 fn block_of<'a>(l: &Layout, x: &'a [Lanes], block: usize) -> &'a [Lanes] {

@@ -10,7 +10,7 @@ use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::TensorMetadata;
 
-use super::{CpuOp, on_cpu, primitive, tensor, values};
+use super::{CpuOp, on_cpu, primitive, tensor, values, vectorised};
 
 /// `layer` applied along the last dimension of `x`.
 pub fn dense<B: Backend, const D: usize>(layer: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
@@ -63,36 +63,65 @@ impl CpuOp<3> for Dense {
     fn backward(&self, (x, weight): Saved, grad: &FlexTensor) -> [FlexTensor; 3] {
         let [dx, dw] = backward(&x, &weight, grad);
         let n = weight.shape()[1];
-        let mut db = vec![0.0; n];
-        for row in values(grad).chunks_exact(n) {
-            db.iter_mut().zip(row).for_each(|(d, &g)| *d += g);
-        }
-        [dx, dw, tensor(db, [n])]
+        [dx, dw, tensor(bias_grad(values(grad), n), [n])]
     }
 }
 
+fn shape_of(weight: &FlexTensor) -> [usize; 2] {
+    [weight.shape()[0], weight.shape()[1]]
+}
+
 fn forward(x: &FlexTensor, weight: &FlexTensor, bias: Option<&[f32]>) -> FlexTensor {
-    let [k, n] = [weight.shape()[0], weight.shape()[1]];
-    let m = values(x).len() / k;
-    let w = Matrix::rows(values(weight), k, n);
-    let out = product(Matrix::rows(values(x), m, k), w, bias);
+    let out = affine(values(x), values(weight), shape_of(weight), bias);
     let mut shape = x.shape();
     let last = shape.num_dims() - 1;
-    shape[last] = n;
+    shape[last] = weight.shape()[1];
     tensor(out, shape)
 }
 
-/// dx = g·Wᵀ, dW = xᵀ·g.
 fn backward(x: &FlexTensor, weight: &FlexTensor, grad: &FlexTensor) -> [FlexTensor; 2] {
-    let [k, n] = [weight.shape()[0], weight.shape()[1]];
-    let m = values(x).len() / k;
-    let (w, g) = (
-        Matrix::rows(values(weight), k, n),
-        Matrix::rows(values(grad), m, n),
-    );
-    let dx = product(g, w.t(), None);
-    let dw = product(Matrix::rows(values(x), m, k).t(), g, None);
+    let [k, n] = shape_of(weight);
+    let [dx, dw] = affine_backward(values(x), values(weight), [k, n], values(grad));
     [tensor(dx, x.shape()), tensor(dw, [k, n])]
+}
+
+/// x·W (+ b) for the rows of `x`, W `[k, n]` row after row.
+pub(super) fn affine(
+    x: &[f32],
+    weight: &[f32],
+    [k, n]: [usize; 2],
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
+    let w = Matrix::rows(weight, k, n);
+    product(Matrix::rows(x, x.len() / k, k), w, bias)
+}
+
+/// dx = g·Wᵀ and dW = xᵀ·g, for `affine`'s rows of `x` and gradient `grad`.
+pub(super) fn affine_backward(
+    x: &[f32],
+    weight: &[f32],
+    [k, n]: [usize; 2],
+    grad: &[f32],
+) -> [Vec<f32>; 2] {
+    let m = x.len() / k;
+    let (w, g) = (Matrix::rows(weight, k, n), Matrix::rows(grad, m, n));
+    let dx = product(g, w.t(), None);
+    let dw = product(Matrix::rows(x, m, k).t(), g, None);
+    [dx, dw]
+}
+
+/// db = Σ g over the rows of `grad` (rows of `n`), in row order.
+pub(super) fn bias_grad(grad: &[f32], n: usize) -> Vec<f32> {
+    let mut db = vec![0.0; n];
+    vectorised(
+        #[inline(always)]
+        || {
+            for row in grad.chunks_exact(n) {
+                db.iter_mut().zip(row).for_each(|(d, &g)| *d += g);
+            }
+        },
+    );
+    db
 }
 
 /// A matrix read from a slice with any row and column strides.

@@ -1,0 +1,259 @@
+//! A pre-LayerNorm Transformer block, x + attention(ln₁(x)) and then + mlp(ln₂(·)), as one node
+//! of the autodiff graph.
+//!
+//! Op by op (`layer_norm`, `dense`, `causal_attention`, `gelu` and burn's adds) a block is ten
+//! nodes, each with its graph merge, registration and gradient bookkeeping, and its residual
+//! sums and their gradients' sums go through burn's own adds. Here the same kernels run one
+//! after the other on plain vectors, in the same order and rounded alike: the same bits as op
+//! by op (tested).
+
+use std::sync::Arc;
+
+use burn::backend::flex::FlexTensor;
+use burn::nn::{LayerNorm, Linear};
+use burn::prelude::*;
+use burn::tensor::TensorMetadata;
+use burn::tensor::ops::FloatTensor;
+
+use super::activations::{gelu_backward, gelu_forward};
+use super::attention::{Saved as Attended, attention, attention_backward};
+use super::layer_norm::{Normalised, normalise, normalise_backward};
+use super::linear::{affine, affine_backward, bias_grad};
+use super::{CpuOp, on_cpu, primitive, tensor, values, vectorised, written};
+
+/// One block's layers.
+pub struct BlockLayers<'a, B: Backend> {
+    pub ln_1: &'a LayerNorm<B>,
+    /// Queries, keys and values of all heads in one projection.
+    pub c_attn: &'a Linear<B>,
+    pub attention_proj: &'a Linear<B>,
+    pub ln_2: &'a LayerNorm<B>,
+    pub c_fc: &'a Linear<B>,
+    pub mlp_proj: &'a Linear<B>,
+    pub heads: usize,
+}
+
+/// Dropout's keep-factors for one block while training: the attention weights' (as
+/// `causal_attention` takes them), then the attention's and the MLP's outputs' before each joins
+/// the residual stream.
+#[derive(Clone, Debug, Default)]
+pub struct BlockKeep {
+    pub weights: Option<Arc<[f32]>>,
+    pub attention: Option<Arc<[f32]>>,
+    pub mlp: Option<Arc<[f32]>>,
+}
+
+/// The block on `x` `[B, T, C]`; `fallback` computes it op by op, on other backends.
+pub fn transformer_block<B: Backend>(
+    x: Tensor<B, 3>,
+    layers: &BlockLayers<B>,
+    keep: &BlockKeep,
+    fallback: impl FnOnce(Tensor<B, 3>) -> Tensor<B, 3>,
+) -> Tensor<B, 3> {
+    let op = Block {
+        heads: layers.heads,
+        keep: keep.clone(),
+    };
+    match inputs(&x, layers) {
+        Some(inputs) => on_cpu(op, inputs).unwrap_or_else(|| fallback(x)),
+        None => fallback(x),
+    }
+}
+
+/// `x` and the parameters, in `Block`'s order; `None` where a layer lacks its bias or β.
+fn inputs<B: Backend>(x: &Tensor<B, 3>, l: &BlockLayers<B>) -> Option<[FloatTensor<B>; 13]> {
+    let gamma = |norm: &LayerNorm<B>| primitive(&norm.gamma.val());
+    let beta = |norm: &LayerNorm<B>| norm.beta.as_ref().map(|beta| primitive(&beta.val()));
+    let weight = |layer: &Linear<B>| primitive(&layer.weight.val());
+    let bias = |layer: &Linear<B>| layer.bias.as_ref().map(|bias| primitive(&bias.val()));
+    Some([
+        primitive(x),
+        gamma(l.ln_1),
+        beta(l.ln_1)?,
+        weight(l.c_attn),
+        bias(l.c_attn)?,
+        weight(l.attention_proj),
+        bias(l.attention_proj)?,
+        gamma(l.ln_2),
+        beta(l.ln_2)?,
+        weight(l.c_fc),
+        bias(l.c_fc)?,
+        weight(l.mlp_proj),
+        bias(l.mlp_proj)?,
+    ])
+}
+
+#[derive(Clone, Debug)]
+struct Block {
+    heads: usize,
+    keep: BlockKeep,
+}
+
+/// What the backward pass needs: γ of each norm, the four weight matrices, and what each
+/// kernel's backward pass needs, the linear layers' inputs among them.
+#[derive(Debug)]
+struct Saved {
+    gammas: [FlexTensor; 2],
+    weights: [FlexTensor; 4],
+    ln_1: Normalised,
+    h_1: Vec<f32>,
+    attended: Attended,
+    y: Vec<f32>,
+    ln_2: Normalised,
+    h_2: Vec<f32>,
+    fc: Vec<f32>,
+    gates: Vec<f32>,
+    mlp: Vec<f32>,
+}
+
+/// A weight matrix's values and `[in, out]`.
+fn matrix(weight: &FlexTensor) -> (&[f32], [usize; 2]) {
+    (values(weight), [weight.shape()[0], weight.shape()[1]])
+}
+
+impl CpuOp<13> for Block {
+    type State = Arc<Saved>;
+
+    fn forward(&self, inputs: [&FlexTensor; 13]) -> (FlexTensor, Arc<Saved>) {
+        let [
+            x,
+            gamma_1,
+            beta_1,
+            w_attn,
+            b_attn,
+            w_attn_proj,
+            b_attn_proj,
+            gamma_2,
+            beta_2,
+            w_fc,
+            b_fc,
+            w_mlp_proj,
+            b_mlp_proj,
+        ] = inputs;
+        let linear = |x: &[f32], w, b| {
+            let (w, shape) = matrix(w);
+            affine(x, w, shape, Some(values(b)))
+        };
+        let (h_1, ln_1) = normalise(values(x), values(gamma_1), values(beta_1));
+        let qkv = linear(&h_1, w_attn, b_attn);
+        let shape = x.shape();
+        let dims = [shape[0], shape[1], qkv.len() / (shape[0] * shape[1])];
+        let keep = self.keep.weights.as_deref();
+        let (y, attended) = attention(&qkv, dims, self.heads, keep);
+        let attention = linear(&y, w_attn_proj, b_attn_proj);
+        let x_2 = residual(values(x), &attention, self.keep.attention.as_deref());
+        let (h_2, ln_2) = normalise(&x_2, values(gamma_2), values(beta_2));
+        let fc = linear(&h_2, w_fc, b_fc);
+        let (mlp, gates) = gelu_forward(&fc);
+        let out = residual(
+            &x_2,
+            &linear(&mlp, w_mlp_proj, b_mlp_proj),
+            self.keep.mlp.as_deref(),
+        );
+        let saved = Saved {
+            gammas: [gamma_1, gamma_2].map(FlexTensor::clone),
+            weights: [w_attn, w_attn_proj, w_fc, w_mlp_proj].map(FlexTensor::clone),
+            ln_1,
+            h_1,
+            attended,
+            y,
+            ln_2,
+            h_2,
+            fc,
+            gates,
+            mlp,
+        };
+        (tensor(out, shape), Arc::new(saved))
+    }
+
+    fn backward(&self, saved: Arc<Saved>, grad: &FlexTensor) -> [FlexTensor; 13] {
+        let s = &*saved;
+        let [w_attn, w_attn_proj, w_fc, w_mlp_proj] = &s.weights;
+        let g = values(grad);
+        let (d_mlp_proj, d_mlp) = linear_backward(&s.mlp, w_mlp_proj, &dropped(g, &self.keep.mlp));
+        let (d_fc, d_h_2) = linear_backward(&s.h_2, w_fc, &gelu_backward(&s.fc, &s.gates, &d_mlp));
+        let [d_x_2, d_gamma_2, d_beta_2] =
+            normalise_backward(&s.ln_2, values(&s.gammas[1]), &d_h_2);
+        let d_x_2 = sum(g, &d_x_2);
+        let d_attention = dropped(&d_x_2, &self.keep.attention);
+        let (d_attn_proj, d_y) = linear_backward(&s.y, w_attn_proj, &d_attention);
+        let (d_attn, d_h_1) =
+            linear_backward(&s.h_1, w_attn, &attention_backward(&s.attended, &d_y));
+        let [d_x, d_gamma_1, d_beta_1] = normalise_backward(&s.ln_1, values(&s.gammas[0]), &d_h_1);
+        let [gamma_1, beta_1, gamma_2, beta_2] =
+            [d_gamma_1, d_beta_1, d_gamma_2, d_beta_2].map(vector);
+        let [
+            [w_attn, b_attn],
+            [w_attn_proj, b_attn_proj],
+            [w_fc, b_fc],
+            [w_mlp_proj, b_mlp_proj],
+        ] = [d_attn, d_attn_proj, d_fc, d_mlp_proj];
+        [
+            tensor(sum(&d_x_2, &d_x), grad.shape()),
+            gamma_1,
+            beta_1,
+            w_attn,
+            b_attn,
+            w_attn_proj,
+            b_attn_proj,
+            gamma_2,
+            beta_2,
+            w_fc,
+            b_fc,
+            w_mlp_proj,
+            b_mlp_proj,
+        ]
+    }
+}
+
+/// A linear layer's weight and bias gradients, and its input's, from its input `x`, its
+/// weight, and its output's gradient.
+fn linear_backward(x: &[f32], weight: &FlexTensor, grad: &[f32]) -> ([FlexTensor; 2], Vec<f32>) {
+    let (w, [k, n]) = matrix(weight);
+    let [dx, dw] = affine_backward(x, w, [k, n], grad);
+    ([tensor(dw, [k, n]), vector(bias_grad(grad, n))], dx)
+}
+
+/// A vector's values as a 1-D tensor.
+fn vector(values: Vec<f32>) -> FlexTensor {
+    let n = values.len();
+    tensor(values, [n])
+}
+
+/// `x` + `branch`·keep: a residual sum, the branch dropped out where there are keep-factors.
+fn residual(x: &[f32], branch: &[f32], keep: Option<&[f32]>) -> Vec<f32> {
+    vectorised(
+        #[inline(always)]
+        || match keep {
+            Some(keep) => {
+                let kept = branch.iter().zip(keep).map(|(&b, &k)| b * k);
+                written(x.len(), x.iter().zip(kept).map(|(&x, b)| x + b))
+            }
+            None => written(x.len(), x.iter().zip(branch).map(|(&x, &b)| x + b)),
+        },
+    )
+}
+
+/// The gradient `grad` through dropout's keep-factors, where there are any.
+fn dropped<'a>(grad: &'a [f32], keep: &Option<Arc<[f32]>>) -> std::borrow::Cow<'a, [f32]> {
+    match keep {
+        Some(keep) => std::borrow::Cow::Owned(vectorised(
+            #[inline(always)]
+            || {
+                written(
+                    grad.len(),
+                    grad.iter().zip(keep.iter()).map(|(&g, &k)| g * k),
+                )
+            },
+        )),
+        None => std::borrow::Cow::Borrowed(grad),
+    }
+}
+
+/// a + b, element by element: the two gradients of a tensor used twice.
+fn sum(a: &[f32], b: &[f32]) -> Vec<f32> {
+    vectorised(
+        #[inline(always)]
+        || written(a.len(), a.iter().zip(b).map(|(&a, &b)| a + b)),
+    )
+}
