@@ -56,6 +56,9 @@ use crate::models::transformer::attend;
 
 type B = Autodiff<Flex>;
 
+/// How close, relative, a kernel and burn's operations must agree.
+const CLOSE: f32 = 1e-5;
+
 fn random<const D: usize>(shape: [usize; D]) -> Tensor<B, D> {
     Tensor::random(shape, Distribution::Normal(0.0, 1.0), &Default::default())
 }
@@ -83,20 +86,8 @@ fn assert_close<C: Backend, const D: usize>(
 /// `fused` and `reference` of the same parameters and input give the same output and the
 /// same gradients of the input, of `params` and of `matrices`, for a loss that weighs
 /// every output. Each runs forward and back before the other starts: burn frees the
-/// graph behind a backward pass.
+/// graph behind a backward pass. Values agree within `tolerance`, relative (0: the same values).
 fn check<const D: usize, const E: usize>(
-    what: &str,
-    input: Tensor<B, D>,
-    params: &[Tensor<B, 1>],
-    matrices: &[Tensor<B, 2>],
-    fused: impl Fn(Tensor<B, D>) -> Tensor<B, E>,
-    reference: impl Fn(Tensor<B, D>) -> Tensor<B, E>,
-) {
-    check_within(1e-5, what, input, params, matrices, fused, reference)
-}
-
-/// `check`, the values within `tolerance` relative (0: the same values).
-fn check_within<const D: usize, const E: usize>(
     tolerance: f32,
     what: &str,
     input: Tensor<B, D>,
@@ -140,7 +131,9 @@ fn attention_matches_burns_operations() {
     // 3 items × 3 heads: 9 lanes, one more than a block of 8.
     let qkv = random([3, 7, 3 * 12]);
     let fused = |x| causal_attention(x, 3, None, |_| panic!("the CPU backend fuses it"));
-    check("attention", qkv, &[], &[], fused, |x| attend(x, 3, None));
+    check(CLOSE, "attention", qkv, &[], &[], fused, |x| {
+        attend(x, 3, None)
+    });
 }
 
 /// With dropout's keep-factors (every tenth weight dropped, the rest scaled as by p = 0.1),
@@ -158,7 +151,7 @@ fn attention_with_dropout_matches_burns_operations() {
             panic!("the CPU backend fuses it")
         })
     };
-    check("attention with dropout", qkv, &[], &[], fused, |x| {
+    check(CLOSE, "attention with dropout", qkv, &[], &[], fused, |x| {
         attend(x, heads, Some(&keep))
     });
 }
@@ -209,9 +202,9 @@ fn transformer_block_is_its_operations_op_by_op() {
         let fused = |x| transformer_block(x, &layers, &keep, |_| panic!("fused on the CPU"));
         let (ours, burns) = (false, true);
         let op_by_op = |x| block_by_ops(x, &layers, &keep, ours);
-        check_within(0.0, "block", x.clone(), &params, &matrices, fused, op_by_op);
+        check(0.0, "block", x.clone(), &params, &matrices, fused, op_by_op);
         let reference = |x| block_by_ops(x, &layers, &keep, burns);
-        check("block", x, &params, &matrices, fused, reference);
+        check(CLOSE, "block", x, &params, &matrices, fused, reference);
     }
 }
 
@@ -256,7 +249,15 @@ fn block_by_ops(
 #[test]
 fn causal_mean_matches_the_averaging_product() {
     let fused = |x| causal_mean(x, |_| panic!("the CPU backend fuses it"));
-    check("causal mean", random([3, 7, 5]), &[], &[], fused, average);
+    check(
+        CLOSE,
+        "causal mean",
+        random([3, 7, 5]),
+        &[],
+        &[],
+        fused,
+        average,
+    );
 }
 
 #[test]
@@ -267,6 +268,7 @@ fn layer_norm_matches_burns() {
     let params = [norm.gamma.val(), norm.beta.as_ref().unwrap().val()];
     let x = random([4, 5, 10]);
     check(
+        CLOSE,
         "layer norm",
         x,
         &params,
@@ -286,6 +288,7 @@ fn linear_matches_burns() {
         let x = random([4, 5, 6]);
         let matrices = [layer.weight.val()];
         check(
+            CLOSE,
             "linear",
             x,
             &params,
