@@ -56,6 +56,9 @@ pub use linear::dense;
 trait CpuOp<const N: usize>: Clone + Send + std::fmt::Debug + 'static {
     /// What the backward pass needs of the forward pass.
     type State: Clone + Send + std::fmt::Debug + 'static;
+    /// Whether `on_cpu` fuses it only as a node of the autodiff graph, and leaves plain
+    /// tensors (evaluation, sampling) to the fallback.
+    const ONLY_TRACKED: bool = false;
     /// The output, and the state for the backward pass, from contiguous inputs.
     fn forward(&self, inputs: [&FlexTensor; N]) -> (FlexTensor, Self::State);
     /// The gradient of each input from that of the output (contiguous).
@@ -71,6 +74,9 @@ fn on_cpu<O: CpuOp<N>, B: Backend, const N: usize, const D: usize>(
 ) -> Option<Tensor<B, D>> {
     let inputs = inputs.map(|x| Box::new(x) as Box<dyn Any>);
     let output = if inputs[0].is::<FlexTensor>() {
+        if O::ONLY_TRACKED {
+            return None;
+        }
         let inputs = inputs.map(|x| contiguous(*x.downcast::<FlexTensor>().expect("one backend")));
         if inputs.iter().any(|x| x.dtype() != DType::F32) {
             return None;
