@@ -43,7 +43,8 @@ pub struct BlockKeep {
     pub mlp: Option<Arc<[f32]>>,
 }
 
-/// The block on `x` `[B, T, C]`; `fallback` computes it op by op, on other backends.
+/// The block on `x` `[B, T, C]`; `fallback` computes it op by op, on other backends and on
+/// tensors without autodiff.
 pub fn transformer_block<B: Backend>(
     x: Tensor<B, 3>,
     layers: &BlockLayers<B>,
