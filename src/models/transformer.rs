@@ -182,12 +182,12 @@ impl<B: Backend> Block<B> {
         let attention = self
             .attn
             .forward(layer_norm(&self.ln_1, x.clone()), &keep.weights);
-        let x = x + dropped(attention, &keep.attention);
+        let x = x + dropped(attention, keep.attention.as_deref().map(<[f32]>::to_vec));
         let mlp = dense(
             &self.c_proj,
             gelu(dense(&self.c_fc, layer_norm(&self.ln_2, x.clone()))),
         );
-        x + dropped(mlp, &keep.mlp)
+        x + dropped(mlp, keep.mlp.as_deref().map(<[f32]>::to_vec))
     }
 }
 
@@ -245,16 +245,16 @@ impl Dropout<'_> {
 
     /// `x` with each activation zeroed with probability `p` and the rest scaled by 1/(1-p).
     fn apply<B: Backend, const D: usize>(&mut self, x: Tensor<B, D>) -> Tensor<B, D> {
-        let keep = self.keep(x.shape().num_elements()).map(Arc::from);
-        dropped(x, &keep)
+        let keep = self.keep(x.shape().num_elements());
+        dropped(x, keep)
     }
 }
 
 /// `x` times dropout's keep-factors, where there are any.
-fn dropped<B: Backend, const D: usize>(x: Tensor<B, D>, keep: &Option<Arc<[f32]>>) -> Tensor<B, D> {
+fn dropped<B: Backend, const D: usize>(x: Tensor<B, D>, keep: Option<Vec<f32>>) -> Tensor<B, D> {
     match keep {
         Some(keep) => {
-            let keep = Tensor::from_data(TensorData::new(keep.to_vec(), x.shape()), &x.device());
+            let keep = Tensor::from_data(TensorData::new(keep, x.shape()), &x.device());
             x * keep
         }
         None => x,

@@ -146,11 +146,11 @@ impl CpuOp<13> for Block {
         let keep = self.keep.weights.as_deref();
         let (y, attended) = attention(&qkv, dims, self.heads, keep);
         let attention = linear(&y, w_attn_proj, b_attn_proj);
-        let x_2 = residual(values(x), &attention, self.keep.attention.as_deref());
+        let x_2 = add(values(x), &attention, self.keep.attention.as_deref());
         let (h_2, ln_2) = normalise(&x_2, values(gamma_2), values(beta_2));
         let fc = linear(&h_2, w_fc, b_fc);
         let (mlp, gates) = gelu_forward(&fc);
-        let out = residual(
+        let out = add(
             &x_2,
             &linear(&mlp, w_mlp_proj, b_mlp_proj),
             self.keep.mlp.as_deref(),
@@ -179,7 +179,7 @@ impl CpuOp<13> for Block {
         let (d_fc, d_h_2) = linear_backward(&s.h_2, w_fc, &gelu_backward(&s.fc, &s.gates, &d_mlp));
         let [d_x_2, d_gamma_2, d_beta_2] =
             normalise_backward(&s.ln_2, values(&s.gammas[1]), &d_h_2);
-        let d_x_2 = sum(g, &d_x_2);
+        let d_x_2 = add(g, &d_x_2, None);
         let d_attention = dropped(&d_x_2, &self.keep.attention);
         let (d_attn_proj, d_y) = linear_backward(&s.y, w_attn_proj, &d_attention);
         let (d_attn, d_h_1) =
@@ -194,7 +194,7 @@ impl CpuOp<13> for Block {
             [w_mlp_proj, b_mlp_proj],
         ] = [d_attn, d_attn_proj, d_fc, d_mlp_proj];
         [
-            tensor(sum(&d_x_2, &d_x), grad.shape()),
+            tensor(add(&d_x_2, &d_x, None), grad.shape()),
             gamma_1,
             beta_1,
             w_attn,
@@ -225,8 +225,9 @@ fn vector(values: Vec<f32>) -> FlexTensor {
     tensor(values, [n])
 }
 
-/// `x` + `branch`·keep: a residual sum, the branch dropped out where there are keep-factors.
-fn residual(x: &[f32], branch: &[f32], keep: Option<&[f32]>) -> Vec<f32> {
+/// `x` + `branch`·keep, element by element (`branch` alone without keep-factors): a residual
+/// sum, the branch dropped out while training, or the two gradients of a tensor used twice.
+fn add(x: &[f32], branch: &[f32], keep: Option<&[f32]>) -> Vec<f32> {
     vectorised(
         #[inline(always)]
         || match keep {
@@ -253,12 +254,4 @@ fn dropped<'a>(grad: &'a [f32], keep: &Option<Arc<[f32]>>) -> std::borrow::Cow<'
         )),
         None => std::borrow::Cow::Borrowed(grad),
     }
-}
-
-/// a + b, element by element: the two gradients of a tensor used twice.
-fn sum(a: &[f32], b: &[f32]) -> Vec<f32> {
-    vectorised(
-        #[inline(always)]
-        || written(a.len(), a.iter().zip(b).map(|(&a, &b)| a + b)),
-    )
 }
