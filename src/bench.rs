@@ -73,6 +73,9 @@ pub struct Figures {
     /// Trained positions per second at the median step time (as a run's `tokens_per_s`: the
     /// batch padded to the longest item; the cnn's and mlp's (context, next) examples).
     pub train_tokens_per_s: f64,
+    /// Positions with a target in a training batch of whole items, on average over the training
+    /// split: the item's and its end's, not the padding's (which the Transformer skips).
+    pub targets_per_step: f64,
     /// Positions per second evaluating the whole test split (each item padded likewise).
     pub eval_tokens_per_s: f64,
     pub sample_items_per_s: f64,
@@ -156,10 +159,10 @@ impl Report {
     /// milliseconds that takes at that rate, and how many times that the step measured.
     pub fn transformer_floor(&self) -> Option<(f64, f64, f64)> {
         let f = self.figures.iter().find(|f| f.model == "transformer")?;
-        // Forward and backward multiply every weight by every trained position three times:
-        // 6 FLOPs per parameter per position. At the rate above, that is the step's floor.
-        let positions = f.train_tokens_per_s * f.ms_per_step_median / 1e3;
-        let gflop = 6.0 * f.params as f64 * positions / 1e9;
+        // Forward and backward multiply every weight by every position with a target three
+        // times: 6 FLOPs per parameter per position. At the rate above, that is the step's
+        // floor. (The padding after each item predicts nothing, and is not computed.)
+        let gflop = 6.0 * f.params as f64 * f.targets_per_step / 1e9;
         let floor_ms = gflop / self.gemm_gflops * 1e3;
         Some((gflop, floor_ms, f.ms_per_step_median / floor_ms))
     }
@@ -227,6 +230,13 @@ fn measure_on<B: AutodiffBackend>(
 
     let generation_s = time_generation(&model, experiment, data, options, device);
     let tokens_per_step = train::tokens_per_step(&model, s.batch_size, data.seq_len);
+    let targets = data
+        .train
+        .tokens
+        .iter()
+        .map(|item| item.len() + 1)
+        .sum::<usize>();
+    let targets_per_step = s.batch_size as f64 * targets as f64 / data.train.tokens.len() as f64;
     let median = percentile(&times, 0.5);
     Ok(Figures {
         model: experiment.model.kind.name().into(),
@@ -238,6 +248,7 @@ fn measure_on<B: AutodiffBackend>(
         ms_per_step_p10: percentile(&times, 0.1),
         ms_per_step_p90: percentile(&times, 0.9),
         train_tokens_per_s: tokens_per_step as f64 * 1e3 / median,
+        targets_per_step,
         eval_tokens_per_s,
         sample_items_per_s,
         sample_chars_per_s,

@@ -271,7 +271,8 @@ fn bench(request: &BenchRequest) -> Result<()> {
     );
     if let Some((gflop, floor_ms, times)) = report.transformer_floor() {
         println!(
-            "transformer: {gflop:.2} GFLOP per step, {floor_ms:.2} ms at that rate; measured {times:.1}x that"
+            "transformer: {gflop:.2} GFLOP per step (its positions with a target), {floor_ms:.2} ms \
+             at that rate; measured {times:.1}x that"
         );
     }
     Ok(())

@@ -250,7 +250,7 @@ fn evaluation_normalises_each_positions_logits() {
     for config in every_family() {
         let model = build(&config, &data);
         let logits = model.forward(x(), Mode::Eval);
-        let ours: Vec<f32> = model.log_probs(x()).into_data().to_vec().unwrap();
+        let ours: Vec<f32> = model.log_probs(x(), None).into_data().to_vec().unwrap();
         let flat: Vec<f32> = logits.clone().into_data().to_vec().unwrap();
         for (row, logged) in flat.chunks(27).zip(ours.chunks(27)) {
             let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
@@ -268,7 +268,7 @@ fn evaluation_normalises_each_positions_logits() {
             }
         }
         let from_logits = token_nll(logits, targets.clone()).0.into_data();
-        let from_log_probs = target_nll(model.log_probs(x()), targets.clone())
+        let from_log_probs = target_nll(model.log_probs(x(), None), targets.clone())
             .0
             .into_data();
         assert_eq!(from_log_probs, from_logits, "{config:?}");
@@ -462,7 +462,12 @@ fn a_batch_in_parts_takes_the_whole_batch_gradient_step() {
         .next(&data.train, experiment.schedule.batch_size);
     let (x, y) = makemore::data::batch::<Ad>(&items, data.seq_len, &device);
     let mut dropout = makemore::rng::dropout_rng(1, 1, 0);
-    let (sum, count) = makemore::models::nll(model.forward(x, Mode::Train(&mut dropout)), y);
+    // Every row computed: the step computes only the rows with a target.
+    let mode = Mode::Train {
+        dropout: &mut dropout,
+        targets: None,
+    };
+    let (sum, count) = makemore::models::nll(model.forward(x, mode), y);
     let whole = GradientsParams::from_grads((sum / count).backward(), &model);
 
     let before = model.valid();

@@ -27,7 +27,12 @@ pub fn batch<B: Backend>(
 
 /// How many targets `batch` makes of `items`: each token, and the end after the last.
 pub fn target_count(items: &[&[usize]]) -> usize {
-    items.iter().map(|tokens| tokens.len() + 1).sum()
+    targets_per_row(items).iter().sum()
+}
+
+/// How many targets each row of `batch` has, at its first positions: the rest is padding.
+pub fn targets_per_row(items: &[&[usize]]) -> Vec<usize> {
+    items.iter().map(|tokens| tokens.len() + 1).collect()
 }
 
 /// One (context, next token) example per row: the item up to `position` as input, the token

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::DatasetConfig;
 use crate::error::{Error, Result};
-pub use batches::{Batcher, batch, example_batch, target_count};
+pub use batches::{Batcher, batch, example_batch, target_count, targets_per_row};
 use read::{at_least_one_item, check_kept, dedup, limit_length, read_items};
 pub use read::{clean, utf8_lines};
 

@@ -37,10 +37,18 @@ pub enum Mode<'a> {
     /// Evaluating or sampling: nothing is dropped; the cnn's BatchNorm uses its running
     /// statistics.
     Eval,
-    /// One training batch: dropout masks come from this generator (the step's, so a resumed run
-    /// draws the same ones); the cnn takes each row as one example (`trains_on_examples`),
-    /// normalises with the batch's statistics and updates its running ones.
-    Train(&'a mut rand_chacha::ChaCha8Rng),
+    /// Evaluating rows of whole items, of which `targets` says as `Train`'s does how many first
+    /// positions have a target: `Eval`, the rest skipped by the Transformer.
+    Evaluate(&'a [usize]),
+    /// One training batch: dropout masks come from `dropout` (the step's generator, so a
+    /// resumed run draws the same ones); the cnn takes each row as one example
+    /// (`trains_on_examples`), normalises with the batch's statistics and updates its running
+    /// ones. `targets`, for rows of whole items (`data::batch`), says how many of each row's
+    /// first positions have a target (`data::targets_per_row`): the Transformer skips the rest.
+    Train {
+        dropout: &'a mut rand_chacha::ChaCha8Rng,
+        targets: Option<&'a [usize]>,
+    },
 }
 
 // One model lives per run, so the size gap between variants costs nothing worth boxing for.
@@ -143,13 +151,15 @@ impl<B: Backend> Model<B> {
     }
 
     /// `[B, T]` tokens → `[B, T, V]` next-token log-probabilities in evaluation: `forward`'s
-    /// logits normalised. The bigram's depend on the current token alone, so it normalises its
-    /// table's rows once instead of a row per position (the same values: each row is normalised
-    /// on its own).
-    pub fn log_probs(&self, idx: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+    /// logits normalised, where rows of whole items may say how many of their first positions
+    /// have a target (`Mode::Evaluate`; the rest may then hold anything). The bigram's depend
+    /// on the current token alone, so it normalises its table's rows once instead of a row per
+    /// position (the same values: each row is normalised on its own).
+    pub fn log_probs(&self, idx: Tensor<B, 2, Int>, targets: Option<&[usize]>) -> Tensor<B, 3> {
+        let mode = targets.map_or(Mode::Eval, Mode::Evaluate);
         match self {
             Model::Bigram(m) => m.log_probs(idx),
-            _ => normalise(self.forward(idx, Mode::Eval)),
+            _ => normalise(self.forward(idx, mode)),
         }
     }
 
@@ -158,7 +168,7 @@ impl<B: Backend> Model<B> {
         match self {
             Model::Bigram(m) => m.forward(idx),
             Model::Mlp(m) => m.forward(idx),
-            Model::Cnn(m) => m.forward(idx, matches!(mode, Mode::Train(_))),
+            Model::Cnn(m) => m.forward(idx, matches!(mode, Mode::Train { .. })),
             Model::Recurrent(m) => m.forward(idx),
             Model::Bow(m) => m.forward(idx),
             Model::Transformer(m) => m.forward(idx, mode),

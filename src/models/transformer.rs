@@ -75,16 +75,18 @@ impl<B: Backend> Transformer<B> {
     }
 
     pub fn forward(&self, idx: Tensor<B, 2, Int>, mode: Mode) -> Tensor<B, 3> {
+        let (rng, live) = match mode {
+            Mode::Train { dropout, targets } => (Some(dropout), targets),
+            Mode::Evaluate(targets) => (None, Some(targets)),
+            Mode::Eval => (None, None),
+        };
         let mut drop = Dropout {
             p: self.dropout,
-            rng: match mode {
-                Mode::Train(rng) => Some(rng),
-                Mode::Eval => None,
-            },
+            rng,
         };
         let mut x = drop.apply(add_positions(self.wte.forward(idx), &self.wpe));
         for block in &self.blocks {
-            x = block.forward(x, &mut drop);
+            x = block.forward(x, &mut drop, live);
         }
         dense(&self.lm_head, layer_norm(&self.ln_f, x))
     }
@@ -155,9 +157,10 @@ impl<B: Backend> CausalSelfAttention<B> {
 }
 
 impl<B: Backend> Block<B> {
-    /// One node of the autodiff graph on the CPU backend, `by_ops` elsewhere. Dropout's
-    /// factors are drawn in the order `by_ops` uses them.
-    fn forward(&self, x: Tensor<B, 3>, drop: &mut Dropout) -> Tensor<B, 3> {
+    /// One node of the autodiff graph on the CPU backend, computing the first `live[b]` rows of
+    /// each item b only, `by_ops` elsewhere. Dropout's factors are drawn in the order `by_ops`
+    /// uses them, for every row.
+    fn forward(&self, x: Tensor<B, 3>, drop: &mut Dropout, live: Option<&[usize]>) -> Tensor<B, 3> {
         let [b, t, c] = x.dims();
         let keep = BlockKeep {
             weights: drop
@@ -175,7 +178,7 @@ impl<B: Backend> Block<B> {
             mlp_proj: &self.c_proj,
             heads: self.attn.n_head,
         };
-        transformer_block(x, &layers, &keep, |x| self.by_ops(x, &keep))
+        transformer_block(x, &layers, &keep, live, |x| self.by_ops(x, &keep))
     }
 
     fn by_ops(&self, x: Tensor<B, 3>, keep: &BlockKeep) -> Tensor<B, 3> {

@@ -288,7 +288,8 @@ pub fn evaluate<B: Backend>(
     let batch = |chunk: &[usize]| {
         let items: Vec<&[usize]> = chunk.iter().map(|&i| split.tokens[i].as_slice()).collect();
         let (x, y) = data::batch::<B>(&items, data.seq_len, device);
-        let (nll, counted) = target_nll(model.log_probs(x), y);
+        let targets = data::targets_per_row(&items);
+        let (nll, counted) = target_nll(model.log_probs(x, Some(&targets)), y);
         let per_item = nll.clone().sum_dim(1).into_data().to_vec::<f32>();
         let sum = nll.sum().into_scalar().elem::<f64>();
         let n = counted.sum().into_scalar().elem::<f64>();

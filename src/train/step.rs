@@ -38,7 +38,7 @@ pub fn train_step<B: AutodiffBackend>(
     let (loss, grads) = if model.trains_on_examples() {
         let examples = batcher.next_examples(&data.train, s.batch_size);
         let (x, y) = data::example_batch::<B>(&examples, data.seq_len, device);
-        let (loss, grads) = backward(&model, x, y, examples.len(), dropout(0));
+        let (loss, grads) = backward(&model, (x, y, None), examples.len(), dropout(0));
         (StepLoss(vec![loss]), grads)
     } else {
         let items = batcher.next(&data.train, s.batch_size);
@@ -48,13 +48,15 @@ pub fn train_step<B: AutodiffBackend>(
             .collect();
         let part = |shard: usize| {
             let (x, y) = data::batch::<B>(parts[shard], data.seq_len, device);
+            let rows = data::targets_per_row(parts[shard]);
+            let batch = (x, y, Some(rows.as_slice()));
             // Every part but the first on its own copy of the parameters: graphs that share
             // leaves are merged by burn's autodiff into one, which two threads cannot share.
             match shard {
-                0 => backward(&model, x, y, targets, dropout(0)),
+                0 => backward(&model, batch, targets, dropout(0)),
                 _ => {
                     let replica = Model::from_inner(model.valid());
-                    backward(&replica, x, y, targets, dropout(shard))
+                    backward(&replica, batch, targets, dropout(shard))
                 }
             }
         };
@@ -75,16 +77,22 @@ pub fn train_step<B: AutodiffBackend>(
     (model, loss)
 }
 
+/// Inputs, targets, and for rows of whole items how many targets each row has.
+type Part<'a, B> = (Tensor<B, 2, Int>, Tensor<B, 2, Int>, Option<&'a [usize]>);
+
 /// Forward and backward on one part of a batch of `targets` targets in all: its share of the
 /// batch's mean loss, and that share's gradients of `model`'s parameters.
 pub(super) fn backward<B: AutodiffBackend>(
     model: &Model<B>,
-    x: Tensor<B, 2, Int>,
-    y: Tensor<B, 2, Int>,
+    (x, y, rows): Part<B>,
     targets: usize,
     mut dropout: rand_chacha::ChaCha8Rng,
 ) -> (Tensor<B::InnerBackend, 1>, GradientsParams) {
-    let logits = model.forward(x, Mode::Train(&mut dropout));
+    let mode = Mode::Train {
+        dropout: &mut dropout,
+        targets: rows,
+    };
+    let logits = model.forward(x, mode);
     let (sum, _) = nll(logits, y);
     let count = Tensor::<B, 1>::from_floats([targets as f32], &sum.device());
     let loss = sum / count;

@@ -14,6 +14,7 @@ use burn::tensor::TensorMetadata;
 
 use std::sync::Arc;
 
+use super::rows::Rows;
 use super::{CpuOp, append, exp, on_cpu, primitive, tensor, values, vectorised};
 
 /// `qkv` `[B, T, 3C]` (queries, keys and values of all heads side by side, as one linear
@@ -64,10 +65,11 @@ const LANES: usize = 8;
 
 /// Sizes, and where things are in the arrays of lanes. Those hold blocks of 8 lanes one after
 /// the other: `[blocks, T, hs]` for queries, keys, values and their gradients, `[blocks,
-/// T(T+1)/2]` for the attention weights of the causal triangle.
-#[derive(Clone, Copy, Debug)]
+/// T(T+1)/2]` for the attention weights of the causal triangle. Rows past an item's live ones
+/// (`Rows`) hold zeros, and a block computes the positions up to its longest item's end only.
+#[derive(Clone, Debug)]
 struct Layout {
-    batch: usize,
+    rows: Rows,
     t: usize,
     c: usize,
     heads: usize,
@@ -76,16 +78,16 @@ struct Layout {
 }
 
 impl Layout {
-    /// Of `[batch, t, 3C]` queries, keys and values.
-    fn new([batch, t, c3]: [usize; 3], heads: usize) -> Self {
+    /// Of the live `rows` of `[B, T, 3C]` queries, keys and values.
+    fn new(rows: &Rows, c3: usize, heads: usize) -> Self {
         let c = c3 / 3;
         Layout {
-            batch,
-            t,
+            rows: rows.clone(),
+            t: rows.t(),
             c,
             heads,
             hs: c / heads,
-            blocks: (batch * heads).div_ceil(LANES),
+            blocks: (rows.batch() * heads).div_ceil(LANES),
         }
     }
 
@@ -104,19 +106,27 @@ impl Layout {
         (lane / LANES, lane % LANES)
     }
 
-    /// Where head h of item b starts in `[B, T, parts·C]` at position 0 and part `part`.
+    /// Where head h of item b starts in the live rows of `[B, T, parts·C]`, at position 0 and
+    /// part `part`.
     fn start(&self, (b, h): (usize, usize), part: usize, parts: usize) -> usize {
-        (b * self.t * parts + part) * self.c + h * self.hs
+        (self.rows.start(b) * parts + part) * self.c + h * self.hs
     }
 
     /// The (item, head) pair in a lane, if any: lanes past the last pair hold zeros.
     fn pair(&self, block: usize, lane: usize) -> Option<(usize, usize)> {
         let pair = block * LANES + lane;
-        (pair < self.batch * self.heads).then_some((pair / self.heads, pair % self.heads))
+        let pairs = self.rows.batch() * self.heads;
+        (pair < pairs).then_some((pair / self.heads, pair % self.heads))
     }
 
-    /// The parts of `[B, T, P·C]` to `[blocks, T, hs]` each, written in order, 8 rows read
-    /// side by side. Runs within `vectorised`.
+    /// The positions a block computes: up to the end of its longest item.
+    fn positions(&self, block: usize) -> usize {
+        let items = (0..LANES).filter_map(|lane| self.pair(block, lane));
+        items.map(|(b, _)| self.rows.len(b)).max().unwrap_or(0)
+    }
+
+    /// The parts of the live rows of `[B, T, P·C]` to `[blocks, T, hs]` each, written in
+    /// order, 8 rows read side by side. Runs within `vectorised`.
     #[inline(always)]
     fn gather<const P: usize>(&self, from: &[f32]) -> [Vec<Lanes>; P] {
         let zeros = vec![0.0; self.hs];
@@ -129,9 +139,12 @@ impl Layout {
                 let mut rows: [&[f32]; LANES] = [&zeros; LANES];
                 for i in 0..self.t {
                     for (lane, row) in rows.iter_mut().enumerate() {
-                        if let Some(pair) = self.pair(block, lane) {
-                            *row = &from[self.start(pair, part, P) + i * stride..][..self.hs];
-                        }
+                        *row = match self.pair(block, lane) {
+                            Some(pair) if i < self.rows.len(pair.0) => {
+                                &from[self.start(pair, part, P) + i * stride..][..self.hs]
+                            }
+                            _ => &zeros,
+                        };
                     }
                     let lanes = (0..self.hs).map(|d| {
                         let mut lanes = [0.0; LANES];
@@ -147,12 +160,12 @@ impl Layout {
         parts
     }
 
-    /// The inverse of `gather`, written in order. Runs within `vectorised`.
+    /// The inverse of `gather`, live rows only, written in order. Runs within `vectorised`.
     #[inline(always)]
     fn scatter<const P: usize>(&self, from: &[Vec<Lanes>; P]) -> Vec<f32> {
-        let mut to = Vec::with_capacity(self.batch * self.t * P * self.c);
-        for b in 0..self.batch {
-            for i in 0..self.t {
+        let mut to = Vec::with_capacity(self.rows.live() * P * self.c);
+        for b in 0..self.rows.batch() {
+            for i in 0..self.rows.len(b) {
                 for from in from {
                     for h in 0..self.heads {
                         let (block, lane) = self.lane(b, h);
@@ -204,31 +217,29 @@ impl CpuOp<1> for CausalAttention {
     type State = Arc<Saved>;
 
     fn forward(&self, [qkv]: [&FlexTensor; 1]) -> (FlexTensor, Self::State) {
-        let shape = qkv.shape();
-        let dims = [shape[0], shape[1], shape[2]];
-        let (out, saved) = attention(values(qkv), dims, self.heads, self.keep.as_deref());
-        (
-            tensor(out, [dims[0], dims[1], dims[2] / 3]),
-            Arc::new(saved),
-        )
+        let [b, t, c3] = qkv.shape().dims();
+        let rows = Rows::all(b, t);
+        let (out, saved) = attention(values(qkv), &rows, c3, self.heads, self.keep.as_deref());
+        (tensor(out, [b, t, c3 / 3]), Arc::new(saved))
     }
 
     fn backward(&self, saved: Self::State, grad: &FlexTensor) -> [FlexTensor; 1] {
-        let l = saved.layout;
-        let grad = attention_backward(&saved, values(grad));
-        [tensor(grad, [l.batch, l.t, 3 * l.c])]
+        let l = &saved.layout;
+        let shape = [l.rows.batch(), l.t, 3 * l.c];
+        [tensor(attention_backward(&saved, values(grad)), shape)]
     }
 }
 
-/// `causal_attention` of `qkv` `[B, T, 3C]` (`dims`), row after row: `[B, T, C]`, and what its
-/// backward pass needs.
+/// `causal_attention` of the live `rows` of `qkv` `[B, T, c3]`, row after row: those of `[B, T,
+/// C]`, and what its backward pass needs.
 pub(super) fn attention(
     qkv: &[f32],
-    dims: [usize; 3],
+    rows: &Rows,
+    c3: usize,
     heads: usize,
     keep: Option<&[f32]>,
 ) -> (Vec<f32>, Saved) {
-    let l = Layout::new(dims, heads);
+    let l = Layout::new(rows, c3, heads);
     let mut weights = vec![[0.0; LANES]; l.blocks * l.triangle()];
     let mut y = vec![[0.0; LANES]; l.blocks * l.per_block()];
     let mut dropped = keep.map(|keep| Dropped {
@@ -252,7 +263,7 @@ pub(super) fn attention(
                         &mut d.kept[block * l.triangle()..][..l.triangle()],
                     )
                 });
-                forward(&l, [q, k, v], weights, dropout, y)
+                forward(&l, l.positions(block), [q, k, v], weights, dropout, y)
             }
             (qkv, l.scatter(&[y]))
         },
@@ -268,7 +279,7 @@ pub(super) fn attention(
 
 /// The gradient of `attention`'s `qkv`, row after row, from that of its output.
 pub(super) fn attention_backward(saved: &Saved, grad: &[f32]) -> Vec<f32> {
-    let l = saved.layout;
+    let l = &saved.layout;
     let mut grads = [(); 3].map(|_| vec![[0.0; LANES]; l.blocks * l.per_block()]);
     // The scores' gradients of one block, kept for dk's sums by columns.
     let mut ds = vec![[0.0; LANES]; l.triangle()];
@@ -277,13 +288,14 @@ pub(super) fn attention_backward(saved: &Saved, grad: &[f32]) -> Vec<f32> {
         || {
             let [g] = l.gather::<1>(grad);
             for block in 0..l.blocks {
-                let [q, k, v] = saved.qkv.each_ref().map(|x| block_of(&l, x, block));
-                let weights = triangle_of(&l, &saved.weights, block);
+                let [q, k, v] = saved.qkv.each_ref().map(|x| block_of(l, x, block));
+                let weights = triangle_of(l, &saved.weights, block);
                 let dropout = (saved.dropped.as_ref())
-                    .map(|d| [&d.keep, &d.kept].map(|x| triangle_of(&l, x, block)));
-                let [dq, dk, dv] = grads.each_mut().map(|x| block_of_mut(&l, x, block));
-                let g = block_of(&l, &g, block);
-                backward(&l, [q, k, v], weights, dropout, g, &mut ds, [dq, dk, dv]);
+                    .map(|d| [&d.keep, &d.kept].map(|x| triangle_of(l, x, block)));
+                let [dq, dk, dv] = grads.each_mut().map(|x| block_of_mut(l, x, block));
+                let g = block_of(l, &g, block);
+                let t = l.positions(block);
+                backward(l, t, [q, k, v], weights, dropout, g, &mut ds, [dq, dk, dv]);
             }
             l.scatter(&grads)
         },
@@ -381,18 +393,20 @@ fn weighted_rows(out: &mut [Lanes], w: &[Lanes], m: &[Lanes], hs: usize) {
 }
 
 /// Scores of query i on keys j ≤ i, their softmax over j, and y_i = Σ_j w_ij·v_j, for one
-/// block of `[T, hs]` lanes; `weights` the block's triangle. With `dropout` (the block's
-/// keep-factors, and a triangle for the weights times them) y_i = Σ_j w_ij·keep_ij·v_j.
+/// block of `[T, hs]` lanes and its first `t` positions; `weights` the block's triangle. With
+/// `dropout` (the block's keep-factors, and a triangle for the weights times them) y_i = Σ_j
+/// w_ij·keep_ij·v_j.
 #[inline(always)]
 fn forward(
     l: &Layout,
+    t: usize,
     [q, k, v]: [&[Lanes]; 3],
     weights: &mut [Lanes],
     mut dropout: Option<(&[Lanes], &mut [Lanes])>,
     y: &mut [Lanes],
 ) {
     let (hs, scale) = (l.hs, l.scale());
-    for i in 0..l.t {
+    for i in 0..t {
         let at = row_start(i);
         let w = &mut weights[at..][..=i];
         against_rows(w, row(q, i, hs), k, hs);
@@ -428,10 +442,12 @@ fn forward(
 /// ds_ij = w_ij·(dw_ij − Σ_j' w_ij'·dw_ij')·scale, dq_i = Σ_j ds_ij·k_j, and then by columns
 /// dk_j = Σ_i ds_ij·q_i and dv_j = Σ_i w_ij·g_i; for one block, as `forward`. With `dropout`
 /// (keep-factors, and the weights times them) dw_ij = g_i·v_j·keep_ij and dv_j = Σ_i
-/// w_ij·keep_ij·g_i.
+/// w_ij·keep_ij·g_i. The gradients past position `t` are zero, and stay so.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn backward<'a>(
     l: &Layout,
+    t: usize,
     [q, k, v]: [&'a [Lanes]; 3],
     weights: &'a [Lanes],
     dropout: Option<[&'a [Lanes]; 2]>,
@@ -440,7 +456,7 @@ fn backward<'a>(
     [dq, dk, dv]: [&mut [Lanes]; 3],
 ) {
     let (hs, scale) = (l.hs, l.scale());
-    for i in 0..l.t {
+    for i in 0..t {
         let at = row_start(i);
         let (w, ds) = (&weights[at..][..=i], &mut ds[at..][..=i]);
         against_rows(ds, row(g, i, hs), v, hs);
@@ -462,10 +478,10 @@ fn backward<'a>(
     }
     let ds = &*ds;
     let kept = dropout.map_or(weights, |[_, kept]| kept);
-    for j in 0..l.t {
+    for j in 0..t {
         // Column j of a triangle (its entries i ≥ j), and the rows i ≥ j of `[T, hs]`.
-        let column = |tri: &'a [Lanes]| (j..l.t).map(move |i| &tri[row_start(i) + j]);
-        let rows = |m: &'a [Lanes]| (j..l.t).map(move |i| row(m, i, hs));
+        let column = |tri: &'a [Lanes]| (j..t).map(move |i| &tri[row_start(i) + j]);
+        let rows = |m: &'a [Lanes]| (j..t).map(move |i| row(m, i, hs));
         combine(&mut dk[j * hs..][..hs], 1, column(ds).zip(rows(q)));
         combine(&mut dv[j * hs..][..hs], 1, column(kept).zip(rows(g)));
     }

@@ -5,7 +5,8 @@
 //! nodes, each with its graph merge, registration and gradient bookkeeping, and its residual
 //! sums and their gradients' sums go through burn's own adds. Here the same kernels run one
 //! after the other on plain vectors, in the same order and rounded alike: the same bits as op
-//! by op (tested).
+//! by op (tested). Only the live rows are computed (`Rows`): the padding after each item's end
+//! is dead, and its output and gradient are zero.
 
 use std::sync::Arc;
 
@@ -18,7 +19,8 @@ use burn::tensor::ops::FloatTensor;
 use super::activations::{gelu_backward, gelu_forward};
 use super::attention::{Saved as Attended, attention, attention_backward};
 use super::layer_norm::{Normalised, normalise, normalise_backward};
-use super::linear::{affine, affine_backward, bias_grad};
+use super::linear::{affine, bias_grad, input_grad, weight_grad};
+use super::rows::Rows;
 use super::{CpuOp, on_cpu, primitive, tensor, values, vectorised, written};
 
 /// One block's layers.
@@ -43,17 +45,27 @@ pub struct BlockKeep {
     pub mlp: Option<Arc<[f32]>>,
 }
 
-/// The block on `x` `[B, T, C]`; `fallback` computes it op by op, on other backends and on
-/// tensors without autodiff.
+/// The block on `x` `[B, T, C]`, of which the first `live[b]` rows of each item b are computed
+/// (all where `None`) and the rest are zero; `fallback` computes it op by op, every row, on
+/// other backends and on tensors without autodiff.
 pub fn transformer_block<B: Backend>(
     x: Tensor<B, 3>,
     layers: &BlockLayers<B>,
     keep: &BlockKeep,
+    live: Option<&[usize]>,
     fallback: impl FnOnce(Tensor<B, 3>) -> Tensor<B, 3>,
 ) -> Tensor<B, 3> {
+    let [b, t, c] = x.dims();
+    let rows = live.map_or_else(|| Rows::all(b, t), |live| Rows::new(t, live.to_vec()));
+    let live_rows = |keep: &Option<Arc<[f32]>>| keep.as_ref().map(|k| rows.gather(k, c).into());
     let op = Block {
         heads: layers.heads,
-        keep: keep.clone(),
+        keep: BlockKeep {
+            weights: keep.weights.clone(),
+            attention: live_rows(&keep.attention),
+            mlp: live_rows(&keep.mlp),
+        },
+        rows,
     };
     match inputs(&x, layers) {
         Some(inputs) => on_cpu(op, inputs).unwrap_or_else(|| fallback(x)),
@@ -87,7 +99,9 @@ fn inputs<B: Backend>(x: &Tensor<B, 3>, l: &BlockLayers<B>) -> Option<[FloatTens
 #[derive(Clone, Debug)]
 struct Block {
     heads: usize,
+    /// The residual branches' keep-factors of the live rows only.
     keep: BlockKeep,
+    rows: Rows,
 }
 
 /// What the backward pass needs: γ of each norm, the four weight matrices, and what each
@@ -115,9 +129,11 @@ fn matrix(weight: &FlexTensor) -> (&[f32], [usize; 2]) {
 impl CpuOp<13> for Block {
     type State = Arc<Saved>;
     // Without a backward pass to come, op by op frees each kernel's state as soon as it
-    // returns, where the block would hold all of them at once: 10% more memory at the peak of
-    // a run, in evaluation's large batches.
-    const ONLY_TRACKED: bool = true;
+    // returns, where the block holds all of them at once: 10% more memory at the peak of a run
+    // on evaluation's large batches. Where it skips dead rows, they more than make up for it.
+    fn only_tracked(&self) -> bool {
+        self.rows.live() == self.rows.padded_len()
+    }
 
     fn forward(&self, inputs: [&FlexTensor; 13]) -> (FlexTensor, Arc<Saved>) {
         let [
@@ -139,14 +155,14 @@ impl CpuOp<13> for Block {
             let (w, shape) = matrix(w);
             affine(x, w, shape, Some(values(b)))
         };
-        let (h_1, ln_1) = normalise(values(x), values(gamma_1), values(beta_1));
+        let (rows, c) = (&self.rows, gamma_1.shape()[0]);
+        let x = rows.gather(values(x), c);
+        let (h_1, ln_1) = normalise(&x, values(gamma_1), values(beta_1));
         let qkv = linear(&h_1, w_attn, b_attn);
-        let shape = x.shape();
-        let dims = [shape[0], shape[1], qkv.len() / (shape[0] * shape[1])];
         let keep = self.keep.weights.as_deref();
-        let (y, attended) = attention(&qkv, dims, self.heads, keep);
+        let (y, attended) = attention(&qkv, rows, 3 * c, self.heads, keep);
         let attention = linear(&y, w_attn_proj, b_attn_proj);
-        let x_2 = add(values(x), &attention, self.keep.attention.as_deref());
+        let x_2 = add(&x, &attention, self.keep.attention.as_deref());
         let (h_2, ln_2) = normalise(&x_2, values(gamma_2), values(beta_2));
         let fc = linear(&h_2, w_fc, b_fc);
         let (mlp, gates) = gelu_forward(&fc);
@@ -168,13 +184,15 @@ impl CpuOp<13> for Block {
             gates,
             mlp,
         };
-        (tensor(out, shape), Arc::new(saved))
+        let shape = [rows.batch(), rows.t(), c];
+        (tensor(rows.scatter(&out, c), shape), Arc::new(saved))
     }
 
     fn backward(&self, saved: Arc<Saved>, grad: &FlexTensor) -> [FlexTensor; 13] {
-        let s = &*saved;
+        let (s, rows) = (&*saved, &self.rows);
         let [w_attn, w_attn_proj, w_fc, w_mlp_proj] = &s.weights;
-        let g = values(grad);
+        let g = &rows.gather(values(grad), s.gammas[0].shape()[0]);
+        let linear_backward = |x: &[f32], w, g: &[f32]| linear_backward(x, w, g, rows);
         let (d_mlp_proj, d_mlp) = linear_backward(&s.mlp, w_mlp_proj, &dropped(g, &self.keep.mlp));
         let (d_fc, d_h_2) = linear_backward(&s.h_2, w_fc, &gelu_backward(&s.fc, &s.gates, &d_mlp));
         let [d_x_2, d_gamma_2, d_beta_2] =
@@ -193,8 +211,9 @@ impl CpuOp<13> for Block {
             [w_fc, b_fc],
             [w_mlp_proj, b_mlp_proj],
         ] = [d_attn, d_attn_proj, d_fc, d_mlp_proj];
+        let d_x = rows.scatter(&add(&d_x_2, &d_x, None), s.gammas[0].shape()[0]);
         [
-            tensor(add(&d_x_2, &d_x, None), grad.shape()),
+            tensor(d_x, grad.shape()),
             gamma_1,
             beta_1,
             w_attn,
@@ -212,10 +231,23 @@ impl CpuOp<13> for Block {
 }
 
 /// A linear layer's weight and bias gradients, and its input's, from its input `x`, its
-/// weight, and its output's gradient.
-fn linear_backward(x: &[f32], weight: &FlexTensor, grad: &[f32]) -> ([FlexTensor; 2], Vec<f32>) {
+/// weight, and its output's gradient, on the live `rows`.
+fn linear_backward(
+    x: &[f32],
+    weight: &FlexTensor,
+    grad: &[f32],
+    rows: &Rows,
+) -> ([FlexTensor; 2], Vec<f32>) {
     let (w, [k, n]) = matrix(weight);
-    let [dx, dw] = affine_backward(x, w, [k, n], grad);
+    let dx = input_grad(w, [k, n], grad);
+    // The weight's gradient sums over the rows, and gemm sums up to 512 of them in one pass
+    // (gemm-common's `kernel_params`): over the live rows, the same sums in the same order as
+    // over all rows, the dead ones adding zeros. Past 512 rows gemm splits them into passes by
+    // their count, so there the dead rows stay in, and the sums stay those of all rows.
+    let dw = match rows.padded_len() <= 512 {
+        true => weight_grad(x, [k, n], grad),
+        false => weight_grad(&rows.scatter(x, k), [k, n], &rows.scatter(grad, n)),
+    };
     ([tensor(dw, [k, n]), vector(bias_grad(grad, n))], dx)
 }
 

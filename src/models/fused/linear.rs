@@ -81,7 +81,8 @@ fn forward(x: &FlexTensor, weight: &FlexTensor, bias: Option<&[f32]>) -> FlexTen
 
 fn backward(x: &FlexTensor, weight: &FlexTensor, grad: &FlexTensor) -> [FlexTensor; 2] {
     let [k, n] = shape_of(weight);
-    let [dx, dw] = affine_backward(values(x), values(weight), [k, n], values(grad));
+    let dx = input_grad(values(weight), [k, n], values(grad));
+    let dw = weight_grad(values(x), [k, n], values(grad));
     [tensor(dx, x.shape()), tensor(dw, [k, n])]
 }
 
@@ -96,18 +97,16 @@ pub(super) fn affine(
     product(Matrix::rows(x, x.len() / k, k), w, bias)
 }
 
-/// dx = g·Wᵀ and dW = xᵀ·g, for `affine`'s rows of `x` and gradient `grad`.
-pub(super) fn affine_backward(
-    x: &[f32],
-    weight: &[f32],
-    [k, n]: [usize; 2],
-    grad: &[f32],
-) -> [Vec<f32>; 2] {
+/// dx = g·Wᵀ, for `affine`'s gradient `grad`.
+pub(super) fn input_grad(weight: &[f32], [k, n]: [usize; 2], grad: &[f32]) -> Vec<f32> {
+    let g = Matrix::rows(grad, grad.len() / n, n);
+    product(g, Matrix::rows(weight, k, n).t(), None)
+}
+
+/// dW = xᵀ·g, for `affine`'s rows of `x` and gradient `grad`.
+pub(super) fn weight_grad(x: &[f32], [k, n]: [usize; 2], grad: &[f32]) -> Vec<f32> {
     let m = x.len() / k;
-    let (w, g) = (Matrix::rows(weight, k, n), Matrix::rows(grad, m, n));
-    let dx = product(g, w.t(), None);
-    let dw = product(Matrix::rows(x, m, k).t(), g, None);
-    [dx, dw]
+    product(Matrix::rows(x, m, k).t(), Matrix::rows(grad, m, n), None)
 }
 
 /// db = Σ g over the rows of `grad` (rows of `n`), in row order.

@@ -12,7 +12,7 @@
 //! | `dense` (linear.rs) | `nn::Linear`'s matmul, bias add and their backward | burn's `Linear` |
 //! | `layer_norm` | `nn::LayerNorm` | burn's `LayerNorm` |
 //! | `causal_attention` | slices, transposes, masked softmax, two batched products | burn's operations |
-//! | `transformer_block` | a Transformer block's ten nodes (the kernels above and two residual adds) | the kernels op by op, bit for bit; burn's operations |
+//! | `transformer_block` | a Transformer block's ten nodes (the kernels above and two residual adds), on the rows with a target only | the kernels op by op, and itself on every row, bit for bit; burn's operations |
 //! | `causal_mean` | the product with a `[T, T]` averaging matrix | that product |
 //! | `sigmoid`, `tanh`, `gelu`, `log_softmax` | burn's activations | f64 references |
 //! | `adamw_update` | burn's AdamW's update of a parameter | burn's AdamW, bit for bit |
@@ -31,6 +31,7 @@ mod block;
 mod causal_mean;
 mod layer_norm;
 mod linear;
+mod rows;
 
 use std::any::Any;
 
@@ -58,7 +59,9 @@ trait CpuOp<const N: usize>: Clone + Send + std::fmt::Debug + 'static {
     type State: Clone + Send + std::fmt::Debug + 'static;
     /// Whether `on_cpu` fuses it only as a node of the autodiff graph, and leaves plain
     /// tensors (evaluation, sampling) to the fallback.
-    const ONLY_TRACKED: bool = false;
+    fn only_tracked(&self) -> bool {
+        false
+    }
     /// The output, and the state for the backward pass, from contiguous inputs.
     fn forward(&self, inputs: [&FlexTensor; N]) -> (FlexTensor, Self::State);
     /// The gradient of each input from that of the output (contiguous).
@@ -74,7 +77,7 @@ fn on_cpu<O: CpuOp<N>, B: Backend, const N: usize, const D: usize>(
 ) -> Option<Tensor<B, D>> {
     let inputs = inputs.map(|x| Box::new(x) as Box<dyn Any>);
     let output = if inputs[0].is::<FlexTensor>() {
-        if O::ONLY_TRACKED {
+        if op.only_tracked() {
             return None;
         }
         let inputs = inputs.map(|x| contiguous(*x.downcast::<FlexTensor>().expect("one backend")));

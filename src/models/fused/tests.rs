@@ -160,51 +160,130 @@ fn attention_with_dropout_matches_burns_operations() {
 /// op by op, and agrees with burn's own operations; with dropout's keep-factors too.
 #[test]
 fn transformer_block_is_its_operations_op_by_op() {
-    let (batch, t, c, heads) = (3, 7, 12, 3);
-    let norm = || {
-        let mut norm = LayerNormConfig::new(c).init::<B>(&Default::default());
-        norm.gamma = Param::from_tensor(random([c]));
-        norm.beta = Some(Param::from_tensor(random([c])));
-        norm
-    };
-    let linear = |i, o| LinearConfig::new(i, o).init::<B>(&Default::default());
-    let (ln_1, ln_2) = (norm(), norm());
-    let [c_attn, attention_proj, c_fc, mlp_proj] =
-        [(c, 3 * c), (c, c), (c, 4 * c), (4 * c, c)].map(|(i, o)| linear(i, o));
-    let layers = BlockLayers {
-        ln_1: &ln_1,
-        c_attn: &c_attn,
-        attention_proj: &attention_proj,
-        ln_2: &ln_2,
-        c_fc: &c_fc,
-        mlp_proj: &mlp_proj,
-        heads,
-    };
-    let norms = [&ln_1, &ln_2].map(|n| [n.gamma.val(), n.beta.as_ref().unwrap().val()]);
-    let linears = [&c_attn, &attention_proj, &c_fc, &mlp_proj];
-    let biases = linears.map(|l| l.bias.as_ref().unwrap().val());
-    let params: Vec<_> = norms.into_iter().flatten().chain(biases).collect();
-    let matrices = linears.map(|l| l.weight.val());
-    let factors = |n: usize| -> Option<Arc<[f32]>> {
-        Some(
-            (0..n)
-                .map(|i| if i % 10 == 3 { 0.0 } else { 1.0 / 0.9 })
-                .collect(),
-        )
-    };
-    let dropout = BlockKeep {
-        weights: factors(triangle_len(batch, heads, t)),
-        attention: factors(batch * t * c),
-        mlp: factors(batch * t * c),
-    };
-    for keep in [BlockKeep::default(), dropout] {
-        let x = random([batch, t, c]);
-        let fused = |x| transformer_block(x, &layers, &keep, |_| panic!("fused on the CPU"));
+    let (batch, t) = (3, 7);
+    let block = TestBlock::new(12, 3);
+    for keep in [BlockKeep::default(), block.dropout(batch, t)] {
+        let x = random([batch, t, block.c]);
+        let fused = |x| block.fused(x, &keep, None);
         let (ours, burns) = (false, true);
-        let op_by_op = |x| block_by_ops(x, &layers, &keep, ours);
-        check(0.0, "block", x.clone(), &params, &matrices, fused, op_by_op);
-        let reference = |x| block_by_ops(x, &layers, &keep, burns);
-        check(CLOSE, "block", x, &params, &matrices, fused, reference);
+        let op_by_op = |x| block_by_ops(x, &block.layers(), &keep, ours);
+        check(
+            0.0,
+            "block",
+            x.clone(),
+            &block.params(),
+            &block.matrices(),
+            fused,
+            op_by_op,
+        );
+        let reference = |x| block_by_ops(x, &block.layers(), &keep, burns);
+        check(
+            CLOSE,
+            "block",
+            x,
+            &block.params(),
+            &block.matrices(),
+            fused,
+            reference,
+        );
+    }
+}
+
+/// Computing only each item's first rows, where the loss looks, gives those rows the same bits
+/// as computing every row, and every gradient the same bits; with dropout, with an item of
+/// one row and one of all, and past the 512 rows that gemm sums in one pass. (For a product
+/// of one row, or of at most 256 outputs, gemm sums in another order: the sizes here, as any
+/// batch of more than a few items, stay clear of those.)
+#[test]
+fn transformer_block_on_live_rows_is_the_block_on_all() {
+    let block = TestBlock::new(12, 3);
+    for (batch, t) in [(8, 7), (40, 14)] {
+        let live: Vec<usize> = (0..batch).map(|b| [1, t, 3, t - 2, 5][b % 5]).collect();
+        let mask = (0..batch * t).map(|r| f32::from(r % t < live[r / t]));
+        let mask =
+            Tensor::<B, 1>::from_floats(mask.collect::<Vec<_>>().as_slice(), &Default::default())
+                .reshape([batch, t, 1]);
+        for keep in [BlockKeep::default(), block.dropout(batch, t)] {
+            let x = random([batch, t, block.c]);
+            let on_live = |x| block.fused(x, &keep, Some(&live)) * mask.clone();
+            let on_all = |x| block.fused(x, &keep, None) * mask.clone();
+            let (params, matrices) = (block.params(), block.matrices());
+            check(0.0, "live rows", x, &params, &matrices, on_live, on_all);
+        }
+    }
+}
+
+/// A block's layers with random parameters, `c` wide with `heads` heads.
+struct TestBlock {
+    c: usize,
+    heads: usize,
+    norms: [LayerNorm<B>; 2],
+    /// Queries-keys-values, the attention's projection, the MLP's two.
+    linears: [Linear<B>; 4],
+}
+
+impl TestBlock {
+    fn new(c: usize, heads: usize) -> Self {
+        let norm = || {
+            let mut norm = LayerNormConfig::new(c).init::<B>(&Default::default());
+            norm.gamma = Param::from_tensor(random([c]));
+            norm.beta = Some(Param::from_tensor(random([c])));
+            norm
+        };
+        let linear = |(i, o)| LinearConfig::new(i, o).init::<B>(&Default::default());
+        TestBlock {
+            c,
+            heads,
+            norms: [norm(), norm()],
+            linears: [(c, 3 * c), (c, c), (c, 4 * c), (4 * c, c)].map(linear),
+        }
+    }
+
+    fn layers(&self) -> BlockLayers<'_, B> {
+        let [ln_1, ln_2] = &self.norms;
+        let [c_attn, attention_proj, c_fc, mlp_proj] = &self.linears;
+        BlockLayers {
+            ln_1,
+            c_attn,
+            attention_proj,
+            ln_2,
+            c_fc,
+            mlp_proj,
+            heads: self.heads,
+        }
+    }
+
+    /// γ and β of both norms, then the linear layers' biases.
+    fn params(&self) -> Vec<Tensor<B, 1>> {
+        let norms = self
+            .norms
+            .iter()
+            .flat_map(|n| [n.gamma.val(), n.beta.as_ref().unwrap().val()]);
+        let biases = self.linears.iter().map(|l| l.bias.as_ref().unwrap().val());
+        norms.chain(biases).collect()
+    }
+
+    fn matrices(&self) -> Vec<Tensor<B, 2>> {
+        self.linears.iter().map(|l| l.weight.val()).collect()
+    }
+
+    /// Keep-factors for `[batch, t, c]`: every tenth dropped, the rest scaled as by p = 0.1.
+    fn dropout(&self, batch: usize, t: usize) -> BlockKeep {
+        let factors = |n: usize| -> Option<Arc<[f32]>> {
+            let keep = (0..n).map(|i| if i % 10 == 3 { 0.0 } else { 1.0 / 0.9 });
+            Some(keep.collect())
+        };
+        BlockKeep {
+            weights: factors(triangle_len(batch, self.heads, t)),
+            attention: factors(batch * t * self.c),
+            mlp: factors(batch * t * self.c),
+        }
+    }
+
+    fn fused(&self, x: Tensor<B, 3>, keep: &BlockKeep, live: Option<&[usize]>) -> Tensor<B, 3> {
+        transformer_block(x, &self.layers(), keep, live, |_| {
+            panic!("fused on the CPU")
+        })
     }
 }
 
