@@ -137,7 +137,8 @@ impl Layout {
         for (part, to) in parts.iter_mut().enumerate() {
             for block in 0..self.blocks {
                 let mut rows: [&[f32]; LANES] = [&zeros; LANES];
-                for i in 0..self.t {
+                let positions = self.positions(block);
+                for i in 0..positions {
                     for (lane, row) in rows.iter_mut().enumerate() {
                         *row = match self.pair(block, lane) {
                             Some(pair) if i < self.rows.len(pair.0) => {
@@ -155,6 +156,8 @@ impl Layout {
                     });
                     append(to, self.hs, lanes);
                 }
+                let past = (self.t - positions) * self.hs;
+                append(to, past, std::iter::repeat_n([0.0; LANES], past));
             }
         }
         parts

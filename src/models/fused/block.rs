@@ -56,7 +56,7 @@ pub fn transformer_block<B: Backend>(
     fallback: impl FnOnce(Tensor<B, 3>) -> Tensor<B, 3>,
 ) -> Tensor<B, 3> {
     let [b, t, c] = x.dims();
-    let rows = live.map_or_else(|| Rows::all(b, t), |live| Rows::new(t, live.to_vec()));
+    let rows = rows_to_compute([b, t, c], live);
     let live_rows = |keep: &Option<Arc<[f32]>>| keep.as_ref().map(|k| rows.gather(k, c).into());
     let op = Block {
         heads: layers.heads,
@@ -70,6 +70,16 @@ pub fn transformer_block<B: Backend>(
     match inputs(&x, layers) {
         Some(inputs) => on_cpu(op, inputs).unwrap_or_else(|| fallback(x)),
         None => fallback(x),
+    }
+}
+
+/// The rows of `[B, T, C]` the block computes: the `live` ones, unless so few that gemm would
+/// take one of its small-product kernels (gemm-common 0.19: at most 256 outputs, or at most 2
+/// terms to a sum), which add in another order than its kernel for all the rows.
+fn rows_to_compute([b, t, c]: [usize; 3], live: Option<&[usize]>) -> Rows {
+    match live.map(|live| Rows::new(t, live.to_vec())) {
+        Some(rows) if rows.live() > 2 && rows.live() * c > 256 => rows,
+        _ => Rows::all(b, t),
     }
 }
 
