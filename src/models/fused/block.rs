@@ -115,17 +115,31 @@ struct Block {
 }
 
 /// What the backward pass needs: γ of each norm, the four weight matrices, and what each
-/// kernel's backward pass needs, the linear layers' inputs among them.
+/// half's kernels need.
 #[derive(Debug)]
 struct Saved {
     gammas: [FlexTensor; 2],
     weights: [FlexTensor; 4],
-    ln_1: Normalised,
-    h_1: Vec<f32>,
+    attention: AttentionSaved,
+    mlp: MlpSaved,
+}
+
+/// Of x + attention(ln₁(x)): the norm's, its output (the projection's input), the attention's,
+/// and its output (the output projection's input).
+#[derive(Debug)]
+struct AttentionSaved {
+    ln: Normalised,
+    h: Vec<f32>,
     attended: Attended,
     y: Vec<f32>,
-    ln_2: Normalised,
-    h_2: Vec<f32>,
+}
+
+/// Of x + mlp(ln₂(x)): the norm's, its output, the first layer's output and the GELU's gates,
+/// and the GELU's output.
+#[derive(Debug)]
+struct MlpSaved {
+    ln: Normalised,
+    h: Vec<f32>,
     fc: Vec<f32>,
     gates: Vec<f32>,
     mlp: Vec<f32>,
@@ -136,66 +150,108 @@ fn matrix(weight: &FlexTensor) -> (&[f32], [usize; 2]) {
     (values(weight), [weight.shape()[0], weight.shape()[1]])
 }
 
+/// x·W + b of the rows of `x`.
+fn linear(x: &[f32], weight: &FlexTensor, bias: &FlexTensor) -> Vec<f32> {
+    let (w, shape) = matrix(weight);
+    affine(x, w, shape, Some(values(bias)))
+}
+
+/// One half's inputs: a norm's γ and β, then two linear layers' weights and biases.
+type Half<'a> = [&'a FlexTensor; 6];
+
+/// The block's input, and each half's inputs.
+fn halves(inputs: [&FlexTensor; 13]) -> (&FlexTensor, Half<'_>, Half<'_>) {
+    let [
+        x,
+        a_0,
+        a_1,
+        a_2,
+        a_3,
+        a_4,
+        a_5,
+        m_0,
+        m_1,
+        m_2,
+        m_3,
+        m_4,
+        m_5,
+    ] = inputs;
+    (
+        x,
+        [a_0, a_1, a_2, a_3, a_4, a_5],
+        [m_0, m_1, m_2, m_3, m_4, m_5],
+    )
+}
+
+impl Block {
+    /// x + attention(ln₁(x)) of the live rows `x`, and what its backward pass needs.
+    fn attention_half(&self, x: &[f32], inputs: Half) -> (Vec<f32>, AttentionSaved) {
+        let [gamma, beta, w_attn, b_attn, w_proj, b_proj] = inputs;
+        let (h, ln) = normalise(x, values(gamma), values(beta));
+        let qkv = linear(&h, w_attn, b_attn);
+        let (c, keep) = (gamma.shape()[0], self.keep.weights.as_deref());
+        let (y, attended) = attention(&qkv, &self.rows, 3 * c, self.heads, keep);
+        let attention = linear(&y, w_proj, b_proj);
+        let out = add(x, &attention, self.keep.attention.as_deref());
+        (out, AttentionSaved { ln, h, attended, y })
+    }
+
+    /// x + mlp(ln₂(x)) of the live rows `x`, and what its backward pass needs.
+    fn mlp_half(&self, x: &[f32], inputs: Half) -> (Vec<f32>, MlpSaved) {
+        let [gamma, beta, w_fc, b_fc, w_proj, b_proj] = inputs;
+        let (h, ln) = normalise(x, values(gamma), values(beta));
+        let fc = linear(&h, w_fc, b_fc);
+        let (mlp, gates) = gelu_forward(&fc);
+        let out = add(x, &linear(&mlp, w_proj, b_proj), self.keep.mlp.as_deref());
+        (
+            out,
+            MlpSaved {
+                ln,
+                h,
+                fc,
+                gates,
+                mlp,
+            },
+        )
+    }
+
+    /// The live rows `out` `[live, C]` as the block's output `[B, T, C]`.
+    fn padded(&self, out: &[f32], c: usize) -> FlexTensor {
+        let shape = [self.rows.batch(), self.rows.t(), c];
+        tensor(self.rows.scatter(out, c), shape)
+    }
+}
+
 impl CpuOp<13> for Block {
     type State = Arc<Saved>;
-    // Without a backward pass to come, op by op frees each kernel's state as soon as it
-    // returns, where the block holds all of them at once: 10% more memory at the peak of a run
-    // on evaluation's large batches. Where it skips dead rows, they more than make up for it.
+    // On plain tensors (no autodiff graph to spare nodes of) and every row live, op by op does
+    // the same work: the block runs there only where it skips dead rows.
     fn only_tracked(&self) -> bool {
         self.rows.live() == self.rows.padded_len()
     }
 
     fn forward(&self, inputs: [&FlexTensor; 13]) -> (FlexTensor, Arc<Saved>) {
-        let [
-            x,
-            gamma_1,
-            beta_1,
-            w_attn,
-            b_attn,
-            w_attn_proj,
-            b_attn_proj,
-            gamma_2,
-            beta_2,
-            w_fc,
-            b_fc,
-            w_mlp_proj,
-            b_mlp_proj,
-        ] = inputs;
-        let linear = |x: &[f32], w, b| {
-            let (w, shape) = matrix(w);
-            affine(x, w, shape, Some(values(b)))
-        };
-        let (rows, c) = (&self.rows, gamma_1.shape()[0]);
-        let x = rows.gather(values(x), c);
-        let (h_1, ln_1) = normalise(&x, values(gamma_1), values(beta_1));
-        let qkv = linear(&h_1, w_attn, b_attn);
-        let keep = self.keep.weights.as_deref();
-        let (y, attended) = attention(&qkv, rows, 3 * c, self.heads, keep);
-        let attention = linear(&y, w_attn_proj, b_attn_proj);
-        let x_2 = add(&x, &attention, self.keep.attention.as_deref());
-        let (h_2, ln_2) = normalise(&x_2, values(gamma_2), values(beta_2));
-        let fc = linear(&h_2, w_fc, b_fc);
-        let (mlp, gates) = gelu_forward(&fc);
-        let out = add(
-            &x_2,
-            &linear(&mlp, w_mlp_proj, b_mlp_proj),
-            self.keep.mlp.as_deref(),
-        );
+        let (x, a, m) = halves(inputs);
+        let c = x.shape()[2];
+        let (x_2, attention) = self.attention_half(&self.rows.gather(values(x), c), a);
+        let (out, mlp) = self.mlp_half(&x_2, m);
         let saved = Saved {
-            gammas: [gamma_1, gamma_2].map(FlexTensor::clone),
-            weights: [w_attn, w_attn_proj, w_fc, w_mlp_proj].map(FlexTensor::clone),
-            ln_1,
-            h_1,
-            attended,
-            y,
-            ln_2,
-            h_2,
-            fc,
-            gates,
+            gammas: [a[0], m[0]].map(FlexTensor::clone),
+            weights: [a[2], a[4], m[2], m[4]].map(FlexTensor::clone),
+            attention,
             mlp,
         };
-        let shape = [rows.batch(), rows.t(), c];
-        (tensor(rows.scatter(&out, c), shape), Arc::new(saved))
+        (self.padded(&out, c), Arc::new(saved))
+    }
+
+    // Each half's state is dropped as it returns: evaluation's peak memory is then one
+    // half's, not the whole block's.
+    fn forward_only(&self, inputs: [&FlexTensor; 13]) -> FlexTensor {
+        let (x, a, m) = halves(inputs);
+        let c = x.shape()[2];
+        let (x_2, _) = self.attention_half(&self.rows.gather(values(x), c), a);
+        let (out, _) = self.mlp_half(&x_2, m);
+        self.padded(&out, c)
     }
 
     fn backward(&self, saved: Arc<Saved>, grad: &FlexTensor) -> [FlexTensor; 13] {
@@ -203,16 +259,15 @@ impl CpuOp<13> for Block {
         let [w_attn, w_attn_proj, w_fc, w_mlp_proj] = &s.weights;
         let g = &rows.gather(values(grad), s.gammas[0].shape()[0]);
         let linear_backward = |x: &[f32], w, g: &[f32]| linear_backward(x, w, g, rows);
-        let (d_mlp_proj, d_mlp) = linear_backward(&s.mlp, w_mlp_proj, &dropped(g, &self.keep.mlp));
-        let (d_fc, d_h_2) = linear_backward(&s.h_2, w_fc, &gelu_backward(&s.fc, &s.gates, &d_mlp));
-        let [d_x_2, d_gamma_2, d_beta_2] =
-            normalise_backward(&s.ln_2, values(&s.gammas[1]), &d_h_2);
+        let (a, m) = (&s.attention, &s.mlp);
+        let (d_mlp_proj, d_mlp) = linear_backward(&m.mlp, w_mlp_proj, &dropped(g, &self.keep.mlp));
+        let (d_fc, d_h_2) = linear_backward(&m.h, w_fc, &gelu_backward(&m.fc, &m.gates, &d_mlp));
+        let [d_x_2, d_gamma_2, d_beta_2] = normalise_backward(&m.ln, values(&s.gammas[1]), &d_h_2);
         let d_x_2 = add(g, &d_x_2, None);
         let d_attention = dropped(&d_x_2, &self.keep.attention);
-        let (d_attn_proj, d_y) = linear_backward(&s.y, w_attn_proj, &d_attention);
-        let (d_attn, d_h_1) =
-            linear_backward(&s.h_1, w_attn, &attention_backward(&s.attended, &d_y));
-        let [d_x, d_gamma_1, d_beta_1] = normalise_backward(&s.ln_1, values(&s.gammas[0]), &d_h_1);
+        let (d_attn_proj, d_y) = linear_backward(&a.y, w_attn_proj, &d_attention);
+        let (d_attn, d_h_1) = linear_backward(&a.h, w_attn, &attention_backward(&a.attended, &d_y));
+        let [d_x, d_gamma_1, d_beta_1] = normalise_backward(&a.ln, values(&s.gammas[0]), &d_h_1);
         let [gamma_1, beta_1, gamma_2, beta_2] =
             [d_gamma_1, d_beta_1, d_gamma_2, d_beta_2].map(vector);
         let [

@@ -64,6 +64,11 @@ trait CpuOp<const N: usize>: Clone + Send + std::fmt::Debug + 'static {
     }
     /// The output, and the state for the backward pass, from contiguous inputs.
     fn forward(&self, inputs: [&FlexTensor; N]) -> (FlexTensor, Self::State);
+    /// The output alone, on plain tensors (no backward pass to come): an op may free what it
+    /// computes on the way sooner than its state would hold it.
+    fn forward_only(&self, inputs: [&FlexTensor; N]) -> FlexTensor {
+        self.forward(inputs).0
+    }
     /// The gradient of each input from that of the output (contiguous).
     fn backward(&self, state: Self::State, grad: &FlexTensor) -> [FlexTensor; N];
 }
@@ -84,7 +89,7 @@ fn on_cpu<O: CpuOp<N>, B: Backend, const N: usize, const D: usize>(
         if inputs.iter().any(|x| x.dtype() != DType::F32) {
             return None;
         }
-        rewrap::<B, _>(op.forward(inputs.each_ref()).0)
+        rewrap::<B, _>(op.forward_only(inputs.each_ref()))
     } else if inputs[0].is::<CpuTensor>() {
         let inputs = inputs.map(|x| *x.downcast::<CpuTensor>().expect("one backend"));
         if inputs.iter().any(|x| x.primitive.dtype() != DType::F32) {
