@@ -230,13 +230,8 @@ fn measure_on<B: AutodiffBackend>(
 
     let generation_s = time_generation(&model, experiment, data, options, device);
     let tokens_per_step = train::tokens_per_step(&model, s.batch_size, data.seq_len);
-    let targets = data
-        .train
-        .tokens
-        .iter()
-        .map(|item| item.len() + 1)
-        .sum::<usize>();
-    let targets_per_step = s.batch_size as f64 * targets as f64 / data.train.tokens.len() as f64;
+    let targets_per_step =
+        s.batch_size as f64 * data.train.targets() as f64 / data.train.len() as f64;
     let median = percentile(&times, 0.5);
     Ok(Figures {
         model: experiment.model.kind.name().into(),

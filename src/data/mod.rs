@@ -215,6 +215,11 @@ impl Split {
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
+
+    /// Targets in all: each item's tokens and its end (one per (context, next) example).
+    pub fn targets(&self) -> usize {
+        self.example_ends.last().copied().unwrap_or(0)
+    }
 }
 
 #[derive(Debug, Clone)]

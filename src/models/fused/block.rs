@@ -85,25 +85,27 @@ fn rows_to_compute([b, t, c]: [usize; 3], live: Option<&[usize]>) -> Rows {
 
 /// `x` and the parameters, in `Block`'s order; `None` where a layer lacks its bias or β.
 fn inputs<B: Backend>(x: &Tensor<B, 3>, l: &BlockLayers<B>) -> Option<[FloatTensor<B>; 13]> {
-    let gamma = |norm: &LayerNorm<B>| primitive(&norm.gamma.val());
-    let beta = |norm: &LayerNorm<B>| norm.beta.as_ref().map(|beta| primitive(&beta.val()));
     let weight = |layer: &Linear<B>| primitive(&layer.weight.val());
     let bias = |layer: &Linear<B>| layer.bias.as_ref().map(|bias| primitive(&bias.val()));
-    Some([
-        primitive(x),
-        gamma(l.ln_1),
-        beta(l.ln_1)?,
-        weight(l.c_attn),
-        bias(l.c_attn)?,
-        weight(l.attention_proj),
-        bias(l.attention_proj)?,
-        gamma(l.ln_2),
-        beta(l.ln_2)?,
-        weight(l.c_fc),
-        bias(l.c_fc)?,
-        weight(l.mlp_proj),
-        bias(l.mlp_proj)?,
-    ])
+    let half = |norm: &LayerNorm<B>, first, second| -> Option<[FloatTensor<B>; 6]> {
+        let beta = primitive(&norm.beta.as_ref()?.val());
+        let gamma = primitive(&norm.gamma.val());
+        Some([
+            gamma,
+            beta,
+            weight(first),
+            bias(first)?,
+            weight(second),
+            bias(second)?,
+        ])
+    };
+    let attention = half(l.ln_1, l.c_attn, l.attention_proj)?;
+    let mlp = half(l.ln_2, l.c_fc, l.mlp_proj)?;
+    let inputs: Vec<_> = std::iter::once(primitive(x))
+        .chain(attention)
+        .chain(mlp)
+        .collect();
+    inputs.try_into().ok()
 }
 
 #[derive(Clone, Debug)]
@@ -161,25 +163,13 @@ type Half<'a> = [&'a FlexTensor; 6];
 
 /// The block's input, and each half's inputs.
 fn halves(inputs: [&FlexTensor; 13]) -> (&FlexTensor, Half<'_>, Half<'_>) {
-    let [
-        x,
-        a_0,
-        a_1,
-        a_2,
-        a_3,
-        a_4,
-        a_5,
-        m_0,
-        m_1,
-        m_2,
-        m_3,
-        m_4,
-        m_5,
-    ] = inputs;
+    let [x, rest @ ..] = inputs;
+    let (attention, mlp) = rest.split_at(6);
+    let six = "six inputs to a half";
     (
         x,
-        [a_0, a_1, a_2, a_3, a_4, a_5],
-        [m_0, m_1, m_2, m_3, m_4, m_5],
+        attention.try_into().expect(six),
+        mlp.try_into().expect(six),
     )
 }
 
@@ -257,7 +247,8 @@ impl CpuOp<13> for Block {
     fn backward(&self, saved: Arc<Saved>, grad: &FlexTensor) -> [FlexTensor; 13] {
         let (s, rows) = (&*saved, &self.rows);
         let [w_attn, w_attn_proj, w_fc, w_mlp_proj] = &s.weights;
-        let g = &rows.gather(values(grad), s.gammas[0].shape()[0]);
+        let c = s.gammas[0].shape()[0];
+        let g = &rows.gather(values(grad), c);
         let linear_backward = |x: &[f32], w, g: &[f32]| linear_backward(x, w, g, rows);
         let (a, m) = (&s.attention, &s.mlp);
         let (d_mlp_proj, d_mlp) = linear_backward(&m.mlp, w_mlp_proj, &dropped(g, &self.keep.mlp));
@@ -276,7 +267,7 @@ impl CpuOp<13> for Block {
             [w_fc, b_fc],
             [w_mlp_proj, b_mlp_proj],
         ] = [d_attn, d_attn_proj, d_fc, d_mlp_proj];
-        let d_x = rows.scatter(&add(&d_x_2, &d_x, None), s.gammas[0].shape()[0]);
+        let d_x = rows.scatter(&add(&d_x_2, &d_x, None), c);
         [
             tensor(d_x, grad.shape()),
             gamma_1,
