@@ -10,6 +10,7 @@ use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::TensorMetadata;
 
+use super::product::{Matrix, product};
 use super::{CpuOp, on_cpu, primitive, tensor, values, vectorised};
 
 /// `layer` applied along the last dimension of `x`.
@@ -121,95 +122,4 @@ pub(super) fn bias_grad(grad: &[f32], n: usize) -> Vec<f32> {
         },
     );
     db
-}
-
-/// A matrix read from a slice with any row and column strides.
-#[derive(Clone, Copy)]
-struct Matrix<'a> {
-    data: &'a [f32],
-    rows: usize,
-    cols: usize,
-    row_stride: usize,
-    col_stride: usize,
-}
-
-impl<'a> Matrix<'a> {
-    /// `data` as `rows` × `cols`, row after row.
-    fn rows(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        assert_eq!(data.len(), rows * cols, "a {rows}×{cols} matrix");
-        Matrix {
-            data,
-            rows,
-            cols,
-            row_stride: cols,
-            col_stride: 1,
-        }
-    }
-
-    /// Whether the last element lies within `data`.
-    fn fits(&self) -> bool {
-        if self.rows * self.cols == 0 {
-            return true;
-        }
-        (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride < self.data.len()
-    }
-
-    /// The transpose, without moving the data.
-    fn t(self) -> Self {
-        Matrix {
-            rows: self.cols,
-            cols: self.rows,
-            row_stride: self.col_stride,
-            col_stride: self.row_stride,
-            ..self
-        }
-    }
-}
-
-/// a·b row after row, each row's sums starting from `start` (a row of b's width) where there is
-/// one, else from 0. Gemm writes the whole output when it does not read it: without a start it
-/// goes to an allocation that was not zeroed first.
-fn product(a: Matrix, b: Matrix, start: Option<&[f32]>) -> Vec<f32> {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert!(
-        b.rows == k && start.is_none_or(|row| row.len() == n),
-        "a product of matching shapes"
-    );
-    assert!(a.fits() && b.fits(), "matrices within their slices");
-    let mut out = match start {
-        Some(row) => row.repeat(m),
-        None => Vec::with_capacity(m * n),
-    };
-    // Burn's CPU backend's rule: threads only for large products, which pay for them.
-    let parallelism = match m * n * k >= 192 * 192 * 192 && rayon::current_num_threads() > 1 {
-        true => gemm::Parallelism::Rayon(0),
-        false => gemm::Parallelism::None,
-    };
-    // SAFETY: just checked that every element gemm reads is inside its slice, and `out` holds
-    // m·n elements, which gemm reads only with a start and writes all of.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            start.is_some(),
-            a.data.as_ptr(),
-            a.col_stride as isize,
-            a.row_stride as isize,
-            b.data.as_ptr(),
-            b.col_stride as isize,
-            b.row_stride as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism,
-        );
-        out.set_len(m * n);
-    }
-    out
 }

@@ -10,6 +10,7 @@
 //! | kernel | replaces | tested against |
 //! | --- | --- | --- |
 //! | `dense` (linear.rs) | `nn::Linear`'s matmul, bias add and their backward | burn's `Linear` |
+//! | `product` (product.rs) | gemm's products for `dense` and the block, without its packing | gemm itself, bit for bit |
 //! | `layer_norm` | `nn::LayerNorm` | burn's `LayerNorm` |
 //! | `causal_attention` | slices, transposes, masked softmax, two batched products | burn's operations |
 //! | `transformer_block` | a Transformer block's ten nodes (the kernels above and two residual adds), on the rows with a target only | the kernels op by op, and itself on every row, bit for bit; burn's operations |
@@ -31,6 +32,7 @@ mod block;
 mod causal_mean;
 mod layer_norm;
 mod linear;
+mod product;
 mod rows;
 
 use std::any::Any;

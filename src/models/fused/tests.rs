@@ -376,3 +376,60 @@ fn linear_matches_burns() {
         );
     }
 }
+
+/// The product kernel against gemm itself, bit for bit: every orientation of a and b the dense
+/// layers use (x·W, g·Wᵀ, xᵀ·g), with and without a start, on shapes with partial tiles of rows
+/// and columns, from 3 to 512 terms, and large enough to be split among threads; and where gemm
+/// sums otherwise, gemm's own result.
+#[test]
+fn product_sums_as_gemm_does() {
+    use super::product::{Matrix, by_gemm, product, sums_as_gemm};
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut values = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|_| rng.random_range(-1.0f32..1.0) * 2f32.powi(rng.random_range(-8..8)))
+            .collect()
+    };
+    let shapes = [
+        [2, 3, 200],
+        [11, 64, 27],
+        [7, 7, 64],
+        [30, 115, 9],
+        [17, 256, 17],
+        [115, 64, 192],
+        [115, 256, 64],
+        [64, 115, 192],
+        [200, 256, 192],
+        [31, 512, 40],
+        // gemm's other paths: more than 512 terms, at most 256 outputs, 2 terms, one column
+        [40, 513, 24],
+        [16, 64, 16],
+        [50, 2, 50],
+        [300, 30, 1],
+    ];
+    for [m, k, n] in shapes {
+        let (a, b, start) = (values(m * k), values(k * n), values(n));
+        for (a_t, b_t, with_start) in (0..8).map(|i| (i & 1 == 1, i & 2 == 2, i & 4 == 4)) {
+            let a = match a_t {
+                true => Matrix::rows(&a, k, m).t(),
+                false => Matrix::rows(&a, m, k),
+            };
+            let b = match b_t {
+                true => Matrix::rows(&b, n, k).t(),
+                false => Matrix::rows(&b, k, n),
+            };
+            let start = with_start.then_some(start.as_slice());
+            let bits = |x: Vec<f32>| x.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+            assert!(
+                bits(product(a, b, start)) == bits(by_gemm(a, b, start)),
+                "{m}×{k}·{k}×{n}, aᵀ {a_t}, bᵀ {b_t}, start {with_start}"
+            );
+        }
+    }
+    assert_eq!(
+        shapes.map(sums_as_gemm).iter().filter(|&&own| own).count(),
+        10,
+        "the kernel computes the first ten"
+    );
+}
