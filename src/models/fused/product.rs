@@ -321,14 +321,18 @@ mod kernel {
             true => [rows / 8 * 8, cols / 8 * 8],
             false => [0, 0],
         };
-        for i in (0..blocks[0]).step_by(8) {
-            for j in (0..blocks[1]).step_by(8) {
-                // SAFETY: rows i..i + 8 and columns j..j + 8 lie within b and out.
-                unsafe {
-                    let column = |c: usize| b.data.as_ptr().add((j + c) * b.col_stride + i);
-                    let block = transpose(std::array::from_fn(|c| _mm256_loadu_ps(column(c))));
-                    for (r, row) in block.into_iter().enumerate() {
-                        _mm256_storeu_ps(out.as_mut_ptr().add((i + r) * cols + j), row);
+        // Two blocks side by side write whole cache lines of the output, 16 columns, and read
+        // 16 rows of bᵀ along, each line of them read whole by two blocks one after the other.
+        for pair in (0..blocks[1]).step_by(16) {
+            for i in (0..blocks[0]).step_by(8) {
+                for j in (pair..blocks[1].min(pair + 16)).step_by(8) {
+                    // SAFETY: rows i..i + 8 and columns j..j + 8 lie within b and out.
+                    unsafe {
+                        let column = |c: usize| b.data.as_ptr().add((j + c) * b.col_stride + i);
+                        let rows = std::array::from_fn(|c| _mm256_loadu_ps(column(c)));
+                        for (r, row) in transpose(rows).into_iter().enumerate() {
+                            _mm256_storeu_ps(out.as_mut_ptr().add((i + r) * cols + j), row);
+                        }
                     }
                 }
             }
