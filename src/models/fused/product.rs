@@ -8,7 +8,8 @@
 //! from wherever they lie, and does the same fused multiply-adds in the same order, so every
 //! output has gemm's bits (tested against gemm). Where gemm sums otherwise (more than 512 terms,
 //! in passes sized by the cache; its kernels for at most 256 outputs, at most 2 terms, a single
-//! row or column) or where the CPU lacks AVX2 and FMA, gemm computes the product.
+//! row or column), where the CPU lacks AVX2 and FMA, and where a's rows are too long for the
+//! kernel to read them as fast as it computes (`keeps_up_with`), gemm computes the product.
 
 /// A matrix read from a slice with any row and column strides.
 #[derive(Clone, Copy)]
@@ -67,7 +68,7 @@ pub(super) fn product(a: Matrix, b: Matrix, start: Option<&[f32]>) -> Vec<f32> {
         "a product of matching shapes"
     );
     assert!(a.fits() && b.fits(), "matrices within their slices");
-    if sums_as_gemm([m, k, n]) {
+    if sums_as_gemm([m, k, n]) && keeps_up_with(&a) {
         #[cfg(target_arch = "x86_64")]
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
             return kernel::product(a, b, start);
@@ -81,6 +82,15 @@ pub(super) fn product(a: Matrix, b: Matrix, start: Option<&[f32]>) -> Vec<f32> {
 /// (its passes hold at least 512 terms).
 pub(super) fn sums_as_gemm([m, k, n]: [usize; 3]) -> bool {
     m >= 2 && n >= 2 && m * n > 256 && (3..=512).contains(&k)
+}
+
+/// Whether the kernel's reads of `a` keep up with its arithmetic. A tile reads 6 rows of a side
+/// by side, an element of each per step: rows of more than 128 that are not in the cache yet
+/// arrive slower than that (cold, 230×384 by 384×96 ran at 57–65 GFLOP/s against gemm's 84,
+/// which first copies them into a panel), and a Transformer step took longer with them. Read
+/// along its columns (a transposed), one row of a per step, a keeps up.
+fn keeps_up_with(a: &Matrix) -> bool {
+    a.col_stride != 1 || a.cols <= 128
 }
 
 /// `product` by gemm. Gemm writes the whole output when it does not read it: without a start it
