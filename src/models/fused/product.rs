@@ -70,8 +70,9 @@ pub(super) fn product(a: Matrix, b: Matrix, start: Option<&[f32]>) -> Vec<f32> {
     assert!(a.fits() && b.fits(), "matrices within their slices");
     if sums_as_gemm([m, k, n]) && keeps_up_with(&a) {
         #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            return kernel::product(a, b, start);
+        // SAFETY: just checked that a and b fit their data and their shapes and start's match.
+        if let Some(out) = unsafe { kernel::product(a, b, start) } {
+            return out;
         }
     }
     by_gemm(a, b, start)
@@ -152,15 +153,19 @@ mod kernel {
     /// the 16 vector registers.
     const ROWS: usize = 6;
 
-    /// a·b (+ start); the CPU has AVX2 and FMA.
-    pub fn product(a: Matrix, b: Matrix, start: Option<&[f32]>) -> Vec<f32> {
+    /// a·b (+ start), where the CPU has AVX2 and FMA. Safety: a and b fit their data, b has
+    /// a row for each column of a, and start, where there is one, a value for each of b's columns.
+    pub unsafe fn product(a: Matrix, b: Matrix, start: Option<&[f32]>) -> Option<Vec<f32>> {
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            return None;
+        }
         let (m, k, n) = (a.rows, a.cols, b.cols);
-        // SAFETY: the caller checked the CPU has AVX2 and that b fits its data.
+        // SAFETY: the CPU has AVX2, and b fits its data.
         let b = &unsafe { row_major(b) };
         let mut out = Vec::with_capacity(m * n);
         let rows_of = |out: &mut [std::mem::MaybeUninit<f32>], first: usize| {
-            // SAFETY: the caller checked the CPU has AVX2 and FMA, and that a is m × k and
-            // start n long; these rows of the output are rows first.. of a·b, and b is k × n.
+            // SAFETY: the CPU has AVX2 and FMA; a is m × k and start n long, as the caller
+            // promises; these rows of the output are rows first.. of a·b, and b is k × n.
             unsafe { tiles(a, first, b, [k, n], start, out) }
         };
         let spare = &mut out.spare_capacity_mut()[..m * n];
@@ -176,7 +181,7 @@ mod kernel {
         }
         // SAFETY: `tiles` wrote every element of the m·n.
         unsafe { out.set_len(m * n) };
-        out
+        Some(out)
     }
 
     /// The rows of a·b from row `first`, as many as `out` holds, tile by tile: 16 columns of b
