@@ -14,8 +14,15 @@ use common::{experiment, makemore, stderr, stdout};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// Debian's Chromium: there already, or installed where the test runs as root.
+/// Debian's Chromium: there already, or installed where the test runs as root. Looked for once
+/// per test binary: tests running side by side each calling apt-get raced for its lock, and all
+/// but one failed to install it (seen on a fresh machine under CI); now they wait for the one.
 fn chromium() -> Option<PathBuf> {
+    static FOUND: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    FOUND.get_or_init(find_or_install).clone()
+}
+
+fn find_or_install() -> Option<PathBuf> {
     let path = PathBuf::from(CHROMIUM);
     let root = unsafe { libc::geteuid() } == 0;
     if !path.exists() && root {
