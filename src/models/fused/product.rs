@@ -52,11 +52,6 @@ impl<'a> Matrix<'a> {
         }
         (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride < self.data.len()
     }
-
-    /// The element in row `i`, column `j`.
-    fn at(&self, i: usize, j: usize) -> f32 {
-        self.data[i * self.row_stride + j * self.col_stride]
-    }
 }
 
 /// a·b row after row, each row's sums starting from `start` (a row of b's width) where there is
@@ -148,6 +143,13 @@ mod kernel {
     use rayon::prelude::*;
 
     use super::Matrix;
+
+    impl Matrix<'_> {
+        /// The element in row `i`, column `j`.
+        fn at(&self, i: usize, j: usize) -> f32 {
+            self.data[i * self.row_stride + j * self.col_stride]
+        }
+    }
 
     /// Rows of a tile: its 6 × 2 accumulators, b's two vectors and a's broadcast take 15 of
     /// the 16 vector registers.
